@@ -1,0 +1,26 @@
+/*
+ * Logging to stderr with syslog levels.
+ *
+ * When stderr is the journal (JOURNAL_STREAM is set) each line starts with
+ * the "<N>" priority prefix journald understands; otherwise it reads
+ * "prog: level: text". Never call these from a signal handler.
+ */
+#ifndef HPCXL_COMMON_LOG_H
+#define HPCXL_COMMON_LOG_H
+
+#include <syslog.h>
+
+/* prog is kept by pointer: pass a string that lives as long as the process. */
+void log_init(const char *prog, int max_level);
+void log_set_level(int max_level);
+int log_level(void);
+void log_write(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_err(...) log_write(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_write(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,31 @@
+/* Small helpers shared by the agent and the controller. */
+#ifndef HPCXL_COMMON_UTIL_H
+#define HPCXL_COMMON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest session, profile or node name, in bytes. */
+#define HPCXL_ID_MAX 64
+
+/* Milliseconds on CLOCK_MONOTONIC: only for measuring and deadlines. */
+int64_t util_now_ms(void);
+
+/*
+ * True when s is a valid session, profile or node name: 1..HPCXL_ID_MAX bytes
+ * of [A-Za-z0-9._-], not starting with '.' or '-'. Names become file and
+ * cgroup names, so nothing else is accepted.
+ */
+bool util_valid_id(const char *s);
+
+/*
+ * Parses a whole decimal string into [min, max]. Returns 0 and sets *out, or
+ * HPCXL_EINVAL (out untouched) on junk, sign errors or range errors.
+ */
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* A random 64-bit value from getrandom(2); never 0. */
+uint64_t util_random_u64(void);
+
+#endif

@@ -1,0 +1,66 @@
+#include "hpcxl/common/util.h"
+#include "hpcxl/common/err.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+int64_t
+util_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool
+id_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+bool
+util_valid_id(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || s[0] == '\0' || s[0] == '.' || s[0] == '-')
+		return false;
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= HPCXL_ID_MAX || !id_char_ok(s[n]))
+			return false;
+	}
+	return true;
+}
+
+int
+util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return HPCXL_EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return HPCXL_EINVAL;
+	*out = v;
+	return 0;
+}
+
+uint64_t
+util_random_u64(void)
+{
+	uint64_t v = 0;
+
+	while (v == 0) {
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+			v = (uint64_t)util_now_ms() ^ (uint64_t)rand() << 32;
+	}
+	return v;
+}
