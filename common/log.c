@@ -10,7 +10,14 @@ static int log_max = LOG_INFO;
 static bool log_journal;
 
 static const char *const level_names[] = {
-	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+	"emerg",
+	"alert",
+	"crit",
+	"error",
+	"warning",
+	"notice",
+	"info",
+	"debug",
 };
 
 void

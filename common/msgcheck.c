@@ -101,26 +101,55 @@ walk_value(struct cursor *c, int depth)
 	if ((t & 0xf0) == 0x80)
 		return walk_container(c, 2u * (t & 0x0f), depth); /* fixmap */
 	switch (t) {
-	case 0xcc: case 0xd0: return take(c, 1, NULL);
-	case 0xcd: case 0xd1: return take(c, 2, NULL);
-	case 0xce: case 0xd2: case 0xca: return take(c, 4, NULL);
-	case 0xcf: case 0xd3: case 0xcb: return take(c, 8, NULL);
-	case 0xd4: return take(c, 2, NULL); /* fixext 1 */
-	case 0xd5: return take(c, 3, NULL);
-	case 0xd6: return take(c, 5, NULL);
-	case 0xd7: return take(c, 9, NULL);
-	case 0xd8: return take(c, 17, NULL);
-	case 0xd9: case 0xc4: return walk_sized(c, 1, 0);
-	case 0xda: case 0xc5: return walk_sized(c, 2, 0);
-	case 0xdb: case 0xc6: return walk_sized(c, 4, 0);
-	case 0xc7: return walk_sized(c, 1, 1); /* ext: len, type, data */
-	case 0xc8: return walk_sized(c, 2, 1);
-	case 0xc9: return walk_sized(c, 4, 1);
-	case 0xdc: return walk_counted(c, 2, 1, depth);
-	case 0xdd: return walk_counted(c, 4, 1, depth);
-	case 0xde: return walk_counted(c, 2, 2, depth);
-	case 0xdf: return walk_counted(c, 4, 2, depth);
-	default: return HPCXL_EPROTO; /* 0xc1: never used */
+	case 0xcc:
+	case 0xd0:
+		return take(c, 1, NULL);
+	case 0xcd:
+	case 0xd1:
+		return take(c, 2, NULL);
+	case 0xce:
+	case 0xd2:
+	case 0xca:
+		return take(c, 4, NULL);
+	case 0xcf:
+	case 0xd3:
+	case 0xcb:
+		return take(c, 8, NULL);
+	case 0xd4:
+		return take(c, 2, NULL); /* fixext 1 */
+	case 0xd5:
+		return take(c, 3, NULL);
+	case 0xd6:
+		return take(c, 5, NULL);
+	case 0xd7:
+		return take(c, 9, NULL);
+	case 0xd8:
+		return take(c, 17, NULL);
+	case 0xd9:
+	case 0xc4:
+		return walk_sized(c, 1, 0);
+	case 0xda:
+	case 0xc5:
+		return walk_sized(c, 2, 0);
+	case 0xdb:
+	case 0xc6:
+		return walk_sized(c, 4, 0);
+	case 0xc7:
+		return walk_sized(c, 1, 1); /* ext: len, type, data */
+	case 0xc8:
+		return walk_sized(c, 2, 1);
+	case 0xc9:
+		return walk_sized(c, 4, 1);
+	case 0xdc:
+		return walk_counted(c, 2, 1, depth);
+	case 0xdd:
+		return walk_counted(c, 4, 1, depth);
+	case 0xde:
+		return walk_counted(c, 2, 2, depth);
+	case 0xdf:
+		return walk_counted(c, 4, 2, depth);
+	default:
+		return HPCXL_EPROTO; /* 0xc1: never used */
 	}
 }
 

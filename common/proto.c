@@ -151,8 +151,8 @@ static void
 pack_reply(msgpack_packer *pk, const struct proto_reply *r)
 {
 	uint32_t i;
-	size_t n = 3 + (r->version != NULL) + (r->backend != NULL) +
-	    (r->has_counts ? 5 : 0) + (r->has_sessions ? 1 : 0);
+	size_t n = 3 + (r->version != NULL) + (r->backend != NULL)
+	    + (r->has_counts ? 5 : 0) + (r->has_sessions ? 1 : 0);
 
 	msgpack_pack_map(pk, n);
 	pack_key_str(pk, "node", r->node);
@@ -182,10 +182,10 @@ reply_valid(const struct proto_reply *r)
 	if (r->has_sessions && r->nsessions > 0 && r->sessions == NULL)
 		return false;
 	for (i = 0; r->has_sessions && i < r->nsessions; i++) {
-		if (r->sessions[i].session == NULL ||
-		    r->sessions[i].profile == NULL ||
-		    (r->sessions[i].nworkers > 0 &&
-			r->sessions[i].workers == NULL))
+		if (r->sessions[i].session == NULL
+		    || r->sessions[i].profile == NULL
+		    || (r->sessions[i].nworkers > 0
+		        && r->sessions[i].workers == NULL))
 			return false;
 	}
 	return true;
@@ -197,13 +197,13 @@ msg_valid(const struct proto_msg *m)
 {
 	switch (m->type) {
 	case PROTO_OPEN:
-		return util_valid_id(m->u.open.session) &&
-		    util_valid_id(m->u.open.profile);
+		return util_valid_id(m->u.open.session)
+		    && util_valid_id(m->u.open.profile);
 	case PROTO_CLOSE:
 		return util_valid_id(m->u.close.session);
 	case PROTO_STATUS:
-		return m->u.status.session == NULL ||
-		    util_valid_id(m->u.status.session);
+		return m->u.status.session == NULL
+		    || util_valid_id(m->u.status.session);
 	case PROTO_RENEW:
 		return util_valid_id(m->u.renew.session);
 	case PROTO_PING:
@@ -311,8 +311,8 @@ str_is(const msgpack_object *o, const char *s)
 {
 	size_t n = strlen(s);
 
-	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-	    memcmp(o->via.str.ptr, s, n) == 0;
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n
+	    && memcmp(o->via.str.ptr, s, n) == 0;
 }
 
 static const msgpack_object *
@@ -341,8 +341,8 @@ map_keys_ok(const msgpack_object_map *m)
 		for (j = 0; j < i; j++) {
 			const msgpack_object_str *b = &m->ptr[j].key.via.str;
 
-			if (a->size == b->size &&
-			    memcmp(a->ptr, b->ptr, a->size) == 0)
+			if (a->size == b->size
+			    && memcmp(a->ptr, b->ptr, a->size) == 0)
 				return false;
 		}
 	}
@@ -438,7 +438,8 @@ get_int(struct dec *d, const char *key, int64_t min, int64_t max)
 
 	if (o == NULL)
 		return 0;
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+	    && o->via.u64 <= INT64_MAX)
 		v = (int64_t)o->via.u64;
 	else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
 		v = o->via.i64;
@@ -523,8 +524,8 @@ decode_open(struct dec *d, struct proto_open *o)
 	o->session = get_id(d, "session", true);
 	o->profile = get_id(d, "profile", true);
 	o->per_core = get_bool(d, "per_core");
-	o->workers = (uint32_t)get_uint(d, "workers", !o->per_core,
-	    PROTO_MAX_WORKERS);
+	o->workers = (uint32_t)get_uint(
+	    d, "workers", !o->per_core, PROTO_MAX_WORKERS);
 	o->workbook = get_text(d, "workbook", false);
 	o->lease_ms = get_uint(d, "lease_ms", false, UINT32_MAX * 1000ULL);
 	if (d->err == 0 && !o->per_core && o->workers == 0)
@@ -575,8 +576,8 @@ decode_sessions(struct dec *d, struct proto_reply *r)
 	if (get_field(d, "sessions", false) == NULL)
 		return;
 	r->has_sessions = true;
-	if ((a = get_array(d, "sessions", PROTO_MAX_SESSIONS)) == NULL ||
-	    a->size == 0)
+	if ((a = get_array(d, "sessions", PROTO_MAX_SESSIONS)) == NULL
+	    || a->size == 0)
 		return;
 	if ((r->sessions = calloc(a->size, sizeof(*r->sessions))) == NULL) {
 		dec_fail(d, HPCXL_ENOMEM, "out of memory");
@@ -598,16 +599,16 @@ decode_reply(struct dec *d, struct proto_reply *r)
 	r->backend = get_text(d, "backend", false);
 	r->has_counts = get_field(d, "workers", false) != NULL;
 	if (r->has_counts) {
-		r->counts.workers = (uint32_t)get_uint(d, "workers", true,
-		    UINT32_MAX);
-		r->counts.exited = (uint32_t)get_uint(d, "exited", true,
-		    UINT32_MAX);
-		r->counts.killed = (uint32_t)get_uint(d, "killed", true,
-		    UINT32_MAX);
-		r->counts.remaining = (uint32_t)get_uint(d, "remaining", true,
-		    UINT32_MAX);
-		r->counts.elapsed_ms = get_uint(d, "elapsed_ms", true,
-		    UINT64_MAX);
+		r->counts.workers
+		    = (uint32_t)get_uint(d, "workers", true, UINT32_MAX);
+		r->counts.exited
+		    = (uint32_t)get_uint(d, "exited", true, UINT32_MAX);
+		r->counts.killed
+		    = (uint32_t)get_uint(d, "killed", true, UINT32_MAX);
+		r->counts.remaining
+		    = (uint32_t)get_uint(d, "remaining", true, UINT32_MAX);
+		r->counts.elapsed_ms
+		    = get_uint(d, "elapsed_ms", true, UINT64_MAX);
 	}
 	decode_sessions(d, r);
 }
@@ -621,16 +622,16 @@ decode_body(struct dec *d, struct proto_msg *m)
 		break;
 	case PROTO_CLOSE:
 		m->u.close.session = get_id(d, "session", true);
-		m->u.close.deadline_ms = get_uint(d, "deadline_ms", true,
-		    UINT32_MAX);
+		m->u.close.deadline_ms
+		    = get_uint(d, "deadline_ms", true, UINT32_MAX);
 		break;
 	case PROTO_STATUS:
 		m->u.status.session = get_id(d, "session", false);
 		break;
 	case PROTO_RENEW:
 		m->u.renew.session = get_id(d, "session", true);
-		m->u.renew.lease_ms = get_uint(d, "lease_ms", true,
-		    UINT32_MAX * 1000ULL);
+		m->u.renew.lease_ms
+		    = get_uint(d, "lease_ms", true, UINT32_MAX * 1000ULL);
 		break;
 	case PROTO_PING:
 		break;
@@ -651,8 +652,8 @@ decode_envelope(struct dec *d, const msgpack_object *root, struct proto_msg *m)
 		return;
 	}
 	e = root->via.array.ptr;
-	if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	    e[0].via.u64 != PROTO_VERSION) {
+	if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+	    || e[0].via.u64 != PROTO_VERSION) {
 		dec_fail(d, HPCXL_EPROTO, "unsupported protocol version");
 		return;
 	}
@@ -686,13 +687,15 @@ proto_decode(const void *buf, size_t len, size_t max_len,
 	if (len > max_len)
 		dec_fail(&d, HPCXL_ETOOBIG, "frame too large");
 	else if (buf == NULL || msgcheck_walk(buf, len) != 0)
-		dec_fail(&d, HPCXL_EPROTO, "not one well-formed msgpack value");
+		dec_fail(
+		    &d, HPCXL_EPROTO, "not one well-formed msgpack value");
 	if (d.err != 0)
 		goto out;
 	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-	    off != len)
-		dec_fail(&d, HPCXL_EPROTO, "not one well-formed msgpack value");
+	if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS
+	    || off != len)
+		dec_fail(
+		    &d, HPCXL_EPROTO, "not one well-formed msgpack value");
 	else
 		decode_envelope(&d, &u.data, &m);
 	if (d.err == 0)
@@ -771,8 +774,8 @@ session_copy(const struct proto_session *src, struct proto_session *dst)
 
 	dst->nworkers = 0;
 	dst->workers = NULL;
-	if (!dup_opt(src->session, &dst->session) ||
-	    !dup_opt(src->profile, &dst->profile))
+	if (!dup_opt(src->session, &dst->session)
+	    || !dup_opt(src->profile, &dst->profile))
 		return false;
 	if (n > 0 && (dst->workers = malloc(n)) == NULL)
 		return false;
@@ -791,9 +794,9 @@ proto_reply_copy(const struct proto_reply *src, struct proto_reply *dst)
 
 	r.nsessions = 0;
 	r.sessions = NULL;
-	ok = dup_opt(src->node, &r.node) && dup_opt(src->msg, &r.msg) &&
-	    dup_opt(src->version, &r.version) &&
-	    dup_opt(src->backend, &r.backend);
+	ok = dup_opt(src->node, &r.node) && dup_opt(src->msg, &r.msg)
+	    && dup_opt(src->version, &r.version)
+	    && dup_opt(src->backend, &r.backend);
 	if (ok && src->nsessions > 0) {
 		r.sessions = calloc(src->nsessions, sizeof(*r.sessions));
 		ok = r.sessions != NULL;

@@ -8,20 +8,20 @@
 #ifndef HPCXL_COMMON_ERR_H
 #define HPCXL_COMMON_ERR_H
 
-#define HPCXL_ERRORS(X)                                                     \
-	X(OK, 0, "success")                                                 \
-	X(EINVAL, 1, "invalid argument")                                    \
-	X(ENOMEM, 2, "out of memory")                                       \
-	X(EPROTO, 3, "malformed message")                                   \
-	X(ETOOBIG, 4, "message or field too large")                         \
-	X(ENOTFOUND, 5, "not found")                                        \
-	X(EEXIST, 6, "already exists")                                      \
-	X(ETIMEDOUT, 7, "timed out")                                        \
-	X(ETRANSPORT, 8, "transport error")                                 \
-	X(ESYSTEM, 9, "system call failed")                                 \
-	X(ECONFIG, 10, "configuration error")                               \
-	X(EEXEC, 11, "worker program cannot be executed")                   \
-	X(EPARTIAL, 12, "not every node succeeded")                         \
+#define HPCXL_ERRORS(X)                                                       \
+	X(OK, 0, "success")                                                   \
+	X(EINVAL, 1, "invalid argument")                                      \
+	X(ENOMEM, 2, "out of memory")                                         \
+	X(EPROTO, 3, "malformed message")                                     \
+	X(ETOOBIG, 4, "message or field too large")                           \
+	X(ENOTFOUND, 5, "not found")                                          \
+	X(EEXIST, 6, "already exists")                                        \
+	X(ETIMEDOUT, 7, "timed out")                                          \
+	X(ETRANSPORT, 8, "transport error")                                   \
+	X(ESYSTEM, 9, "system call failed")                                   \
+	X(ECONFIG, 10, "configuration error")                                 \
+	X(EEXEC, 11, "worker program cannot be executed")                     \
+	X(EPARTIAL, 12, "not every node succeeded")                           \
 	X(EREFUSED, 13, "request refused")
 
 enum hpcxl_err {

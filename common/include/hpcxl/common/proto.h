@@ -50,17 +50,17 @@ enum proto_code {
 enum proto_wstate {
 	PROTO_W_RUNNING = 0,
 	PROTO_W_STOPPING, /* SIGTERM sent, grace running */
-	PROTO_W_EXITED,   /* ended by itself or by SIGTERM */
-	PROTO_W_KILLED,   /* ended by the SIGKILL at the end of grace */
-	PROTO_W_FAILED,   /* could not be started */
+	PROTO_W_EXITED, /* ended by itself or by SIGTERM */
+	PROTO_W_KILLED, /* ended by the SIGKILL at the end of grace */
+	PROTO_W_FAILED, /* could not be started */
 };
 
 struct proto_open {
 	char *session;
 	char *profile;
 	uint32_t workers; /* ignored when per_core */
-	bool per_core;    /* one worker per online CPU of the node */
-	char *workbook;   /* may be NULL */
+	bool per_core; /* one worker per online CPU of the node */
+	char *workbook; /* may be NULL */
 	uint64_t lease_ms; /* 0 = no lease */
 };
 
@@ -97,9 +97,9 @@ struct proto_session {
 
 /* Counts of a close (and of an open: workers only). */
 struct proto_counts {
-	uint32_t workers;   /* workers the session had */
-	uint32_t exited;    /* ended on their own or on SIGTERM */
-	uint32_t killed;    /* ended by the kill at the end of grace */
+	uint32_t workers; /* workers the session had */
+	uint32_t exited; /* ended on their own or on SIGTERM */
+	uint32_t killed; /* ended by the kill at the end of grace */
 	uint32_t remaining; /* processes still alive at reply time */
 	uint64_t elapsed_ms;
 };

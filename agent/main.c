@@ -1,0 +1,366 @@
+/*
+ * hpcxl-agent: one per node. Parses arguments and config, then runs a
+ * single-threaded poll loop over a signalfd, the respondent socket and the
+ * cgroup.events files of closing sessions. nng's own threads never touch
+ * agent state: they only queue messages for the loop.
+ */
+#include "hpcxl/common/config.h"
+#include "hpcxl/common/err.h"
+#include "hpcxl/common/log.h"
+#include "hpcxl/common/util.h"
+#include "proctrack.h"
+#include "server.h"
+#include "session.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Agent shutdown closes sessions with this much time beyond their grace. */
+#define SHUTDOWN_SLACK_MS 5000
+#define MAX_POLLFDS 256
+
+struct agent {
+	struct config cfg;
+	const char *ready_file;
+	int sig_fd;
+	struct proctrack pt;
+	struct server *srv;
+	struct session_table sessions;
+	int stop_signals; /* SIGTERM/SIGINT received so far */
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: hpcxl-agent [--config FILE] [--listen URL]... [--node "
+	    "NAME]\n"
+	    "                   [--profile 'NAME=COMMAND [ARGS...]']...\n"
+	    "                   [--ready-file FILE] [--state-dir DIR]\n"
+	    "                   [--backend auto|cgroup2|pgroup]\n"
+	    "                   [--cgroup-root DIR] [--stop-grace MS] [-v]\n"
+	    "\n"
+	    "Runs worker sessions of this node for hpcxl controllers.\n"
+	    "  --listen URL      tcp://HOST:PORT or ipc:///PATH (repeatable;\n"
+	    "                    port 0 binds a free port)\n"
+	    "  --ready-file FILE written with the bound URLs once listening\n"
+	    "  --profile SPEC    a worker profile (repeatable)\n"
+	    "  --stop-grace MS   default SIGTERM grace of profiles\n"
+	    "  -v                more logging (repeatable)\n");
+}
+
+enum {
+	OPT_CONFIG = 1,
+	OPT_LISTEN,
+	OPT_NODE,
+	OPT_PROFILE,
+	OPT_READY,
+	OPT_STATE,
+	OPT_BACKEND,
+	OPT_CGROOT,
+	OPT_GRACE,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "node", required_argument, NULL, OPT_NODE },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "ready-file", required_argument, NULL, OPT_READY },
+	{ "state-dir", required_argument, NULL, OPT_STATE },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "cgroup-root", required_argument, NULL, OPT_CGROOT },
+	{ "stop-grace", required_argument, NULL, OPT_GRACE },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, 'h' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Applies one command-line option; the config file was loaded before. */
+static int
+apply_option(
+    struct agent *a, int opt, const char *arg, char *err, size_t errlen)
+{
+	int64_t v;
+
+	switch (opt) {
+	case OPT_LISTEN:
+		return config_add_listen(&a->cfg, arg, err, errlen);
+	case OPT_PROFILE:
+		return config_add_profile_spec(&a->cfg, arg, err, errlen);
+	case OPT_NODE:
+		return config_set_str(&a->cfg.node, arg);
+	case OPT_READY:
+		a->ready_file = arg;
+		return 0;
+	case OPT_STATE:
+		return config_set_str(&a->cfg.state_dir, arg);
+	case OPT_BACKEND:
+		if (strcmp(arg, "auto") && strcmp(arg, "cgroup2")
+		    && strcmp(arg, "pgroup")) {
+			snprintf(err, errlen, "unknown backend '%s'", arg);
+			return HPCXL_ECONFIG;
+		}
+		return config_set_str(&a->cfg.backend, arg);
+	case OPT_CGROOT:
+		return config_set_str(&a->cfg.cgroup_root, arg);
+	case OPT_GRACE:
+		if (util_parse_i64(arg, 0, 86400000, &v) != 0) {
+			snprintf(err, errlen, "bad --stop-grace '%s'", arg);
+			return HPCXL_ECONFIG;
+		}
+		a->cfg.default_grace_ms = v;
+		return 0;
+	case 'v':
+		log_set_level(
+		    log_level() < LOG_DEBUG ? log_level() + 1 : LOG_DEBUG);
+		return 0;
+	}
+	return 0;
+}
+
+/* Returns -1 to continue, or an exit status. */
+static int
+parse_args(struct agent *a, int argc, char **argv)
+{
+	char err[1024] = "";
+	int opt, i;
+
+	/* The config file first, so command-line options override it. */
+	for (i = 1; i < argc - 1; i++) {
+		if (strcmp(argv[i], "--config") == 0
+		    && config_load_file(
+		        &a->cfg, argv[i + 1], err, sizeof(err)))
+			goto bad;
+	}
+	while ((opt = getopt_long(argc, argv, "hv", long_opts, NULL)) != -1) {
+		if (opt == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (opt == OPT_VERSION) {
+			printf("hpcxl-agent %s\n", HPCXL_VERSION);
+			return 0;
+		}
+		if (opt == '?' || opt == ':') {
+			usage(stderr);
+			return 2;
+		}
+		if (apply_option(a, opt, optarg, err, sizeof(err)) != 0)
+			goto bad;
+	}
+	if (optind < argc) {
+		snprintf(err, sizeof(err), "unexpected argument '%s'",
+		    argv[optind]);
+		goto bad;
+	}
+	if (config_validate(&a->cfg, err, sizeof(err)) == 0)
+		return -1;
+bad:
+	log_err("%s", err[0] != '\0' ? err : "invalid configuration");
+	return 2;
+}
+
+/* Before any nng call, so nng's threads inherit the blocked mask. */
+static int
+signals_setup(struct agent *a)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+		return HPCXL_ESYSTEM;
+	a->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return a->sig_fd < 0 ? HPCXL_ESYSTEM : 0;
+}
+
+static void
+reap_children(struct agent *a)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		session_table_reaped(&a->sessions, pid, status);
+}
+
+static void
+begin_shutdown(struct agent *a, int sig)
+{
+	a->stop_signals++;
+	if (a->stop_signals == 1) {
+		log_notice(
+		    "signal %d: closing every session, then exiting", sig);
+		session_table_close_all(
+		    &a->sessions, a->cfg.default_grace_ms + SHUTDOWN_SLACK_MS);
+	} else {
+		log_notice("signal %d again: killing every session now", sig);
+		session_table_kill_all(&a->sessions);
+	}
+}
+
+static void
+handle_signals(struct agent *a)
+{
+	struct signalfd_siginfo si;
+
+	while (read(a->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			continue; /* reaped below, all at once */
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			begin_shutdown(a, (int)si.ssi_signo);
+		else
+			log_info("signal %u ignored", si.ssi_signo);
+	}
+	reap_children(a);
+}
+
+static void
+answer_ping(struct agent *a, struct server_req *req)
+{
+	struct proto_reply r = { .code = PROTO_CODE_OK, .msg = "pong" };
+
+	r.version = HPCXL_VERSION;
+	r.backend = (char *)proctrack_backend_name(&a->pt);
+	server_reply(a->srv, req, &r);
+}
+
+static void
+dispatch(struct agent *a, struct server_req *req)
+{
+	switch (req->m.type) {
+	case PROTO_OPEN:
+		if (a->stop_signals > 0)
+			server_reply_code(a->srv, req, PROTO_CODE_REFUSED,
+			    "agent is shutting down");
+		else
+			session_open(&a->sessions, req);
+		break;
+	case PROTO_CLOSE:
+		session_close(&a->sessions, req);
+		break;
+	case PROTO_STATUS:
+		session_status(&a->sessions, req);
+		break;
+	case PROTO_PING:
+		answer_ping(a, req);
+		break;
+	case PROTO_RENEW:
+	case PROTO_REPLY:
+		server_reply_code(a->srv, req, PROTO_CODE_REFUSED,
+		    "leases are not supported by this agent version");
+		break;
+	}
+}
+
+static void
+handle_requests(struct agent *a)
+{
+	struct server_req *req;
+
+	while (server_next(a->srv, &req) == 0)
+		dispatch(a, req);
+}
+
+static int
+poll_timeout(const struct agent *a)
+{
+	int64_t next = session_table_next_wakeup(&a->sessions);
+	int64_t wait;
+
+	if (next < 0)
+		return -1;
+	wait = next - util_now_ms();
+	return wait < 0 ? 0 : (int)(wait > 60000 ? 60000 : wait);
+}
+
+static void
+run_loop(struct agent *a)
+{
+	struct pollfd fds[MAX_POLLFDS];
+	size_t n;
+
+	while (a->stop_signals == 0 || !session_table_empty(&a->sessions)) {
+		fds[0] = (struct pollfd) { .fd = a->sig_fd, .events = POLLIN };
+		fds[1] = (struct pollfd) { .fd = server_fd(a->srv),
+			.events = POLLIN };
+		n = 2
+		    + session_table_pollfds(
+		        &a->sessions, fds + 2, MAX_POLLFDS - 2);
+		if (poll(fds, n, poll_timeout(a)) < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (fds[0].revents != 0)
+			handle_signals(a);
+		if (fds[1].revents != 0)
+			handle_requests(a);
+		session_table_step(&a->sessions, util_now_ms());
+	}
+}
+
+static int
+agent_start(struct agent *a)
+{
+	int rv;
+
+	if (mkdir(a->cfg.state_dir, 0750) != 0 && errno != EEXIST) {
+		log_err("cannot create state directory %s: %s",
+		    a->cfg.state_dir, strerror(errno));
+		return HPCXL_ECONFIG;
+	}
+	if ((rv = signals_setup(a)) != 0)
+		return rv;
+	if ((rv = proctrack_init(
+	         &a->pt, a->cfg.backend, a->cfg.cgroup_root, a->cfg.node))
+	    != 0)
+		return rv;
+	if ((rv = server_open(&a->cfg, a->ready_file, &a->srv)) != 0)
+		return rv;
+	return session_table_init(&a->sessions, &a->cfg, &a->pt, a->srv);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct agent a = { .sig_fd = -1 };
+	int rv;
+
+	log_init("hpcxl-agent", LOG_INFO);
+	if (config_init(&a.cfg) != 0)
+		return 1;
+	if ((rv = parse_args(&a, argc, argv)) >= 0) {
+		config_free(&a.cfg);
+		return rv;
+	}
+	rv = agent_start(&a);
+	if (rv == 0) {
+		log_info("node %s ready (%s backend, %zu profile(s))",
+		    a.cfg.node, proctrack_backend_name(&a.pt),
+		    a.cfg.nprofiles);
+		run_loop(&a);
+		log_info("all sessions closed; exiting");
+	}
+	session_table_fini(&a.sessions);
+	server_close(a.srv);
+	if (a.sig_fd >= 0)
+		close(a.sig_fd);
+	config_free(&a.cfg);
+	return rv == 0 ? 0 : (rv == HPCXL_ECONFIG ? 2 : 1);
+}

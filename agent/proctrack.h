@@ -1,0 +1,90 @@
+/*
+ * Process tracking: which processes belong to a session, and how to kill
+ * them all.
+ *
+ * cgroup2: one cgroup per session under <root>/<node>/; a worker joins it
+ * in the child before exec, so nothing it forks, double-forks or setsid()s
+ * can leave. The kill is cgroup.kill; "empty" is cgroup.events populated 0,
+ * which the loop polls (POLLPRI).
+ *
+ * pgroup: each worker leads its own process group; the kill is SIGKILL to
+ * each group and "empty" is no process left in any group. A grandchild that
+ * calls setsid() escapes this backend: that is its documented limit. The
+ * agent is a child subreaper in both backends so orphans are reaped here.
+ */
+#ifndef HPCXL_AGENT_PROCTRACK_H
+#define HPCXL_AGENT_PROCTRACK_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum proctrack_backend {
+	PROCTRACK_CGROUP2,
+	PROCTRACK_PGROUP,
+};
+
+struct proctrack {
+	enum proctrack_backend backend;
+	char root[PATH_MAX]; /* this node's cgroup directory (cgroup2) */
+};
+
+/* The process set of one session. */
+struct proctrack_set {
+	char path[PATH_MAX]; /* cgroup directory; "" for pgroup */
+	int procs_fd; /* cgroup.procs, written by the child; or -1 */
+	int events_fd; /* cgroup.events, polled; or -1 */
+};
+
+/*
+ * Chooses the backend: want is "auto", "cgroup2" or "pgroup"; cgroup_root
+ * "auto" finds a writable cgroup2 mount (/sys/fs/cgroup, then
+ * /sys/fs/cgroup/unified) and uses <mount>/hpcxl/<node>. Returns 0, or
+ * HPCXL_ECONFIG when cgroup2 was asked for and cannot be used.
+ */
+int proctrack_init(struct proctrack *pt, const char *want,
+    const char *cgroup_root, const char *node);
+
+const char *proctrack_backend_name(const struct proctrack *pt);
+
+/* Creates the (empty) set for a session. Returns 0, HPCXL_EEXIST when a
+ * cgroup of that name still holds processes, or HPCXL_ESYSTEM. */
+int proctrack_set_create(const struct proctrack *pt, const char *session,
+    struct proctrack_set *set);
+
+/* Closes the set's descriptors and removes its cgroup (best effort). */
+void proctrack_set_destroy(struct proctrack_set *set);
+
+/*
+ * Called in the forked child before exec: joins the set. Only
+ * async-signal-safe calls. Returns 0 or an errno value.
+ */
+int proctrack_child_join(const struct proctrack_set *set);
+
+/*
+ * Sends sig to every process of the set (the stop request goes to helpers
+ * of a worker too, as systemd's KillMode=control-group does). For cgroup2
+ * the pids come from cgroup.procs; one that exits and is reused between the
+ * read and the kill is the same narrow race systemd accepts. The final kill
+ * has no such race: it is cgroup.kill.
+ */
+void proctrack_set_signal(
+    const struct proctrack_set *set, const pid_t *pgids, size_t n, int sig);
+
+/* SIGKILLs every process of the set; pgids lists the workers' groups. */
+void proctrack_set_kill(
+    const struct proctrack_set *set, const pid_t *pgids, size_t n);
+
+/*
+ * True when no process of the set is left. For pgroup, a group found empty
+ * has its entry zeroed: its number may be reused by a stranger from then on.
+ */
+bool proctrack_set_empty(
+    const struct proctrack_set *set, pid_t *pgids, size_t n);
+
+/* How many processes the set still holds (for pgroup: a lower bound, one
+ * per non-empty group). */
+unsigned proctrack_set_count(
+    const struct proctrack_set *set, const pid_t *pgids, size_t n);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * The agent's end of the wire: a raw respondent socket (see DESIGN.md: the
+ * cooked respondent of nng 1.5.2 can crash when a surveyor vanishes during
+ * a receive, #1959). Raw mode hands us each survey with its routing header;
+ * we reply, now or much later, by sending a message with the same header.
+ *
+ * Everything runs on the agent's loop thread: the loop polls server_fd()
+ * and calls server_next() until it returns HPCXL_ENOTFOUND.
+ */
+#ifndef HPCXL_AGENT_SERVER_H
+#define HPCXL_AGENT_SERVER_H
+
+#include "hpcxl/common/config.h"
+#include "hpcxl/common/proto.h"
+
+#include <nng/nng.h>
+
+struct server;
+
+/* A decoded request waiting for its reply. Owned by whoever holds it. */
+struct server_req {
+	nng_msg *msg; /* keeps the routing header; body already consumed */
+	struct proto_msg m;
+	/* Bookkeeping of the holder: when the reply is due (monotonic ms, 0 =
+	 * no deadline) and the next request in a list of waiters. */
+	int64_t reply_by_ms;
+	struct server_req *next;
+};
+
+/*
+ * Opens the socket and listens on every URL of c. The bound URLs (with real
+ * ports for tcp://...:0) are written one per line to ready_file (atomic
+ * rename) when it is not NULL. Returns 0 and *out, or HPCXL_ETRANSPORT /
+ * HPCXL_ESYSTEM with the reason logged.
+ */
+int server_open(
+    const struct config *c, const char *ready_file, struct server **out);
+
+/* A descriptor that polls readable while requests are queued. */
+int server_fd(const struct server *s);
+
+/*
+ * Takes the next request. Malformed frames are answered with bad_request and
+ * repeats of a recently answered op get the cached reply; neither is
+ * returned. Returns 0 with *out (caller owns it: answer it with
+ * server_reply or free it with server_req_free), or HPCXL_ENOTFOUND when
+ * nothing is queued.
+ */
+int server_next(struct server *s, struct server_req **out);
+
+/*
+ * Sends r (node is filled in when NULL) as the reply to req, remembers it
+ * for repeats of req's op, and frees req.
+ */
+void server_reply(
+    struct server *s, struct server_req *req, struct proto_reply *r);
+
+/* Replies with just a code and a message. */
+void server_reply_code(struct server *s, struct server_req *req,
+    enum proto_code code, const char *msg);
+
+void server_req_free(struct server_req *req);
+
+void server_close(struct server *s);
+
+#endif

@@ -1,0 +1,666 @@
+#include "session.h"
+
+#include "hpcxl/common/err.h"
+#include "hpcxl/common/log.h"
+#include "hpcxl/common/util.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* First re-kill after this long, doubling up to KILL_BACKOFF_MAX_MS. */
+#define KILL_BACKOFF_MIN_MS 50
+#define KILL_BACKOFF_MAX_MS 1000
+
+enum session_state {
+	SESSION_RUNNING,
+	SESSION_STOPPING,
+	SESSION_KILLING,
+	SESSION_DONE,
+};
+
+struct session {
+	char id[HPCXL_ID_MAX + 1];
+	char profile[HPCXL_ID_MAX + 1];
+	enum session_state state;
+	uint32_t nworkers;
+	struct worker *workers;
+	pid_t *pgids; /* the workers' groups, for the pgroup backend */
+	struct proctrack_set set;
+	int64_t close_start_ms;
+	int64_t grace_end_ms;
+	int64_t next_kill_ms;
+	int64_t kill_backoff_ms;
+	struct server_req *waiters; /* closes waiting for the end */
+	struct session *next;
+};
+
+int
+session_table_init(struct session_table *t, const struct config *cfg,
+    const struct proctrack *pt, struct server *srv)
+{
+	int n;
+
+	memset(t, 0, sizeof(*t));
+	t->cfg = cfg;
+	t->pt = pt;
+	t->srv = srv;
+	n = snprintf(
+	    t->log_root, sizeof(t->log_root), "%s/logs", cfg->state_dir);
+	if (n < 0 || (size_t)n >= sizeof(t->log_root))
+		return HPCXL_ECONFIG;
+	if (mkdir(t->log_root, 0750) != 0 && errno != EEXIST) {
+		log_err("cannot create %s: %s", t->log_root, strerror(errno));
+		return HPCXL_ESYSTEM;
+	}
+	return 0;
+}
+
+static struct session *
+session_find(const struct session_table *t, const char *id)
+{
+	struct session *s;
+
+	for (s = t->head; s != NULL; s = s->next) {
+		if (strcmp(s->id, id) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static void
+session_free(struct session *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nworkers; i++) {
+		if (s->workers[i].pidfd >= 0)
+			close(s->workers[i].pidfd);
+	}
+	proctrack_set_destroy(&s->set);
+	free(s->workers);
+	free(s->pgids);
+	free(s);
+}
+
+/* ---- counts and replies -------------------------------------------- */
+
+static uint32_t
+count_state(const struct session *s, enum proto_wstate st)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < s->nworkers; i++)
+		n += s->workers[i].state == st;
+	return n;
+}
+
+static uint32_t
+count_alive(const struct session *s)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < s->nworkers; i++)
+		n += worker_alive(&s->workers[i]);
+	return n;
+}
+
+static struct proto_counts
+session_counts(const struct session *s, int64_t now_ms)
+{
+	struct proto_counts c = {
+		.workers = s->nworkers,
+		.exited = count_state(s, PROTO_W_EXITED),
+		.killed = count_state(s, PROTO_W_KILLED),
+	};
+
+	/* Unreaped workers count even where the set no longer lists them. */
+	c.remaining = proctrack_set_count(&s->set, s->pgids, s->nworkers);
+	if (c.remaining < count_alive(s))
+		c.remaining = count_alive(s);
+	c.elapsed_ms = s->close_start_ms > 0
+	    ? (uint64_t)(now_ms - s->close_start_ms)
+	    : 0;
+	return c;
+}
+
+/* Fills a proto_session that borrows s's strings; free info->workers. */
+static int
+session_info(const struct session *s, struct proto_session *info)
+{
+	uint32_t i;
+
+	info->session = (char *)s->id;
+	info->profile = (char *)s->profile;
+	info->nworkers = s->nworkers;
+	info->workers = calloc(s->nworkers + 1, sizeof(*info->workers));
+	if (info->workers == NULL)
+		return HPCXL_ENOMEM;
+	for (i = 0; i < s->nworkers; i++) {
+		const struct worker *w = &s->workers[i];
+
+		info->workers[i] = (struct proto_worker) { w->index, w->pid,
+			w->state, w->exit_status, w->restarts };
+	}
+	return 0;
+}
+
+static void
+reply_counts(struct session_table *t, struct server_req *req,
+    enum proto_code code, const char *msg, struct proto_counts c)
+{
+	struct proto_reply r = { .code = code, .msg = (char *)msg };
+
+	r.has_counts = true;
+	r.counts = c;
+	server_reply(t->srv, req, &r);
+}
+
+/* Answers every waiting close and empties the list. */
+static void
+answer_waiters(struct session_table *t, struct session *s,
+    enum proto_code code, const char *msg, int64_t now_ms)
+{
+	struct server_req *req;
+
+	while ((req = s->waiters) != NULL) {
+		s->waiters = req->next;
+		req->next = NULL;
+		reply_counts(t, req, code, msg, session_counts(s, now_ms));
+	}
+}
+
+/* ---- open -------------------------------------------------------------- */
+
+static int
+make_log_dir(
+    const struct session_table *t, const char *id, char *dir, size_t len)
+{
+	int n = snprintf(dir, len, "%s/%s", t->log_root, id);
+
+	if (n < 0 || (size_t)n >= len)
+		return HPCXL_ESYSTEM;
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+		return HPCXL_ESYSTEM;
+	return 0;
+}
+
+static int64_t
+profile_grace_ms(const struct session_table *t, const char *profile)
+{
+	const struct config_profile *p = config_find_profile(t->cfg, profile);
+
+	return p != NULL && p->stop_grace_ms >= 0 ? p->stop_grace_ms
+	                                          : t->cfg->default_grace_ms;
+}
+
+/* Spawns worker i of s; why gets the reason on failure. */
+static int
+spawn_one(struct session_table *t, struct session *s,
+    const struct config_profile *p, const char *path, const char *log_dir,
+    const struct proto_open *o, uint32_t i, char *why, size_t whylen)
+{
+	struct worker_spec spec = { .path = path, .argv = p->argv };
+	char log_path[PATH_MAX + 32];
+	char **envp;
+	int rv;
+
+	snprintf(log_path, sizeof(log_path), "%s/worker-%u.log", log_dir, i);
+	envp = worker_env_build(s->id, t->cfg->node, i, o->workbook);
+	if (envp == NULL)
+		return HPCXL_ENOMEM;
+	spec.envp = envp;
+	spec.workdir = p->workdir;
+	spec.log_path = log_path;
+	spec.set = &s->set;
+	s->workers[i].index = i;
+	rv = worker_spawn(&s->workers[i], &spec, why, whylen);
+	worker_env_free(envp);
+	if (rv == 0)
+		s->pgids[i] = s->workers[i].pgid;
+	return rv;
+}
+
+static uint32_t
+open_worker_count(const struct proto_open *o)
+{
+	long n;
+
+	if (!o->per_core)
+		return o->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (uint32_t)n : 1;
+}
+
+static struct session *
+session_new(const struct proto_open *o, uint32_t n)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->workers = calloc(n, sizeof(*s->workers));
+	s->pgids = calloc(n, sizeof(*s->pgids));
+	if (s->workers == NULL || s->pgids == NULL) {
+		free(s->workers);
+		free(s->pgids);
+		free(s);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		s->workers[i].pidfd = -1;
+		s->workers[i].exit_status = -1;
+		s->workers[i].state = PROTO_W_FAILED;
+	}
+	s->set.procs_fd = s->set.events_fd = -1;
+	snprintf(s->id, sizeof(s->id), "%s", o->session);
+	snprintf(s->profile, sizeof(s->profile), "%s", o->profile);
+	s->state = SESSION_RUNNING;
+	return s;
+}
+
+/* Starts every worker; on failure the started ones are being killed. */
+static int
+session_start(struct session_table *t, struct session *s,
+    const struct proto_open *o, char *why, size_t whylen)
+{
+	const struct config_profile *p
+	    = config_find_profile(t->cfg, o->profile);
+	char log_dir[PATH_MAX];
+	char *path = NULL;
+	uint32_t i;
+	int rv;
+
+	if ((rv = proctrack_set_create(t->pt, s->id, &s->set)) != 0) {
+		snprintf(why, whylen, "cannot create the process set: %s",
+		    hpcxl_strerror(rv));
+		return rv;
+	}
+	if ((rv = make_log_dir(t, s->id, log_dir, sizeof(log_dir))) != 0) {
+		snprintf(why, whylen, "cannot create log directory");
+		return rv;
+	}
+	if ((rv = worker_resolve(p->argv[0], &path, why, whylen)) != 0)
+		return rv;
+	for (i = 0; i < s->nworkers && rv == 0; i++)
+		rv = spawn_one(t, s, p, path, log_dir, o, i, why, whylen);
+	free(path);
+	return rv;
+}
+
+static void session_begin_kill(struct session *s, int64_t now_ms);
+
+static void
+reply_opened(
+    struct session_table *t, struct server_req *req, const struct session *s)
+{
+	struct proto_reply r = { .code = PROTO_CODE_OK, .msg = "opened" };
+	struct proto_session info;
+
+	r.has_counts = true;
+	r.counts.workers = s->nworkers;
+	if (session_info(s, &info) == 0) {
+		r.has_sessions = true;
+		r.nsessions = 1;
+		r.sessions = &info;
+	}
+	server_reply(t->srv, req, &r);
+	if (r.has_sessions)
+		free(info.workers);
+}
+
+void
+session_open(struct session_table *t, struct server_req *req)
+{
+	const struct proto_open *o = &req->m.u.open;
+	char why[512] = "";
+	struct session *s;
+	uint32_t n = open_worker_count(o);
+
+	if (session_find(t, o->session) != NULL) {
+		snprintf(
+		    why, sizeof(why), "session %s already exists", o->session);
+		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
+		return;
+	}
+	if (config_find_profile(t->cfg, o->profile) == NULL) {
+		snprintf(why, sizeof(why), "unknown profile '%s'", o->profile);
+		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
+		return;
+	}
+	if (n == 0 || n > PROTO_MAX_WORKERS
+	    || (s = session_new(o, n)) == NULL) {
+		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
+		    "cannot allocate the session");
+		return;
+	}
+	s->nworkers = n;
+	s->next = t->head;
+	t->head = s;
+	if (session_start(t, s, o, why, sizeof(why)) != 0) {
+		log_warn("open %s failed: %s", s->id, why);
+		/* Nothing may stay running: the started workers are killed
+		 * and the session ends through the normal state machine. */
+		s->close_start_ms = util_now_ms();
+		session_begin_kill(s, s->close_start_ms);
+		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
+		return;
+	}
+	log_info("session %s opened: %u worker(s) of profile %s", s->id, n,
+	    s->profile);
+	reply_opened(t, req, s);
+}
+
+/* ---- close ------------------------------------------------------------- */
+
+/* Workers through their pidfds (never a reused pid), then the rest. */
+static void
+signal_session(struct session *s, int sig)
+{
+	for (uint32_t i = 0; i < s->nworkers; i++)
+		worker_signal(&s->workers[i], sig);
+	proctrack_set_signal(&s->set, s->pgids, s->nworkers, sig);
+}
+
+static void
+session_begin_stop(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	s->state = SESSION_STOPPING;
+	s->close_start_ms = now_ms;
+	s->grace_end_ms = now_ms + profile_grace_ms(t, s->profile);
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		if (worker_alive(&s->workers[i]))
+			s->workers[i].state = PROTO_W_STOPPING;
+	}
+	/* SIGCONT first: a stopped worker cannot act on SIGTERM. */
+	signal_session(s, SIGCONT);
+	signal_session(s, SIGTERM);
+}
+
+static void
+session_begin_kill(struct session *s, int64_t now_ms)
+{
+	s->state = SESSION_KILLING;
+	s->kill_backoff_ms = KILL_BACKOFF_MIN_MS;
+	s->next_kill_ms = now_ms + s->kill_backoff_ms;
+	proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+}
+
+/* A close with deadline d may shorten grace to 80 % of d, never extend it. */
+static void
+session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
+{
+	int64_t d = (int64_t)req->m.u.close.deadline_ms;
+	int64_t grace_end = now_ms + d * 8 / 10;
+
+	req->reply_by_ms = now_ms + d;
+	if (s->state == SESSION_STOPPING && grace_end < s->grace_end_ms)
+		s->grace_end_ms = grace_end;
+	req->next = s->waiters;
+	s->waiters = req;
+}
+
+void
+session_close(struct session_table *t, struct server_req *req)
+{
+	struct session *s = session_find(t, req->m.u.close.session);
+	int64_t now = util_now_ms();
+
+	if (s == NULL) {
+		server_reply_code(t->srv, req, PROTO_CODE_NOT_FOUND,
+		    "no such session on this node");
+		return;
+	}
+	if (s->state == SESSION_RUNNING) {
+		log_info("closing session %s (deadline %llu ms)", s->id,
+		    (unsigned long long)req->m.u.close.deadline_ms);
+		session_begin_stop(t, s, now);
+	}
+	/* A close already under way is joined: it answers both. */
+	session_fit_deadline(s, req, now);
+	session_table_step(t, now);
+}
+
+/* ---- the state machine ------------------------------------------------- */
+
+static bool
+session_gone(struct session *s)
+{
+	return count_alive(s) == 0
+	    && proctrack_set_empty(&s->set, s->pgids, s->nworkers);
+}
+
+/* Answers the closes whose deadline came before the set emptied. */
+static void
+answer_overdue(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	struct server_req **pp = &s->waiters, *req;
+
+	while ((req = *pp) != NULL) {
+		if (req->reply_by_ms > now_ms) {
+			pp = &req->next;
+			continue;
+		}
+		*pp = req->next;
+		req->next = NULL;
+		log_warn(
+		    "session %s: processes remain at the deadline", s->id);
+		reply_counts(t, req, PROTO_CODE_PARTIAL,
+		    "processes remain after the kill; still killing",
+		    session_counts(s, now_ms));
+	}
+}
+
+static void
+session_step(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	switch (s->state) {
+	case SESSION_RUNNING:
+	case SESSION_DONE:
+		return;
+	case SESSION_STOPPING:
+		if (!session_gone(s) && now_ms >= s->grace_end_ms)
+			session_begin_kill(s, now_ms);
+		break;
+	case SESSION_KILLING:
+		if (!session_gone(s) && now_ms >= s->next_kill_ms) {
+			proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+			s->kill_backoff_ms *= 2;
+			if (s->kill_backoff_ms > KILL_BACKOFF_MAX_MS)
+				s->kill_backoff_ms = KILL_BACKOFF_MAX_MS;
+			s->next_kill_ms = now_ms + s->kill_backoff_ms;
+		}
+		break;
+	}
+	if (session_gone(s)) {
+		s->state = SESSION_DONE;
+		log_info("session %s closed in %lld ms", s->id,
+		    (long long)(now_ms - s->close_start_ms));
+		answer_waiters(t, s, PROTO_CODE_OK, "closed", now_ms);
+		return;
+	}
+	answer_overdue(t, s, now_ms);
+}
+
+void
+session_table_step(struct session_table *t, int64_t now_ms)
+{
+	struct session **pp = &t->head, *s;
+
+	while ((s = *pp) != NULL) {
+		session_step(t, s, now_ms);
+		if (s->state == SESSION_DONE) {
+			*pp = s->next;
+			session_free(s);
+		} else
+			pp = &s->next;
+	}
+}
+
+static void
+min_time(int64_t *best, int64_t t)
+{
+	if (*best < 0 || t < *best)
+		*best = t;
+}
+
+int64_t
+session_table_next_wakeup(const struct session_table *t)
+{
+	const struct server_req *req;
+	const struct session *s;
+	int64_t best = -1;
+
+	for (s = t->head; s != NULL; s = s->next) {
+		if (s->state == SESSION_STOPPING)
+			min_time(&best, s->grace_end_ms);
+		if (s->state == SESSION_KILLING)
+			min_time(&best, s->next_kill_ms);
+		for (req = s->waiters; req != NULL; req = req->next)
+			min_time(&best, req->reply_by_ms);
+	}
+	return best;
+}
+
+size_t
+session_table_pollfds(
+    const struct session_table *t, struct pollfd *fds, size_t max)
+{
+	const struct session *s;
+	size_t n = 0;
+
+	for (s = t->head; s != NULL && n < max; s = s->next) {
+		if (s->state == SESSION_RUNNING || s->set.events_fd < 0)
+			continue;
+		/* cgroup.events signals a change with POLLPRI. */
+		fds[n++] = (struct pollfd) { .fd = s->set.events_fd,
+			.events = POLLPRI };
+	}
+	return n;
+}
+
+void
+session_table_reaped(struct session_table *t, pid_t pid, int status)
+{
+	struct session *s;
+	uint32_t i;
+
+	for (s = t->head; s != NULL; s = s->next) {
+		for (i = 0; i < s->nworkers; i++) {
+			struct worker *w = &s->workers[i];
+
+			if (w->pid != pid || !worker_alive(w))
+				continue;
+			worker_ended(w, status, s->state == SESSION_KILLING);
+			log_info("session %s worker %u (pid %d) ended, status "
+			         "0x%x",
+			    s->id, i, pid, status);
+			return;
+		}
+	}
+}
+
+void
+session_table_close_all(struct session_table *t, int64_t deadline_ms)
+{
+	struct session *s;
+	int64_t now = util_now_ms();
+
+	for (s = t->head; s != NULL; s = s->next) {
+		if (s->state != SESSION_RUNNING)
+			continue;
+		session_begin_stop(t, s, now);
+		if (s->grace_end_ms > now + deadline_ms * 8 / 10)
+			s->grace_end_ms = now + deadline_ms * 8 / 10;
+	}
+}
+
+void
+session_table_kill_all(struct session_table *t)
+{
+	struct session *s;
+	int64_t now = util_now_ms();
+
+	for (s = t->head; s != NULL; s = s->next) {
+		if (s->state == SESSION_RUNNING)
+			session_begin_stop(t, s, now);
+		if (s->state == SESSION_STOPPING)
+			session_begin_kill(s, now);
+	}
+}
+
+bool
+session_table_empty(const struct session_table *t)
+{
+	return t->head == NULL;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static size_t
+session_list(const struct session_table *t, const char *only,
+    struct proto_session *infos, size_t max)
+{
+	const struct session *s;
+	size_t n = 0;
+
+	for (s = t->head; s != NULL && n < max; s = s->next) {
+		if (only != NULL && strcmp(only, s->id) != 0)
+			continue;
+		if (session_info(s, &infos[n]) == 0)
+			n++;
+	}
+	return n;
+}
+
+void
+session_status(struct session_table *t, struct server_req *req)
+{
+	const char *only = req->m.u.status.session;
+	struct proto_reply r = { .code = PROTO_CODE_OK, .msg = "" };
+	struct proto_session *infos;
+	size_t n = 0, i;
+
+	for (const struct session *s = t->head; s != NULL; s = s->next)
+		n++;
+	if ((infos = calloc(n + 1, sizeof(*infos))) == NULL) {
+		server_reply_code(
+		    t->srv, req, PROTO_CODE_ERROR, "out of memory");
+		return;
+	}
+	n = session_list(t, only, infos, n);
+	if (only != NULL && n == 0) {
+		r.code = PROTO_CODE_NOT_FOUND;
+		r.msg = "no such session on this node";
+	}
+	r.backend = (char *)proctrack_backend_name(t->pt);
+	r.has_sessions = true;
+	r.nsessions = (uint32_t)n;
+	r.sessions = infos;
+	server_reply(t->srv, req, &r);
+	for (i = 0; i < n; i++)
+		free(infos[i].workers);
+	free(infos);
+}
+
+void
+session_table_fini(struct session_table *t)
+{
+	struct session *s;
+
+	while ((s = t->head) != NULL) {
+		t->head = s->next;
+		while (s->waiters != NULL) {
+			struct server_req *req = s->waiters;
+
+			s->waiters = req->next;
+			server_req_free(req);
+		}
+		session_free(s);
+	}
+}

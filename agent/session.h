@@ -1,0 +1,70 @@
+/*
+ * The session table: every session this node runs, and the close state
+ * machine of each.
+ *
+ *   RUNNING --close--> STOPPING --grace over--> KILLING --empty--> DONE
+ *                          \------------------empty-----------------/
+ *
+ * STOPPING: SIGCONT+SIGTERM went to every worker; grace is
+ * min(profile stop grace, 80 % of the close deadline). KILLING: the whole
+ * process set was killed (cgroup.kill or SIGKILL per process group) and is
+ * killed again with backoff until empty; if the deadline comes first, every
+ * waiting close gets "partial" with what remains. DONE: waiters get "ok"
+ * with counts and the session is forgotten, so a later close of it gets
+ * not_found. All of this runs on the agent's loop thread.
+ */
+#ifndef HPCXL_AGENT_SESSION_H
+#define HPCXL_AGENT_SESSION_H
+
+#include "hpcxl/common/config.h"
+#include "proctrack.h"
+#include "server.h"
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct session;
+
+struct session_table {
+	struct session *head;
+	const struct config *cfg;
+	const struct proctrack *pt;
+	struct server *srv;
+	char log_root[PATH_MAX]; /* <state_dir>/logs */
+};
+
+/* Borrows cfg, pt and srv for the table's lifetime. */
+int session_table_init(struct session_table *t, const struct config *cfg,
+    const struct proctrack *pt, struct server *srv);
+
+/* Each takes ownership of req and answers it (now or when done). */
+void session_open(struct session_table *t, struct server_req *req);
+void session_close(struct session_table *t, struct server_req *req);
+void session_status(struct session_table *t, struct server_req *req);
+
+/* A child was reaped: records it if it was a worker of some session. */
+void session_table_reaped(struct session_table *t, pid_t pid, int status);
+
+/* Advances every session's state machine to time now_ms. */
+void session_table_step(struct session_table *t, int64_t now_ms);
+
+/* The next time a step is needed (monotonic ms), or -1 for none. */
+int64_t session_table_next_wakeup(const struct session_table *t);
+
+/* Fills fds (up to max) with descriptors whose events need a step. */
+size_t session_table_pollfds(
+    const struct session_table *t, struct pollfd *fds, size_t max);
+
+/* Starts closing every running session (agent shutdown). */
+void session_table_close_all(struct session_table *t, int64_t deadline_ms);
+
+/* Kills every session's processes now (second shutdown signal). */
+void session_table_kill_all(struct session_table *t);
+
+bool session_table_empty(const struct session_table *t);
+
+/* Frees everything; answers nobody (call once the table is empty). */
+void session_table_fini(struct session_table *t);
+
+#endif
