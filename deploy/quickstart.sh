@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The hpcxl demo: a local "cluster" of three agents on loopback, each with a
+# profile of xlsim (the stand-in for Excel). Opens a session of four workers
+# per node, shows its status, closes it and prints the per-node report, then
+# stops the agents and checks that no worker process is left behind.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/scripts/deps.sh"
+
+hpcxl_install_deps
+hpcxl_build "$hpcxl_root/build" >/dev/null
+bin=$hpcxl_root/build/bin
+work=$(mktemp -d /tmp/hpcxl-demo.XXXXXX)
+agents=()
+
+stop_agents() {
+	for pid in "${agents[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${agents[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_agents EXIT
+
+# wait_for FILE: an agent writes its ready file once it listens.
+wait_for() {
+	for _ in $(seq 1 200); do
+		[ -s "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "hpcxl demo: agent did not start; see $work/*.log" >&2
+	return 1
+}
+
+nodes=()
+for n in 1 2 3; do
+	node="demo-node$n"
+	"$bin/hpcxl-agent" --node "$node" --listen tcp://127.0.0.1:0 \
+		--ready-file "$work/$node.url" --state-dir "$work/$node" \
+		--stop-grace 5000 --profile "excel=$bin/xlsim" \
+		2>"$work/$node.log" &
+	agents+=($!)
+	wait_for "$work/$node.url"
+	nodes+=("$(head -n1 "$work/$node.url")")
+done
+export HPCXL_NODES=$(IFS=,; echo "${nodes[*]}")
+session="demo-$$"
+echo "== agents: $HPCXL_NODES"
+
+echo "== hpcxl open-session --profile excel --workers 4 --session $session"
+"$bin/hpcxl" open-session --profile excel --workers 4 --session "$session"
+echo
+echo "== hpcxl status $session"
+"$bin/hpcxl" status "$session"
+echo
+echo "== hpcxl close-session $session --timeout 30000"
+rc=0
+"$bin/hpcxl" close-session "$session" --timeout 30000 || rc=$?
+echo
+echo "== the same report as JSON (hpcxl --json close-session: already closed)"
+"$bin/hpcxl" --json close-session "$session" --timeout 5000 || true
+echo
+
+stop_agents
+trap - EXIT
+left=$(grep -lsz "HPCXL_SESSION=$session" /proc/[0-9]*/environ | wc -l)
+echo "== processes of $session left: $left"
+rm -rf "$work"
+[ "$left" -eq 0 ] && exit $rc
+exit 1

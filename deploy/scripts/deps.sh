@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages hpcxl builds with, when any is missing.
+# Sourced by the quick-start and test scripts; needs root to install.
+hpcxl_packages=(build-essential cmake pkg-config libnng-dev libmsgpack-dev
+	libcriterion-dev libinih-dev libjansson-dev)
+
+hpcxl_install_deps() {
+	local missing=()
+	for p in "${hpcxl_packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "hpcxl: installing ${missing[*]}" >&2
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "hpcxl: run as root to install packages" >&2
+		return 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# hpcxl_build DIR [cmake args...]: configures and builds into DIR.
+hpcxl_build() {
+	local dir=$1
+	shift
+	cmake -S "$hpcxl_root" -B "$dir" "$@" >/dev/null &&
+		cmake --build "$dir" -j "$(nproc)"
+}
+
+hpcxl_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -1,0 +1,422 @@
+#include "harness.h"
+
+#include "hpcxl/common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <nng/nng.h>
+#include <nng/protocol/survey0/survey.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POLL_STEP_MS 10
+
+static void
+nap_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+const char *
+harness_bin(const char *name)
+{
+	static char path[8][PATH_MAX];
+	static int next;
+	char *p = path[next++ % 8];
+
+	snprintf(p, PATH_MAX, "%s/%s", HPCXL_BIN_DIR, name);
+	return p;
+}
+
+void
+harness_unique(const char *prefix, char *out, size_t len)
+{
+	static int counter;
+
+	snprintf(out, len, "%s-%d-%d", prefix, (int)getpid(), ++counter);
+}
+
+static int
+read_ready(struct harness_agent *a)
+{
+	char path[PATH_MAX + 16];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "%s/ready", a->dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	ok = fgets(a->url, sizeof(a->url), f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -1;
+	a->url[strcspn(a->url, "\n")] = '\0';
+	return 0;
+}
+
+static bool
+agent_exited(struct harness_agent *a)
+{
+	int st;
+
+	if (waitpid(a->pid, &st, WNOHANG) != a->pid)
+		return false;
+	a->exit_status = st;
+	a->pid = 0;
+	return true;
+}
+
+/* The argument vector is kept per agent so a restart can reuse it. */
+#define MAX_ARGS 64
+static char *saved_args[64][MAX_ARGS];
+static int nsaved;
+
+static char **
+agent_argv(struct harness_agent *a, const char *const *extra)
+{
+	const char *xl = harness_bin("xlsim");
+	char **v = saved_args[nsaved++ % 64];
+	int n = 0;
+
+	for (int i = 0; i < MAX_ARGS && v[i] != NULL; i++)
+		free(v[i]);
+	memset(v, 0, sizeof(char *) * MAX_ARGS);
+#define ARG(...)                                                              \
+	do {                                                                  \
+		if (asprintf(&v[n], __VA_ARGS__) > 0)                         \
+			n++;                                                  \
+	} while (0)
+	ARG("%s", harness_bin("hpcxl-agent"));
+	ARG("--listen");
+	ARG("tcp://127.0.0.1:0");
+	ARG("--ready-file");
+	ARG("%s/ready", a->dir);
+	ARG("--state-dir");
+	ARG("%s/state", a->dir);
+	ARG("--node");
+	ARG("%s", a->node);
+	ARG("--stop-grace");
+	ARG("1000");
+	ARG("--profile");
+	ARG("xl=%s", xl);
+	ARG("--profile");
+	ARG("xl-ignore=%s --on-term ignore", xl);
+	ARG("--profile");
+	ARG("xl-children=%s --children 2", xl);
+	ARG("--profile");
+	ARG("xl-detach=%s --detach", xl);
+	ARG("--profile");
+	ARG("xl-crash=%s --crash-after 100", xl);
+	ARG("--profile");
+	ARG("broken=%s/no-such-program", a->dir);
+	for (int i = 0; extra != NULL && extra[i] != NULL && n < MAX_ARGS - 1;
+	     i++)
+		ARG("%s", extra[i]);
+#undef ARG
+	return v;
+}
+
+static int
+agent_spawn(struct harness_agent *a, char **argv)
+{
+	char path[PATH_MAX + 16];
+	int64_t deadline = util_now_ms() + 10000;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/ready", a->dir);
+	unlink(path);
+	a->exit_status = -1;
+	if ((a->pid = fork()) == 0) {
+		snprintf(path, sizeof(path), "%s/agent.log", a->dir);
+		fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	while (util_now_ms() < deadline) {
+		if (read_ready(a) == 0)
+			return 0;
+		if (agent_exited(a))
+			return -1;
+		nap_ms(POLL_STEP_MS);
+	}
+	harness_agent_kill(a);
+	return -1;
+}
+
+int
+harness_agent_start(
+    struct harness_agent *a, const char *node, const char *const *extra_args)
+{
+	char **argv;
+
+	memset(a, 0, sizeof(*a));
+	harness_unique(node, a->node, sizeof(a->node));
+	snprintf(a->dir, sizeof(a->dir), "/tmp/hpcxl-test-%s", a->node);
+	mkdir(a->dir, 0755);
+	argv = agent_argv(a, extra_args);
+	return agent_spawn(a, argv);
+}
+
+int
+harness_agent_restart(struct harness_agent *a)
+{
+	for (int i = 0; i < nsaved && i < 64; i++) {
+		char **v = saved_args[i];
+
+		/* Find the argv whose --node matches this agent. */
+		for (int k = 0; v[k] != NULL && v[k + 1] != NULL; k++) {
+			if (strcmp(v[k], "--node") == 0
+			    && strcmp(v[k + 1], a->node) == 0)
+				return agent_spawn(a, v);
+		}
+	}
+	return -1;
+}
+
+int
+harness_agent_stop(struct harness_agent *a, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	if (a->pid <= 0)
+		return a->exit_status;
+	kill(a->pid, SIGTERM);
+	while (util_now_ms() < deadline) {
+		if (agent_exited(a))
+			return a->exit_status;
+		nap_ms(POLL_STEP_MS);
+	}
+	harness_agent_kill(a);
+	return -1;
+}
+
+void
+harness_agent_kill(struct harness_agent *a)
+{
+	int st;
+
+	if (a->pid <= 0)
+		return;
+	kill(a->pid, SIGKILL);
+	if (waitpid(a->pid, &st, 0) == a->pid)
+		a->exit_status = st;
+	a->pid = 0;
+}
+
+static bool
+is_zombie(const char *pid)
+{
+	char path[64], buf[512], *rp;
+	FILE *f;
+	bool z = false;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return true; /* gone already */
+	if (fgets(buf, sizeof(buf), f) != NULL
+	    && (rp = strrchr(buf, ')')) != NULL)
+		z = rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+	fclose(f);
+	return z;
+}
+
+/* Reads /proc/<pid>/environ whole; returns the length or -1. */
+static ssize_t
+read_environ(const char *pid, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n, total = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/environ", pid);
+	if ((fd = open(path, O_RDONLY)) < 0)
+		return -1;
+	while ((size_t)total < len
+	    && (n = read(fd, buf + total, len - (size_t)total)) > 0)
+		total += n;
+	close(fd);
+	return total;
+}
+
+static const char *
+environ_find(const char *env, size_t len, const char *name)
+{
+	size_t nl = strlen(name), i = 0;
+
+	while (i < len) {
+		const char *e = env + i;
+		size_t el = strnlen(e, len - i);
+
+		if (el > nl && memcmp(e, name, nl) == 0 && e[nl] == '=')
+			return e + nl + 1;
+		i += el + 1;
+	}
+	return NULL;
+}
+
+int
+harness_proc_env(pid_t pid, const char *name, char *out, size_t len)
+{
+	static char env[1 << 16];
+	char p[32];
+	const char *v;
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "%d", (int)pid);
+	if ((n = read_environ(p, env, sizeof(env) - 1)) < 0)
+		return -1;
+	env[n] = '\0';
+	if ((v = environ_find(env, (size_t)n, name)) == NULL)
+		return -1;
+	snprintf(out, len, "%s", v);
+	return 0;
+}
+
+int
+harness_session_procs(const char *session)
+{
+	static char env[1 << 16];
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	const char *v;
+	ssize_t n;
+	int count = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if ((n = read_environ(de->d_name, env, sizeof(env) - 1)) <= 0)
+			continue;
+		env[n] = '\0';
+		v = environ_find(env, (size_t)n, "HPCXL_SESSION");
+		if (v != NULL && strcmp(v, session) == 0
+		    && !is_zombie(de->d_name))
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+bool
+harness_wait_procs(const char *session, int n, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	for (;;) {
+		if (harness_session_procs(session) == n)
+			return true;
+		if (util_now_ms() >= deadline)
+			return false;
+		nap_ms(POLL_STEP_MS);
+	}
+}
+
+int
+harness_request_raw(const char *url, const void *frame, size_t len,
+    int timeout_ms, struct proto_msg *reply)
+{
+	nng_socket s;
+	nng_msg *msg = NULL;
+	int rv = -1;
+
+	if (nng_surveyor0_open(&s) != 0)
+		return -1;
+	nng_socket_set_ms(s, NNG_OPT_SURVEYOR_SURVEYTIME, timeout_ms);
+	if (nng_dial(s, url, NULL, 0) != 0
+	    || nng_send(s, (void *)frame, len, 0) != 0
+	    || nng_recvmsg(s, &msg, 0) != 0)
+		goto out;
+	rv = proto_decode(nng_msg_body(msg), nng_msg_len(msg), PROTO_MAX_REPLY,
+	         reply, NULL)
+	        == 0
+	    ? 0
+	    : -1;
+	nng_msg_free(msg);
+out:
+	nng_close(s);
+	return rv;
+}
+
+int
+harness_request(const char *url, const struct proto_msg *req, int timeout_ms,
+    struct proto_msg *reply)
+{
+	char *frame;
+	size_t len;
+	int rv;
+
+	if (proto_encode(req, &frame, &len) != 0)
+		return -1;
+	rv = harness_request_raw(url, frame, len, timeout_ms, reply);
+	free(frame);
+	return rv;
+}
+
+static char *
+read_all(int fd)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	while (buf != NULL && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (cap - len < 1024) {
+			char *bigger = realloc(buf, cap * 2);
+
+			if (bigger == NULL) {
+				free(buf);
+				return NULL;
+			}
+			buf = bigger;
+			cap *= 2;
+		}
+	}
+	if (buf != NULL)
+		buf[len] = '\0';
+	return buf;
+}
+
+int
+harness_run(
+    const char *const argv[], char **out, int *status, int64_t *elapsed_ms)
+{
+	int64_t start = util_now_ms();
+	int pfd[2];
+	pid_t pid;
+	char *text;
+
+	if (pipe(pfd) != 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	text = read_all(pfd[0]);
+	close(pfd[0]);
+	waitpid(pid, status, 0);
+	if (elapsed_ms != NULL)
+		*elapsed_ms = util_now_ms() - start;
+	if (out != NULL)
+		*out = text;
+	else
+		free(text);
+	return 0;
+}

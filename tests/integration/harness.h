@@ -1,0 +1,79 @@
+/*
+ * Integration-test harness: real hpcxl-agent processes on loopback ports
+ * they choose themselves, real xlsim workers, and a raw protocol client.
+ * Nothing here sleeps as synchronisation: waits poll a condition until a
+ * deadline.
+ */
+#ifndef HPCXL_TESTS_HARNESS_H
+#define HPCXL_TESTS_HARNESS_H
+
+#include "hpcxl/common/proto.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct harness_agent {
+	pid_t pid;
+	char node[64];
+	char dir[PATH_MAX]; /* private temp dir: ready file, state, log */
+	char url[256];
+	int exit_status; /* waitpid status once stopped, else -1 */
+};
+
+/* Path of a built program (hpcxl-agent, hpcxl, xlsim); static storage. */
+const char *harness_bin(const char *name);
+
+/* A name unique to this test process: prefix + pid + counter. */
+void harness_unique(const char *prefix, char *out, size_t len);
+
+/*
+ * Starts an agent named node (made unique) listening on tcp://127.0.0.1:0,
+ * with --stop-grace 1000 and these profiles of xlsim:
+ *   xl (exits on SIGTERM), xl-ignore (--on-term ignore),
+ *   xl-children (--children 2), xl-detach (--detach),
+ *   xl-crash (--crash-after 100), broken (a program that does not exist).
+ * extra_args (NULL-terminated, may be NULL) are appended. Waits up to 10 s
+ * for the ready file; returns 0 and fills a, or -1.
+ */
+int harness_agent_start(
+    struct harness_agent *a, const char *node, const char *const *extra_args);
+
+/* Starts again with the same node, dir and args (a restarted agent). */
+int harness_agent_restart(struct harness_agent *a);
+
+/* SIGTERM and wait up to timeout_ms; returns the wait status or -1. */
+int harness_agent_stop(struct harness_agent *a, int timeout_ms);
+
+/* SIGKILL and reap. */
+void harness_agent_kill(struct harness_agent *a);
+
+/* Counts live (non-zombie) processes with HPCXL_SESSION=session. */
+int harness_session_procs(const char *session);
+
+/* Waits until harness_session_procs(session) == n or timeout_ms passed. */
+bool harness_wait_procs(const char *session, int n, int timeout_ms);
+
+/*
+ * One survey to url with req; waits up to timeout_ms for the reply and
+ * decodes it into reply (free with proto_msg_free). Returns 0 or -1.
+ */
+int harness_request(const char *url, const struct proto_msg *req,
+    int timeout_ms, struct proto_msg *reply);
+
+/* Same, with raw bytes as the request body. */
+int harness_request_raw(const char *url, const void *frame, size_t len,
+    int timeout_ms, struct proto_msg *reply);
+
+/*
+ * Runs argv (argv[0] a path), capturing stdout into *out (malloc'd, NUL-
+ * terminated; may be NULL). Returns 0 and the wait status and elapsed ms.
+ */
+int harness_run(
+    const char *const argv[], char **out, int *status, int64_t *elapsed_ms);
+
+/* Value of NAME in the environment of pid, copied into out; -1 if none. */
+int harness_proc_env(pid_t pid, const char *name, char *out, size_t len);
+
+#endif

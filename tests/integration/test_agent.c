@@ -1,0 +1,498 @@
+/*
+ * The agent, end to end: the real hpcxl-agent binary, real xlsim workers,
+ * real nng sockets. Each test starts its own agent with a unique node name
+ * and uses unique session ids, so tests may run side by side.
+ */
+#include "harness.h"
+
+#include "hpcxl/common/util.h"
+
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define REPLY_TIMEOUT_MS 10000
+#define CLOSE_DEADLINE_MS 8000
+#define PROCS_TIMEOUT_MS 5000
+
+static struct harness_agent agent;
+
+static void
+start_agent(void)
+{
+	cr_assert_eq(harness_agent_start(&agent, "ta", NULL), 0,
+	    "agent did not start (see /tmp/hpcxl-test-*/agent.log)");
+}
+
+static void
+stop_agent(void)
+{
+	harness_agent_stop(&agent, 15000);
+}
+
+static struct proto_reply
+request(struct proto_msg *req, struct proto_msg *holder)
+{
+	if (req->op == 0)
+		req->op = util_random_u64();
+	cr_assert_eq(harness_request(agent.url, req, REPLY_TIMEOUT_MS, holder),
+	    0, "no reply to %s", proto_type_name(req->type));
+	cr_assert_eq(holder->type, PROTO_REPLY);
+	cr_assert_eq(holder->op, req->op, "reply carries another op");
+	return holder->u.reply;
+}
+
+/* Opens session with n workers of profile; returns the decoded reply. */
+static struct proto_reply
+open_session(const char *session, const char *profile, uint32_t n,
+    struct proto_msg *holder)
+{
+	struct proto_msg req = { .type = PROTO_OPEN };
+
+	req.u.open.session = (char *)session;
+	req.u.open.profile = (char *)profile;
+	req.u.open.workers = n;
+	req.u.open.workbook = "/data/book.xlsx";
+	return request(&req, holder);
+}
+
+static struct proto_reply
+close_session_op(const char *session, uint64_t op, struct proto_msg *holder)
+{
+	struct proto_msg req = { .type = PROTO_CLOSE, .op = op };
+
+	req.u.close.session = (char *)session;
+	req.u.close.deadline_ms = CLOSE_DEADLINE_MS;
+	return request(&req, holder);
+}
+
+static struct proto_reply
+close_session(const char *session, struct proto_msg *holder)
+{
+	return close_session_op(session, 0, holder);
+}
+
+static void
+new_session(char *id, size_t len)
+{
+	harness_unique("s", id, len);
+}
+
+TestSuite(agent, .init = start_agent, .fini = stop_agent, .timeout = 60);
+
+Test(agent, ping_names_node_version_and_backend)
+{
+	struct proto_msg req = { .type = PROTO_PING }, h;
+	struct proto_reply r = request(&req, &h);
+
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	cr_assert_str_eq(r.node, agent.node);
+	cr_assert_not_null(r.version);
+	cr_assert_not_null(r.backend);
+	cr_assert(strcmp(r.backend, "cgroup2") == 0
+	    || strcmp(r.backend, "pgroup") == 0);
+	proto_msg_free(&h);
+}
+
+Test(agent, open_spawns_workers_with_their_environment)
+{
+	char id[64], val[256];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl", 4, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open failed: %s", r.msg);
+	cr_assert_eq(r.nsessions, 1);
+	cr_assert_eq(r.sessions[0].nworkers, 4);
+	cr_assert(harness_wait_procs(id, 4, PROCS_TIMEOUT_MS));
+	for (uint32_t i = 0; i < 4; i++) {
+		pid_t pid = r.sessions[0].workers[i].pid;
+		char want[16];
+
+		cr_assert_gt(pid, 0);
+		cr_assert_eq(
+		    harness_proc_env(pid, "HPCXL_NODE", val, sizeof(val)), 0);
+		cr_assert_str_eq(val, agent.node);
+		cr_assert_eq(
+		    harness_proc_env(pid, "HPCXL_WORKER", val, sizeof(val)),
+		    0);
+		snprintf(
+		    want, sizeof(want), "%u", r.sessions[0].workers[i].index);
+		cr_assert_str_eq(val, want);
+		cr_assert_eq(
+		    harness_proc_env(pid, "HPCXL_WORKBOOK", val, sizeof(val)),
+		    0);
+		cr_assert_str_eq(val, "/data/book.xlsx");
+	}
+	proto_msg_free(&h);
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+}
+
+Test(agent, close_ends_workers_and_their_children)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-children", 3, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open failed: %s", r.msg);
+	proto_msg_free(&h);
+	/* 3 workers with 2 children each. */
+	cr_assert(harness_wait_procs(id, 9, PROCS_TIMEOUT_MS));
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert(r.has_counts);
+	cr_assert_eq(r.counts.workers, 3);
+	cr_assert_eq(r.counts.exited + r.counts.killed, 3);
+	cr_assert_eq(r.counts.remaining, 0);
+	/* The reply comes once the set is empty: nothing may be left now. */
+	cr_assert_eq(harness_session_procs(id), 0);
+	proto_msg_free(&h);
+}
+
+Test(agent, sigterm_ignoring_worker_is_killed_after_grace)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-ignore", 2, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, 2, PROCS_TIMEOUT_MS));
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(r.counts.killed, 2);
+	cr_assert_eq(r.counts.exited, 0);
+	/* It took the grace period (1000 ms in the harness) to kill them. */
+	cr_assert_geq(r.counts.elapsed_ms, 1000);
+	cr_assert_eq(harness_session_procs(id), 0);
+	proto_msg_free(&h);
+}
+
+Test(agent, stopped_worker_is_continued_and_closed)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+	pid_t pid;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	pid = r.sessions[0].workers[0].pid;
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, 1, PROCS_TIMEOUT_MS));
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(r.counts.workers, 1);
+	cr_assert_eq(harness_session_procs(id), 0);
+	proto_msg_free(&h);
+}
+
+Test(agent, detached_grandchild_cannot_escape)
+{
+	char id[64];
+	struct proto_msg h, ph;
+	struct proto_msg ping = { .type = PROTO_PING };
+	struct proto_reply r;
+
+	r = request(&ping, &ph);
+	if (strcmp(r.backend, "cgroup2") != 0) {
+		proto_msg_free(&ph);
+		cr_skip_test("pgroup backend: setsid() escapes by design");
+	}
+	proto_msg_free(&ph);
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-detach", 2, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	/* Each worker leaves one setsid() grandchild behind. */
+	cr_assert(harness_wait_procs(id, 4, PROCS_TIMEOUT_MS));
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(harness_session_procs(id), 0);
+	proto_msg_free(&h);
+}
+
+Test(agent, second_close_and_unknown_session_are_not_found)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
+	proto_msg_free(&h);
+	r = close_session("never-opened", &h);
+	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
+	cr_assert_str_eq(r.node, agent.node);
+	proto_msg_free(&h);
+}
+
+Test(agent, repeated_op_gets_the_same_reply)
+{
+	char id[64];
+	struct proto_msg h1, h2;
+	struct proto_reply r1, r2;
+	uint64_t op = util_random_u64();
+
+	new_session(id, sizeof(id));
+	r1 = open_session(id, "xl", 2, &h1);
+	cr_assert_eq(r1.code, PROTO_CODE_OK);
+	proto_msg_free(&h1);
+	r1 = close_session_op(id, op, &h1);
+	r2 = close_session_op(id, op, &h2);
+	cr_assert_eq(r1.code, PROTO_CODE_OK);
+	cr_assert_eq(r2.code, PROTO_CODE_OK, "a retry must not see not_found");
+	cr_assert_eq(r2.counts.workers, r1.counts.workers);
+	cr_assert_eq(r2.counts.elapsed_ms, r1.counts.elapsed_ms);
+	proto_msg_free(&h1);
+	proto_msg_free(&h2);
+}
+
+Test(agent, status_lists_running_workers)
+{
+	char id[64];
+	struct proto_msg h, sh;
+	struct proto_msg st = { .type = PROTO_STATUS };
+	struct proto_reply r, s;
+	const struct proto_session *found = NULL;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl", 3, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	st.u.status.session = id;
+	s = request(&st, &sh);
+	cr_assert_eq(s.code, PROTO_CODE_OK);
+	cr_assert(s.has_sessions);
+	for (uint32_t i = 0; i < s.nsessions; i++) {
+		if (strcmp(s.sessions[i].session, id) == 0)
+			found = &s.sessions[i];
+	}
+	cr_assert_not_null(found);
+	cr_assert_str_eq(found->profile, "xl");
+	cr_assert_eq(found->nworkers, 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert_eq(
+		    found->workers[i].pid, r.sessions[0].workers[i].pid);
+		cr_assert_eq(found->workers[i].state, PROTO_W_RUNNING);
+		cr_assert_eq(found->workers[i].exit_status, -1);
+	}
+	proto_msg_free(&sh);
+	proto_msg_free(&h);
+	r = close_session(id, &h);
+	proto_msg_free(&h);
+	st.op
+	    = 0; /* a new operation: the same op would get the cached reply */
+	st.u.status.session = id;
+	s = request(&st, &sh);
+	cr_assert_eq(s.code, PROTO_CODE_NOT_FOUND);
+	proto_msg_free(&sh);
+}
+
+Test(agent, crashed_worker_shows_its_exit_status)
+{
+	char id[64];
+	struct proto_msg h, sh;
+	struct proto_msg st = { .type = PROTO_STATUS };
+	struct proto_reply r, s;
+	int64_t deadline = util_now_ms() + PROCS_TIMEOUT_MS;
+	bool ended = false;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-crash", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	st.u.status.session = id;
+	while (!ended && util_now_ms() < deadline) {
+		st.op = 0;
+		s = request(&st, &sh);
+		cr_assert_eq(s.nsessions, 1);
+		ended = s.sessions[0].workers[0].state == PROTO_W_EXITED;
+		if (ended) {
+			int es = s.sessions[0].workers[0].exit_status;
+
+			cr_assert(WIFEXITED(es));
+			cr_assert_eq(WEXITSTATUS(es), 3);
+		}
+		proto_msg_free(&sh);
+	}
+	cr_assert(ended, "the crash was never reported");
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	cr_assert_eq(r.counts.exited, 1);
+	proto_msg_free(&h);
+}
+
+Test(agent, bad_opens_get_errors_and_leave_nothing)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "no-such-profile", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_ERROR);
+	cr_assert_not_null(strstr(r.msg, "profile"));
+	proto_msg_free(&h);
+	r = open_session(id, "broken", 2, &h);
+	cr_assert_eq(r.code, PROTO_CODE_ERROR);
+	proto_msg_free(&h);
+	cr_assert_eq(harness_session_procs(id), 0);
+	r = open_session(id, "xl", 2, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open after failures: %s", r.msg);
+	proto_msg_free(&h);
+	r = open_session(id, "xl", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_ERROR, "a duplicate id must fail");
+	proto_msg_free(&h);
+	/* The failed duplicate must not have touched the first session. */
+	cr_assert(harness_wait_procs(id, 2, PROCS_TIMEOUT_MS));
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+}
+
+/* Malformed frames: each gets bad_request, and the agent keeps serving. */
+Test(agent, hostile_frames_get_bad_request)
+{
+	static const unsigned char frames[][12] = {
+		{ 0xc1 }, /* reserved byte */
+		{ 0x94, 0x01 }, /* truncated */
+		{ 0x94, 0x02, 0xa4, 'p', 'i', 'n', 'g', 0x01, 0x80 },
+		{ 0x94, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0x01, 0x80, 0x00 },
+		{ 0xdd, 0xff, 0xff, 0xff, 0xff }, /* huge array */
+		{ 0x94, 0x01, 0xa3, 'f', 'o', 'o', 0x01, 0x80 },
+	};
+	static const size_t lens[] = { 1, 2, 9, 10, 5, 8 };
+	struct proto_msg h, ping = { .type = PROTO_PING };
+	struct proto_reply r;
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		cr_assert_eq(harness_request_raw(agent.url, frames[i], lens[i],
+		                 REPLY_TIMEOUT_MS, &h),
+		    0, "no reply to bad frame %zu", i);
+		cr_assert_eq(
+		    h.u.reply.code, PROTO_CODE_BAD_REQUEST, "frame %zu", i);
+		cr_assert_str_eq(h.u.reply.node, agent.node);
+		proto_msg_free(&h);
+	}
+	r = request(&ping, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+}
+
+Test(agent, oversized_frame_does_not_stop_the_agent)
+{
+	size_t len = PROTO_MAX_REQUEST * 2;
+	char *big = calloc(1, len);
+	struct proto_msg h, ping = { .type = PROTO_PING };
+	struct proto_reply r;
+
+	cr_assert_not_null(big);
+	/* The pipe is dropped (RECVMAXSZ): no reply, and no crash. */
+	cr_assert_neq(harness_request_raw(agent.url, big, len, 500, &h), 0);
+	free(big);
+	r = request(&ping, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+}
+
+Test(agent, sigterm_closes_sessions_then_exits_zero)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+	int st;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-children", 2, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, 6, PROCS_TIMEOUT_MS));
+	st = harness_agent_stop(&agent, 15000);
+	cr_assert(
+	    WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent status 0x%x", st);
+	cr_assert_eq(harness_session_procs(id), 0);
+}
+
+/* The pgroup backend passes the same close tests (without setsid cases). */
+static struct harness_agent pg_agent;
+
+static void
+start_pgroup_agent(void)
+{
+	static const char *const args[] = { "--backend", "pgroup", NULL };
+
+	cr_assert_eq(harness_agent_start(&pg_agent, "tp", args), 0);
+}
+
+static void
+stop_pgroup_agent(void)
+{
+	harness_agent_stop(&pg_agent, 15000);
+}
+
+TestSuite(pgroup, .init = start_pgroup_agent, .fini = stop_pgroup_agent,
+    .timeout = 60);
+
+Test(pgroup, close_ends_workers_children_and_stubborn_ones)
+{
+	const char *profiles[] = { "xl-children", "xl-ignore" };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct proto_msg req = { .type = PROTO_OPEN }, h;
+		char id[64];
+
+		new_session(id, sizeof(id));
+		req.op = util_random_u64();
+		req.u.open.session = id;
+		req.u.open.profile = (char *)profiles[i];
+		req.u.open.workers = 2;
+		cr_assert_eq(
+		    harness_request(pg_agent.url, &req, REPLY_TIMEOUT_MS, &h),
+		    0);
+		cr_assert_eq(h.u.reply.code, PROTO_CODE_OK);
+		proto_msg_free(&h);
+		cr_assert(
+		    harness_wait_procs(id, i == 0 ? 6 : 2, PROCS_TIMEOUT_MS));
+		req = (struct proto_msg) { .type = PROTO_CLOSE,
+			.op = util_random_u64() };
+		req.u.close.session = id;
+		req.u.close.deadline_ms = CLOSE_DEADLINE_MS;
+		cr_assert_eq(
+		    harness_request(pg_agent.url, &req, REPLY_TIMEOUT_MS, &h),
+		    0);
+		cr_assert_eq(
+		    h.u.reply.code, PROTO_CODE_OK, "%s", h.u.reply.msg);
+		cr_assert_eq(h.u.reply.counts.workers, 2);
+		cr_assert_eq(harness_session_procs(id), 0);
+		proto_msg_free(&h);
+	}
+}
+
+Test(pgroup, ping_reports_pgroup)
+{
+	struct proto_msg req = { .type = PROTO_PING, .op = 5 }, h;
+
+	cr_assert_eq(
+	    harness_request(pg_agent.url, &req, REPLY_TIMEOUT_MS, &h), 0);
+	cr_assert_str_eq(h.u.reply.backend, "pgroup");
+	proto_msg_free(&h);
+}
