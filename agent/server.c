@@ -11,6 +11,8 @@
 
 /* Recent answers by op: a repeated survey gets exactly the same reply. */
 #define REPLY_CACHE_SIZE 256
+/* Messages queued between nng and the loop, each way. */
+#define QUEUE_DEPTH 1024
 
 struct cached_reply {
 	uint64_t op;
@@ -99,6 +101,21 @@ server_listen_all(
 		return rv;
 	}
 	return ready_commit(ready, tmp, ready_file);
+}
+
+/*
+ * A raw socket's send queue has depth 0 by default: a non-blocking send
+ * succeeds only while nng's dispatcher happens to wait for it, so replies
+ * sent back to back were dropped. Deep queues keep the loop from blocking.
+ */
+static int
+server_set_queues(nng_socket sock)
+{
+	int rv;
+
+	if ((rv = nng_socket_set_int(sock, NNG_OPT_SENDBUF, QUEUE_DEPTH)) != 0)
+		return rv;
+	return nng_socket_set_int(sock, NNG_OPT_RECVBUF, QUEUE_DEPTH);
 }
 
 int

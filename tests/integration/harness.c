@@ -324,6 +324,50 @@ harness_wait_procs(const char *session, int n, int timeout_ms)
 	}
 }
 
+static bool
+log_says_ready(const char *path)
+{
+	char line[512];
+	bool ready = false;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return false;
+	while (!ready && fgets(line, sizeof(line), f) != NULL)
+		ready = strncmp(line, "xlsim ready", 11) == 0;
+	fclose(f);
+	return ready;
+}
+
+static int
+count_ready(const struct harness_agent *a, const char *session, int n)
+{
+	char path[PATH_MAX + 128];
+	int ready = 0;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/state/logs/%s/worker-%d.log",
+		    a->dir, session, i);
+		ready += log_says_ready(path);
+	}
+	return ready;
+}
+
+bool
+harness_wait_ready(
+    const struct harness_agent *a, const char *session, int n, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	for (;;) {
+		if (count_ready(a, session, n) == n)
+			return true;
+		if (util_now_ms() >= deadline)
+			return false;
+		nap_ms(POLL_STEP_MS);
+	}
+}
+
 int
 harness_request_raw(const char *url, const void *frame, size_t len,
     int timeout_ms, struct proto_msg *reply)

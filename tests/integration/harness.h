@@ -49,6 +49,13 @@ int harness_agent_stop(struct harness_agent *a, int timeout_ms);
 /* SIGKILL and reap. */
 void harness_agent_kill(struct harness_agent *a);
 
+/*
+ * Waits until n workers of session on agent a have printed xlsim's ready
+ * line into their logs (so their signal handlers are in place).
+ */
+bool harness_wait_ready(
+    const struct harness_agent *a, const char *session, int n, int timeout_ms);
+
 /* Counts live (non-zombie) processes with HPCXL_SESSION=session. */
 int harness_session_procs(const char *session);
 

@@ -167,10 +167,12 @@ Test(agent, sigterm_ignoring_worker_is_killed_after_grace)
 	r = open_session(id, "xl-ignore", 2, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
-	cr_assert(harness_wait_procs(id, 2, PROCS_TIMEOUT_MS));
+	/* Until xlsim is ready, SIGTERM would still kill it by default. */
+	cr_assert(harness_wait_ready(&agent, id, 2, PROCS_TIMEOUT_MS));
 	r = close_session(id, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
-	cr_assert_eq(r.counts.killed, 2);
+	cr_assert_eq(r.counts.killed, 2, "killed %u exited %u",
+	    r.counts.killed, r.counts.exited);
 	cr_assert_eq(r.counts.exited, 0);
 	/* It took the grace period (1000 ms in the harness) to kill them. */
 	cr_assert_geq(r.counts.elapsed_ms, 1000);
