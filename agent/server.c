@@ -13,6 +13,8 @@
 #define REPLY_CACHE_SIZE 256
 /* Messages queued between nng and the loop, each way. */
 #define QUEUE_DEPTH 1024
+/* Longest the loop may block handing a reply to nng (queue full). */
+#define SEND_TIMEOUT_MS 100
 
 struct cached_reply {
 	uint64_t op;
@@ -113,7 +115,10 @@ server_set_queues(nng_socket sock)
 {
 	int rv;
 
-	if ((rv = nng_socket_set_int(sock, NNG_OPT_SENDBUF, QUEUE_DEPTH)) != 0)
+	if ((rv = nng_socket_set_int(sock, NNG_OPT_SENDBUF, QUEUE_DEPTH)) != 0
+	    || (rv = nng_socket_set_ms(
+	            sock, NNG_OPT_SENDTIMEO, SEND_TIMEOUT_MS))
+	        != 0)
 		return rv;
 	return nng_socket_set_int(sock, NNG_OPT_RECVBUF, QUEUE_DEPTH);
 }
@@ -131,6 +136,7 @@ server_open(
 		return HPCXL_ENOMEM;
 	}
 	if ((rv = nng_respondent0_open_raw(&s->sock)) != 0
+	    || (rv = server_set_queues(s->sock)) != 0
 	    || (rv = nng_socket_get_int(s->sock, NNG_OPT_RECVFD, &s->recv_fd))
 	        != 0) {
 		log_err("cannot open respondent socket: %s", nng_strerror(rv));
@@ -187,8 +193,12 @@ send_on_route(struct server *s, nng_msg *msg, const char *frame, size_t len)
 	int rv;
 
 	nng_msg_clear(msg);
+	/* A blocking send bounded by SEND_TIMEOUT_MS: with a deep queue it
+	 * returns at once. NNG_FLAG_NONBLOCK is not used because in nng 1.5.2
+	 * a zero-timeout send can fail with EAGAIN while the queue has room
+	 * (seen here: about 1 reply in 100 dropped under connection churn). */
 	if ((rv = nng_msg_append(msg, frame, len)) == 0)
-		rv = nng_sendmsg(s->sock, msg, NNG_FLAG_NONBLOCK);
+		rv = nng_sendmsg(s->sock, msg, 0);
 	if (rv != 0) {
 		/* The surveyor will ask again with the same op. */
 		log_warn("reply dropped: %s", nng_strerror(rv));

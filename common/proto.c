@@ -39,6 +39,10 @@ static const char *const wstate_names[] = {
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Bounds of the duration fields, shared by the encoder and the decoder. */
+#define LEASE_MAX_MS (UINT32_MAX * 1000ULL)
+#define DEADLINE_MAX_MS UINT32_MAX
+
 static const char *
 name_of(const char *const *names, size_t n, unsigned v)
 {
@@ -172,23 +176,58 @@ pack_reply(msgpack_packer *pk, const struct proto_reply *r)
 		pack_session(pk, &r->sessions[i]);
 }
 
+/* Optional free text: absent, or at most PROTO_MAX_TEXT bytes. */
+static bool
+text_valid(const char *s)
+{
+	return s == NULL || strnlen(s, PROTO_MAX_TEXT + 1) <= PROTO_MAX_TEXT;
+}
+
+static bool
+session_valid(const struct proto_session *s)
+{
+	uint32_t i;
+
+	if (!util_valid_id(s->session) || !util_valid_id(s->profile)
+	    || s->nworkers > PROTO_MAX_WORKERS
+	    || (s->nworkers > 0 && s->workers == NULL))
+		return false;
+	for (i = 0; i < s->nworkers; i++) {
+		if ((unsigned)s->workers[i].state >= COUNT_OF(wstate_names)
+		    || s->workers[i].pid < 0 || s->workers[i].exit_status < -1)
+			return false;
+	}
+	return true;
+}
+
 static bool
 reply_valid(const struct proto_reply *r)
 {
 	uint32_t i;
 
-	if (r->node == NULL || (unsigned)r->code >= COUNT_OF(code_names))
+	if (!util_valid_id(r->node)
+	    || (unsigned)r->code >= COUNT_OF(code_names) || !text_valid(r->msg)
+	    || !text_valid(r->version) || !text_valid(r->backend))
 		return false;
-	if (r->has_sessions && r->nsessions > 0 && r->sessions == NULL)
+	if (!r->has_sessions)
+		return true;
+	if (r->nsessions > PROTO_MAX_SESSIONS
+	    || (r->nsessions > 0 && r->sessions == NULL))
 		return false;
-	for (i = 0; r->has_sessions && i < r->nsessions; i++) {
-		if (r->sessions[i].session == NULL
-		    || r->sessions[i].profile == NULL
-		    || (r->sessions[i].nworkers > 0
-		        && r->sessions[i].workers == NULL))
+	for (i = 0; i < r->nsessions; i++) {
+		if (!session_valid(&r->sessions[i]))
 			return false;
 	}
 	return true;
+}
+
+static bool
+open_valid(const struct proto_open *o)
+{
+	return util_valid_id(o->session) && util_valid_id(o->profile)
+	    && o->workers <= PROTO_MAX_WORKERS
+	    && (o->per_core || o->workers > 0) && text_valid(o->workbook)
+	    && o->lease_ms <= LEASE_MAX_MS;
 }
 
 /* The encoder refuses what the decoder would refuse, so peers agree. */
@@ -197,15 +236,16 @@ msg_valid(const struct proto_msg *m)
 {
 	switch (m->type) {
 	case PROTO_OPEN:
-		return util_valid_id(m->u.open.session)
-		    && util_valid_id(m->u.open.profile);
+		return open_valid(&m->u.open);
 	case PROTO_CLOSE:
-		return util_valid_id(m->u.close.session);
+		return util_valid_id(m->u.close.session)
+		    && m->u.close.deadline_ms <= DEADLINE_MAX_MS;
 	case PROTO_STATUS:
 		return m->u.status.session == NULL
 		    || util_valid_id(m->u.status.session);
 	case PROTO_RENEW:
-		return util_valid_id(m->u.renew.session);
+		return util_valid_id(m->u.renew.session)
+		    && m->u.renew.lease_ms <= LEASE_MAX_MS;
 	case PROTO_PING:
 		return true;
 	case PROTO_REPLY:
@@ -327,24 +367,39 @@ map_find(const msgpack_object_map *m, const char *key)
 	return NULL;
 }
 
-/* Keys must be strings and unique: two "session" keys are an attack. */
-static bool
-map_keys_ok(const msgpack_object_map *m)
+static int
+kv_key_cmp(const void *a, const void *b)
 {
-	uint32_t i, j;
+	const msgpack_object_str *x
+	    = &((const msgpack_object_kv *)a)->key.via.str;
+	const msgpack_object_str *y
+	    = &((const msgpack_object_kv *)b)->key.via.str;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return x->size == 0 ? 0 : memcmp(x->ptr, y->ptr, x->size);
+}
+
+/*
+ * Keys must be strings and unique: two "session" keys are an attack. The
+ * pairs are sorted in place (they live in the decoder's zone and their order
+ * means nothing) so the check costs n log n: comparing every pair of the
+ * ~800k keys a 4 MiB reply can hold would take the controller minutes.
+ */
+static bool
+map_keys_ok(msgpack_object_map *m)
+{
+	uint32_t i;
 
 	for (i = 0; i < m->size; i++) {
-		const msgpack_object_str *a = &m->ptr[i].key.via.str;
-
 		if (m->ptr[i].key.type != MSGPACK_OBJECT_STR)
 			return false;
-		for (j = 0; j < i; j++) {
-			const msgpack_object_str *b = &m->ptr[j].key.via.str;
-
-			if (a->size == b->size
-			    && memcmp(a->ptr, b->ptr, a->size) == 0)
-				return false;
-		}
+	}
+	if (m->size > 1)
+		qsort(m->ptr, m->size, sizeof(*m->ptr), kv_key_cmp);
+	for (i = 1; i < m->size; i++) {
+		if (kv_key_cmp(&m->ptr[i - 1], &m->ptr[i]) == 0)
+			return false;
 	}
 	return true;
 }
@@ -510,7 +565,9 @@ dec_enter(struct dec *d, const msgpack_object *o)
 
 	if (d->err != 0)
 		return outer;
-	if (o->type != MSGPACK_OBJECT_MAP || !map_keys_ok(&o->via.map)) {
+	/* Every object is in the decoder's own zone: sorting it is safe. */
+	if (o->type != MSGPACK_OBJECT_MAP
+	    || !map_keys_ok((msgpack_object_map *)&o->via.map)) {
 		dec_fail(d, HPCXL_EPROTO, "expected a map with string keys");
 		return outer;
 	}
@@ -527,7 +584,7 @@ decode_open(struct dec *d, struct proto_open *o)
 	o->workers = (uint32_t)get_uint(
 	    d, "workers", !o->per_core, PROTO_MAX_WORKERS);
 	o->workbook = get_text(d, "workbook", false);
-	o->lease_ms = get_uint(d, "lease_ms", false, UINT32_MAX * 1000ULL);
+	o->lease_ms = get_uint(d, "lease_ms", false, LEASE_MAX_MS);
 	if (d->err == 0 && !o->per_core && o->workers == 0)
 		dec_fail(d, HPCXL_EPROTO, "workers must be at least 1");
 }
@@ -623,7 +680,7 @@ decode_body(struct dec *d, struct proto_msg *m)
 	case PROTO_CLOSE:
 		m->u.close.session = get_id(d, "session", true);
 		m->u.close.deadline_ms
-		    = get_uint(d, "deadline_ms", true, UINT32_MAX);
+		    = get_uint(d, "deadline_ms", true, DEADLINE_MAX_MS);
 		break;
 	case PROTO_STATUS:
 		m->u.status.session = get_id(d, "session", false);
@@ -631,7 +688,7 @@ decode_body(struct dec *d, struct proto_msg *m)
 	case PROTO_RENEW:
 		m->u.renew.session = get_id(d, "session", true);
 		m->u.renew.lease_ms
-		    = get_uint(d, "lease_ms", true, UINT32_MAX * 1000ULL);
+		    = get_uint(d, "lease_ms", true, LEASE_MAX_MS);
 		break;
 	case PROTO_PING:
 		break;
@@ -792,6 +849,9 @@ proto_reply_copy(const struct proto_reply *src, struct proto_reply *dst)
 	bool ok;
 	uint32_t i;
 
+	/* r must hold none of src's pointers before a dup can fail, or the
+	 * cleanup would free src's strings. */
+	r.node = r.msg = r.version = r.backend = NULL;
 	r.nsessions = 0;
 	r.sessions = NULL;
 	ok = dup_opt(src->node, &r.node) && dup_opt(src->msg, &r.msg)

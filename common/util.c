@@ -43,7 +43,9 @@ util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	char *end;
 	long long v;
 
-	if (s == NULL || *s == '\0')
+	/* strtoll would also take leading blanks and '+': config values and
+	 * CLI numbers must be plain digits. */
+	if (s == NULL || !((*s >= '0' && *s <= '9') || *s == '-'))
 		return HPCXL_EINVAL;
 	errno = 0;
 	v = strtoll(s, &end, 10);

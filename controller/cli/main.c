@@ -1,0 +1,112 @@
+/*
+ * hpcxl: open, close and inspect sessions from the shell.
+ *
+ * usage: hpcxl [--nodes URL[,URL...]] [--nodes-file FILE] [--json] [-v]
+ *              COMMAND ...          (see cli_usage() or hpcxl --help)
+ *
+ * Exit status: 0 every node succeeded, 1 some node failed, was partial or
+ * unreachable (or the call itself failed), 2 usage or configuration error.
+ */
+#include "cli.h"
+
+#include "hpcxl/common/log.h"
+
+#include <stdlib.h>
+
+/* Names the URL nng cannot dial (hpcxl_client_open only says EINVAL). */
+static int
+main_bad_url(const struct roster *r)
+{
+	struct hpcxl_client *c;
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		const char *url = r->urls[i];
+
+		if (hpcxl_client_open(&url, 1, &c) == HPCXL_EINVAL)
+			return cli_usage_error("invalid node URL '%s' (e.g. "
+			                       "tcp://host:port)",
+			    url);
+		hpcxl_client_close(c);
+	}
+	return cli_usage_error("invalid node list");
+}
+
+static int
+main_client(const struct cli_args *a, struct hpcxl_client **c)
+{
+	int rv = hpcxl_client_open(
+	    (const char *const *)a->roster.urls, a->roster.n, c);
+
+	if (rv == HPCXL_EINVAL)
+		return main_bad_url(&a->roster);
+	if (rv != 0) {
+		fprintf(stderr, "hpcxl: %s\n", hpcxl_strerror(rv));
+		return CLI_EXIT_FAIL;
+	}
+	return 0;
+}
+
+static int
+main_call(
+    struct hpcxl_client *c, const struct cli_args *a, struct hpcxl_report **r)
+{
+	switch (a->cmd) {
+	case CLI_OPEN:
+		return hpcxl_open_session(c, &a->open, a->timeout_ms, r);
+	case CLI_CLOSE:
+		return hpcxl_close_session(c, a->session, a->timeout_ms, r);
+	case CLI_STATUS:
+		return hpcxl_status(c, a->session, a->timeout_ms, r);
+	case CLI_PING:
+		return hpcxl_ping(c, a->timeout_ms, r);
+	}
+	return HPCXL_EINVAL;
+}
+
+static int
+main_run(const struct cli_args *a)
+{
+	struct hpcxl_client *c = NULL;
+	struct hpcxl_report *r = NULL;
+	int rv, out;
+
+	if ((rv = main_client(a, &c)) != 0)
+		return rv;
+	rv = main_call(c, a, &r);
+	if (rv != 0 && rv != HPCXL_EPARTIAL) {
+		fprintf(stderr, "hpcxl: %s failed: %s\n", cli_cmd_name(a->cmd),
+		    hpcxl_strerror(rv));
+		goto out;
+	}
+	out = a->json ? output_json(a, r) : output_table(a, r);
+	if (out != 0) {
+		fputs("hpcxl: cannot write the report\n", stderr);
+		rv = HPCXL_ENOMEM;
+	}
+out:
+	hpcxl_report_free(r);
+	hpcxl_client_close(c);
+	return rv == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli_args a = { .cmd = CLI_PING };
+	int rv;
+
+	log_init("hpcxl", LOG_INFO);
+	rv = cli_parse(argc, argv, &a);
+	if (rv == 0) {
+		if (a.verbose) {
+			log_set_level(LOG_DEBUG);
+			hpcxl_set_log_level(LOG_DEBUG);
+		}
+		rv = main_run(&a);
+	} else if (rv < 0) {
+		rv = CLI_EXIT_OK; /* --help */
+	}
+	cli_args_free(&a);
+	return rv;
+}

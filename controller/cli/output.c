@@ -1,0 +1,333 @@
+/*
+ * Printing a report: one JSON object (built with jansson, so every string is
+ * escaped by the library) or aligned tables for people.
+ */
+#include "cli.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- JSON -------------------------------------------------------------- */
+
+/* Agents' texts are bytes; JSON strings must be UTF-8. */
+static json_t *
+json_text(const char *s)
+{
+	json_t *j;
+	char *copy;
+	size_t i;
+
+	if (s == NULL)
+		return json_null();
+	if ((j = json_string(s)) != NULL || (copy = strdup(s)) == NULL)
+		return j;
+	for (i = 0; copy[i] != '\0'; i++) {
+		if ((unsigned char)copy[i] >= 0x80)
+			copy[i] = '?';
+	}
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+/* Sets obj[key] = val (stolen); remembers any failure in *ok. */
+static void
+json_put(json_t *obj, const char *key, json_t *val, bool *ok)
+{
+	if (val == NULL || json_object_set_new(obj, key, val) != 0)
+		*ok = false;
+}
+
+static json_t *
+json_worker(const struct hpcxl_worker_info *w, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (o == NULL) {
+		*ok = false;
+		return NULL;
+	}
+	json_put(o, "index", json_integer(w->index), ok);
+	json_put(o, "pid", json_integer(w->pid), ok);
+	json_put(o, "state", json_text(w->state), ok);
+	json_put(o, "exit_status", json_integer(w->exit_status), ok);
+	json_put(o, "restarts", json_integer(w->restarts), ok);
+	return o;
+}
+
+static json_t *
+json_session(const struct hpcxl_session_info *si, bool *ok)
+{
+	json_t *o = json_object(), *workers = json_array();
+	size_t i;
+
+	if (o == NULL || workers == NULL) {
+		json_decref(o);
+		json_decref(workers);
+		*ok = false;
+		return NULL;
+	}
+	for (i = 0; i < si->nworkers; i++) {
+		if (json_array_append_new(
+		        workers, json_worker(&si->workers[i], ok))
+		    != 0)
+			*ok = false;
+	}
+	json_put(o, "session", json_text(si->session), ok);
+	json_put(o, "profile", json_text(si->profile), ok);
+	json_put(o, "workers", workers, ok);
+	return o;
+}
+
+static json_t *
+json_sessions(const struct hpcxl_node_report *n, bool *ok)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	if (a == NULL) {
+		*ok = false;
+		return NULL;
+	}
+	for (i = 0; i < n->nsessions; i++) {
+		if (json_array_append_new(a, json_session(&n->sessions[i], ok))
+		    != 0)
+			*ok = false;
+	}
+	return a;
+}
+
+static json_t *
+json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (o == NULL) {
+		*ok = false;
+		return NULL;
+	}
+	json_put(o, "node", json_text(n->node), ok);
+	json_put(o, "url", json_text(n->url), ok);
+	json_put(o, "state", json_text(hpcxl_node_state_name(n->state)), ok);
+	json_put(o, "workers", json_integer(n->workers), ok);
+	json_put(o, "exited", json_integer(n->exited), ok);
+	json_put(o, "killed", json_integer(n->killed), ok);
+	json_put(o, "remaining", json_integer(n->remaining), ok);
+	json_put(o, "elapsed_ms", json_integer(n->elapsed_ms), ok);
+	json_put(o, "msg", json_text(n->msg), ok);
+	if (cmd == CLI_PING)
+		json_put(o, "version", json_text(n->version), ok);
+	if (cmd == CLI_PING || cmd == CLI_STATUS)
+		json_put(o, "backend", json_text(n->backend), ok);
+	if (cmd == CLI_STATUS)
+		json_put(o, "sessions", json_sessions(n, ok), ok);
+	return o;
+}
+
+int
+output_json(const struct cli_args *a, const struct hpcxl_report *r)
+{
+	json_t *root = json_object(), *nodes = json_array();
+	bool ok = root != NULL && nodes != NULL;
+	size_t i;
+	int rv = -1;
+
+	if (!ok) {
+		json_decref(nodes);
+		goto out;
+	}
+	json_put(root, "ok", json_boolean(r->ok), &ok);
+	if (r->session != NULL)
+		json_put(root, "session", json_text(r->session), &ok);
+	json_put(root, "elapsed_ms", json_integer(r->elapsed_ms), &ok);
+	for (i = 0; i < r->nnodes; i++) {
+		if (json_array_append_new(
+		        nodes, json_node(a->cmd, &r->nodes[i], &ok))
+		    != 0)
+			ok = false;
+	}
+	json_put(root, "nodes", nodes, &ok);
+	if (ok && json_dumpf(root, stdout, JSON_INDENT(2)) == 0
+	    && fputc('\n', stdout) != EOF)
+		rv = 0;
+out:
+	json_decref(root);
+	return rv;
+}
+
+/* ---- tables ------------------------------------------------------------ */
+
+#define TABLE_MAX_COLS 9
+#define CELL_MAX 32
+
+/* Column widths of a table, so rows printed apart still line up. */
+struct table {
+	size_t ncols;
+	size_t width[TABLE_MAX_COLS];
+};
+
+static void
+table_fit(struct table *t, const char *const *cells)
+{
+	size_t i, len;
+
+	for (i = 0; i < t->ncols; i++) {
+		len = strlen(cells[i]);
+		if (len > t->width[i])
+			t->width[i] = len;
+	}
+}
+
+/* The last column is not padded: it holds free text. */
+static void
+table_print(
+    const struct table *t, const char *indent, const char *const *cells)
+{
+	size_t i;
+
+	fputs(indent, stdout);
+	for (i = 0; i + 1 < t->ncols; i++)
+		printf("%-*s  ", (int)t->width[i], cells[i]);
+	printf("%s\n", cells[t->ncols - 1]);
+}
+
+/* The cells of a node row; numbers go to buf (CELL_MAX bytes a cell). */
+static size_t
+node_cells(enum cli_cmd cmd, const struct hpcxl_node_report *n,
+    char buf[][CELL_MAX], const char **cells)
+{
+	size_t k = 0;
+
+	cells[k++] = n->node != NULL ? n->node : "-";
+	cells[k++] = n->url;
+	cells[k++] = hpcxl_node_state_name(n->state);
+	if (cmd == CLI_OPEN || cmd == CLI_CLOSE) {
+		snprintf(buf[0], CELL_MAX, "%u", n->workers);
+		snprintf(buf[1], CELL_MAX, "%u", n->exited);
+		snprintf(buf[2], CELL_MAX, "%u", n->killed);
+		snprintf(buf[3], CELL_MAX, "%u", n->remaining);
+		cells[k++] = buf[0];
+		cells[k++] = buf[1];
+		cells[k++] = buf[2];
+		cells[k++] = buf[3];
+	}
+	if (cmd == CLI_PING)
+		cells[k++] = n->version != NULL ? n->version : "-";
+	if (cmd == CLI_PING || cmd == CLI_STATUS)
+		cells[k++] = n->backend != NULL ? n->backend : "-";
+	if (cmd == CLI_STATUS) {
+		snprintf(buf[0], CELL_MAX, "%zu", n->nsessions);
+		cells[k++] = buf[0];
+	}
+	snprintf(buf[4], CELL_MAX, "%lld ms", (long long)n->elapsed_ms);
+	cells[k++] = buf[4];
+	cells[k++] = n->msg;
+	return k;
+}
+
+static size_t
+node_header(enum cli_cmd cmd, const char **cells)
+{
+	static const char *const open_close[]
+	    = { "NODE", "URL", "STATE", "WORKERS", "EXITED", "KILLED",
+		      "REMAINING", "ELAPSED", "MESSAGE" };
+	static const char *const ping[] = { "NODE", "URL", "STATE", "VERSION",
+		"BACKEND", "ELAPSED", "MESSAGE" };
+	static const char *const status[] = { "NODE", "URL", "STATE",
+		"BACKEND", "SESSIONS", "ELAPSED", "MESSAGE" };
+	const char *const *h = cmd == CLI_PING ? ping
+	    : cmd == CLI_STATUS                ? status
+	                                       : open_close;
+	size_t n = cmd == CLI_PING || cmd == CLI_STATUS ? 7 : 9;
+
+	memcpy(cells, h, n * sizeof(*h));
+	return n;
+}
+
+static void
+worker_cells(const struct hpcxl_worker_info *w, char buf[][CELL_MAX],
+    const char **cells)
+{
+	snprintf(buf[0], CELL_MAX, "%u", w->index);
+	snprintf(buf[1], CELL_MAX, "%d", w->pid);
+	snprintf(buf[2], CELL_MAX, "%d", w->exit_status);
+	snprintf(buf[3], CELL_MAX, "%u", w->restarts);
+	cells[0] = buf[0];
+	cells[1] = buf[1];
+	cells[2] = w->state;
+	cells[3] = w->exit_status < 0 ? "-" : buf[2];
+	cells[4] = buf[3];
+}
+
+/* A session and its workers, indented under their node. */
+static void
+print_session(const struct hpcxl_session_info *si)
+{
+	static const char *const header[]
+	    = { "WORKER", "PID", "STATE", "EXIT", "RESTARTS" };
+	struct table t = { .ncols = 5 };
+	char buf[4][CELL_MAX];
+	const char *cells[5];
+	size_t i;
+
+	printf("    session %s  profile %s  %zu worker%s\n", si->session,
+	    si->profile, si->nworkers, si->nworkers == 1 ? "" : "s");
+	if (si->nworkers == 0)
+		return;
+	table_fit(&t, header);
+	for (i = 0; i < si->nworkers; i++) {
+		worker_cells(&si->workers[i], buf, cells);
+		table_fit(&t, cells);
+	}
+	table_print(&t, "        ", header);
+	for (i = 0; i < si->nworkers; i++) {
+		worker_cells(&si->workers[i], buf, cells);
+		table_print(&t, "        ", cells);
+	}
+}
+
+static size_t
+count_ok(const struct hpcxl_report *r)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < r->nnodes; i++) {
+		enum hpcxl_node_state s = r->nodes[i].state;
+
+		n += s == HPCXL_NODE_OK || s == HPCXL_NODE_CLOSED
+		    || s == HPCXL_NODE_ALREADY_CLOSED;
+	}
+	return n;
+}
+
+int
+output_table(const struct cli_args *a, const struct hpcxl_report *r)
+{
+	char buf[5][CELL_MAX];
+	const char *cells[TABLE_MAX_COLS];
+	struct table t = { .ncols = 0 };
+	size_t i, j;
+
+	if (a->session_generated)
+		printf("session %s\n", a->session);
+	t.ncols = node_header(a->cmd, cells);
+	table_fit(&t, cells);
+	for (i = 0; i < r->nnodes; i++) {
+		node_cells(a->cmd, &r->nodes[i], buf, cells);
+		table_fit(&t, cells);
+	}
+	node_header(a->cmd, cells);
+	table_print(&t, "", cells);
+	for (i = 0; i < r->nnodes; i++) {
+		node_cells(a->cmd, &r->nodes[i], buf, cells);
+		table_print(&t, "", cells);
+		for (j = 0; j < r->nodes[i].nsessions; j++)
+			print_session(&r->nodes[i].sessions[j]);
+	}
+	printf("%s%s%s: %zu of %zu nodes succeeded in %lld ms\n",
+	    cli_cmd_name(a->cmd), r->session != NULL ? " " : "",
+	    r->session != NULL ? r->session : "", count_ok(r), r->nnodes,
+	    (long long)r->elapsed_ms);
+	return fflush(stdout) == 0 ? 0 : -1;
+}

@@ -1,0 +1,165 @@
+/*
+ * libhpcxl: open, close and inspect hpcxl sessions on a roster of agents.
+ *
+ * Every call broadcasts one request to every agent of the client's roster
+ * and collects one reply per node until its timeout; the result is a report
+ * with exactly one row per roster URL, in roster order. A call never returns
+ * later than its timeout plus a small bounded overshoot (a few tens of ms).
+ *
+ * A client only holds its roster and is never changed after
+ * hpcxl_client_open(): calls on one client may run concurrently from
+ * several threads. Errors are hpcxl_err values (<hpcxl/common/err.h>); use
+ * hpcxl_strerror() for a text.
+ */
+#ifndef HPCXL_HPCXL_H
+#define HPCXL_HPCXL_H
+
+#include <hpcxl/common/err.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The timeout a negative timeout_ms stands for, as in HPC Pack's client. */
+#define HPCXL_DEFAULT_TIMEOUT_MS 120000
+
+struct hpcxl_client;
+
+/*
+ * Creates a client for the agents at urls[0..nurls) (nng URLs such as
+ * "tcp://node1:5555"); the strings are copied. Nothing is dialled yet.
+ * Returns 0 and sets *out (release with hpcxl_client_close()), or
+ * HPCXL_EINVAL (no URLs, a NULL or unusable URL), HPCXL_ETRANSPORT (nng
+ * could not be set up) or HPCXL_ENOMEM, with *out untouched.
+ */
+int hpcxl_client_open(
+    const char *const *urls, size_t nurls, struct hpcxl_client **out);
+
+/* Frees c (NULL is fine). No call on c may be running. */
+void hpcxl_client_close(struct hpcxl_client *c);
+
+enum hpcxl_node_state {
+	HPCXL_NODE_OK, /* open, status, ping succeeded */
+	HPCXL_NODE_CLOSED, /* close: every process of the session gone */
+	HPCXL_NODE_ALREADY_CLOSED, /* close: the node had no such session */
+	HPCXL_NODE_PARTIAL, /* processes remain (close) or some
+	                       workers did not start (open) */
+	HPCXL_NODE_UNREACHABLE, /* no reply before the deadline */
+	HPCXL_NODE_ERROR, /* the agent refused or failed; see msg */
+};
+
+/* "ok", "closed", "already_closed", "partial", "unreachable", "error";
+ * "?" for a value outside the enum. Static storage. */
+const char *hpcxl_node_state_name(enum hpcxl_node_state s);
+
+struct hpcxl_worker_info {
+	unsigned index;
+	int pid;
+	const char *state; /* "running", "stopping", "exited", "killed",
+	                      "failed": static storage */
+	int exit_status; /* wait status as from waitpid(2), -1 while alive */
+	unsigned restarts;
+};
+
+struct hpcxl_session_info {
+	char *session;
+	char *profile;
+	size_t nworkers;
+	struct hpcxl_worker_info *workers;
+};
+
+struct hpcxl_node_report {
+	char *url; /* the roster URL of this row */
+	char *node; /* the name the agent gave; NULL if it never answered */
+	enum hpcxl_node_state state;
+	char *msg; /* the agent's message or why it is unreachable; never
+	              NULL, may be "" */
+	char *version; /* ping: agent version; else NULL */
+	char *backend; /* ping, status: "cgroup2" or "pgroup"; else NULL */
+	/* open: workers started; close: the session's workers, those that
+	 * exited on their own or on SIGTERM, those killed at the end of
+	 * grace, and processes still alive. Zero where not reported. */
+	unsigned workers, exited, killed, remaining;
+	/* The agent's own time for open and close; otherwise the time from
+	 * the start of the call to this node's reply (or to the deadline). */
+	int64_t elapsed_ms;
+	size_t nsessions; /* status only */
+	struct hpcxl_session_info *sessions;
+};
+
+struct hpcxl_report {
+	char
+	    *session; /* the call's session; NULL for ping and status of all */
+	bool ok; /* every node succeeded */
+	int64_t elapsed_ms; /* wall time of the whole call */
+	size_t nnodes; /* always the roster size */
+	struct hpcxl_node_report *nodes;
+};
+
+struct hpcxl_open_params {
+	const char *session; /* a valid id: [A-Za-z0-9._-]{1,64}, not
+	                        starting with '.' or '-' */
+	const char *profile; /* a profile of the agents' config (valid id) */
+	unsigned workers; /* 1..4096 per node; ignored when per_core */
+	bool per_core; /* one worker per online CPU of each node */
+	const char *workbook; /* passed to workers; may be NULL */
+	uint64_t lease_ms; /* agents close the session if not renewed
+	                      within this; 0 = no lease */
+};
+
+/*
+ * The four operations below share these rules.
+ *
+ * timeout_ms < 0 means HPCXL_DEFAULT_TIMEOUT_MS; 0 gives up at once.
+ * On return 0 every node succeeded. On HPCXL_EPARTIAL a report was made
+ * but some node did not succeed (failed, partial or unreachable). In both
+ * cases *out is set and owned by the caller (hpcxl_report_free()). Other
+ * errors leave *out untouched: HPCXL_EINVAL (NULL or invalid arguments),
+ * HPCXL_ETRANSPORT (the socket could not be set up), HPCXL_ENOMEM.
+ */
+
+/* Starts a session's workers on every node. Node states: ok, partial,
+ * error, unreachable. Retrying with the same session is safe. */
+int hpcxl_open_session(struct hpcxl_client *c,
+    const struct hpcxl_open_params *p, int timeout_ms,
+    struct hpcxl_report **out);
+
+/*
+ * Ends every process of session on every node: SIGTERM, a grace period,
+ * then a kill; agents answer "partial" just before the deadline if
+ * processes remain. Node states: closed, already_closed (both success),
+ * partial, error, unreachable.
+ */
+int hpcxl_close_session(struct hpcxl_client *c, const char *session,
+    int timeout_ms, struct hpcxl_report **out);
+
+/* Lists session (or every session when NULL) with its workers on every
+ * node. Node states: ok, error (e.g. unknown session), unreachable. */
+int hpcxl_status(struct hpcxl_client *c, const char *session, int timeout_ms,
+    struct hpcxl_report **out);
+
+/* Asks every node for its name, version and process-tracking backend.
+ * Node states: ok, error, unreachable. */
+int hpcxl_ping(
+    struct hpcxl_client *c, int timeout_ms, struct hpcxl_report **out);
+
+/* Frees r and everything it points to (NULL is fine). */
+void hpcxl_report_free(struct hpcxl_report *r);
+
+/*
+ * Sets the most verbose syslog level libhpcxl logs to stderr (default
+ * LOG_INFO). The library logs only anomalies (e.g. malformed replies) below
+ * LOG_DEBUG, and each step of its surveys at LOG_DEBUG. Process-wide; call
+ * it before starting calls.
+ */
+void hpcxl_set_log_level(int level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,211 @@
+#include "report.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const report_state_names[] = {
+	[HPCXL_NODE_OK] = "ok",
+	[HPCXL_NODE_CLOSED] = "closed",
+	[HPCXL_NODE_ALREADY_CLOSED] = "already_closed",
+	[HPCXL_NODE_PARTIAL] = "partial",
+	[HPCXL_NODE_UNREACHABLE] = "unreachable",
+	[HPCXL_NODE_ERROR] = "error",
+};
+
+const char *
+hpcxl_node_state_name(enum hpcxl_node_state s)
+{
+	if ((unsigned)s
+	    >= sizeof(report_state_names) / sizeof(report_state_names[0]))
+		return "?";
+	return report_state_names[s];
+}
+
+static enum hpcxl_node_state
+report_state(enum proto_type op, const struct survey_result *res)
+{
+	if (!res->answered)
+		return HPCXL_NODE_UNREACHABLE;
+	switch (res->reply.code) {
+	case PROTO_CODE_OK:
+		return op == PROTO_CLOSE ? HPCXL_NODE_CLOSED : HPCXL_NODE_OK;
+	case PROTO_CODE_NOT_FOUND:
+		/* Closing what is not there leaves it closed: success. */
+		return op == PROTO_CLOSE ? HPCXL_NODE_ALREADY_CLOSED
+		                         : HPCXL_NODE_ERROR;
+	case PROTO_CODE_PARTIAL:
+		return HPCXL_NODE_PARTIAL;
+	default:
+		return HPCXL_NODE_ERROR;
+	}
+}
+
+static bool
+report_state_ok(enum hpcxl_node_state s)
+{
+	return s == HPCXL_NODE_OK || s == HPCXL_NODE_CLOSED
+	    || s == HPCXL_NODE_ALREADY_CLOSED;
+}
+
+/* Moves *p out of its owner. */
+static char *
+report_take(char **p)
+{
+	char *s = *p;
+
+	*p = NULL;
+	return s;
+}
+
+static bool
+report_sessions(struct hpcxl_node_report *row, struct proto_reply *reply)
+{
+	size_t i, j;
+
+	if (reply->nsessions == 0)
+		return true;
+	row->sessions = calloc(reply->nsessions, sizeof(*row->sessions));
+	if (row->sessions == NULL)
+		return false;
+	row->nsessions = reply->nsessions;
+	for (i = 0; i < reply->nsessions; i++) {
+		struct proto_session *ps = &reply->sessions[i];
+		struct hpcxl_session_info *si = &row->sessions[i];
+
+		si->session = report_take(&ps->session);
+		si->profile = report_take(&ps->profile);
+		if (ps->nworkers == 0)
+			continue;
+		si->workers = calloc(ps->nworkers, sizeof(*si->workers));
+		if (si->workers == NULL)
+			return false;
+		si->nworkers = ps->nworkers;
+		for (j = 0; j < ps->nworkers; j++) {
+			const struct proto_worker *pw = &ps->workers[j];
+
+			si->workers[j] = (struct hpcxl_worker_info) {
+				.index = pw->index,
+				.pid = pw->pid,
+				.state = proto_wstate_name(pw->state),
+				.exit_status = pw->exit_status,
+				.restarts = pw->restarts,
+			};
+		}
+	}
+	return true;
+}
+
+static void
+report_counts(struct hpcxl_node_report *row, const struct survey_result *res)
+{
+	const struct proto_counts *c = &res->reply.counts;
+
+	row->elapsed_ms = res->reply_ms;
+	if (!res->answered || !res->reply.has_counts)
+		return;
+	row->workers = c->workers;
+	row->exited = c->exited;
+	row->killed = c->killed;
+	row->remaining = c->remaining;
+	row->elapsed_ms
+	    = c->elapsed_ms > INT64_MAX ? INT64_MAX : (int64_t)c->elapsed_ms;
+}
+
+/* The agent's text; for a failure other than "error" (refused,
+ * bad_request, not_found of status) led by the code, which says more. */
+static char *
+report_msg(enum hpcxl_node_state state, struct proto_reply *reply)
+{
+	const char *code = proto_code_name(reply->code);
+	const char *msg = reply->msg != NULL ? reply->msg : "";
+	char *text;
+
+	if (msg[0] == '\0')
+		return strdup(code);
+	if (state != HPCXL_NODE_ERROR || reply->code == PROTO_CODE_ERROR)
+		return report_take(&reply->msg);
+	return asprintf(&text, "%s: %s", code, msg) < 0 ? NULL : text;
+}
+
+/* Fills row from res; false on a failed allocation (row stays freeable). */
+static bool
+report_row(struct hpcxl_node_report *row, const char *url,
+    struct survey_result *res, enum proto_type op)
+{
+	struct proto_reply *reply = &res->reply;
+
+	row->state = report_state(op, res);
+	report_counts(row, res);
+	if ((row->url = strdup(url)) == NULL)
+		return false;
+	if (!res->answered)
+		return (row->msg = strdup(res->why)) != NULL;
+	row->node = report_take(&reply->node);
+	row->version = report_take(&reply->version);
+	row->backend = report_take(&reply->backend);
+	row->msg = report_msg(row->state, reply);
+	return row->msg != NULL && report_sessions(row, reply);
+}
+
+int
+report_build(const char *const *urls, struct survey_result *results, size_t n,
+    enum proto_type op, const char *session, int64_t elapsed_ms,
+    struct hpcxl_report **out)
+{
+	struct hpcxl_report *r;
+	bool ok = true;
+	size_t i;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return HPCXL_ENOMEM;
+	r->elapsed_ms = elapsed_ms;
+	r->ok = true;
+	if ((session != NULL && (r->session = strdup(session)) == NULL)
+	    || (r->nodes = calloc(n, sizeof(*r->nodes))) == NULL)
+		ok = false;
+	for (i = 0; ok && i < n; i++) {
+		r->nnodes = i + 1;
+		ok = report_row(&r->nodes[i], urls[i], &results[i], op);
+		if (!report_state_ok(r->nodes[i].state))
+			r->ok = false;
+	}
+	if (!ok) {
+		hpcxl_report_free(r);
+		return HPCXL_ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+static void
+report_row_free(struct hpcxl_node_report *row)
+{
+	size_t i;
+
+	free(row->url);
+	free(row->node);
+	free(row->msg);
+	free(row->version);
+	free(row->backend);
+	for (i = 0; i < row->nsessions; i++) {
+		free(row->sessions[i].session);
+		free(row->sessions[i].profile);
+		free(row->sessions[i].workers);
+	}
+	free(row->sessions);
+}
+
+void
+hpcxl_report_free(struct hpcxl_report *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nnodes; i++)
+		report_row_free(&r->nodes[i]);
+	free(r->nodes);
+	free(r->session);
+	free(r);
+}

@@ -1,0 +1,19 @@
+/* Turning survey results into the public per-node report. */
+#ifndef HPCXL_CONTROLLER_REPORT_H
+#define HPCXL_CONTROLLER_REPORT_H
+
+#include "hpcxl/hpcxl.h"
+#include "survey.h"
+
+/*
+ * Builds a report with one row per urls[i] from results[i] of a survey of
+ * type op (PROTO_OPEN, ...). Strings of the results' replies are moved into
+ * the report (the results stay valid to free). session (may be NULL) is
+ * copied. On 0 *out owns everything (hpcxl_report_free()); on HPCXL_ENOMEM
+ * it is untouched.
+ */
+int report_build(const char *const *urls, struct survey_result *results,
+    size_t n, enum proto_type op, const char *session, int64_t elapsed_ms,
+    struct hpcxl_report **out);
+
+#endif

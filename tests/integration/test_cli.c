@@ -1,0 +1,506 @@
+/*
+ * The controller end to end: the hpcxl CLI and libhpcxl against three real
+ * hpcxl-agent processes running real xlsim workers. Each test starts its
+ * own agents (unique node names) and uses unique session ids.
+ */
+#include "harness.h"
+
+#include "hpcxl/hpcxl.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NAGENTS 3
+#define WORKERS 4
+#define READY_TIMEOUT_MS 10000
+/* A close with one agent down: short, so the test is too. */
+#define DOWN_TIMEOUT_MS 3000
+/* What a call may take beyond its timeout (process start, socket close,
+ * a loaded CI machine): a property of the API, not a speed measurement. */
+#define OVERSHOOT_MS 1500
+#define MAX_ARGS 32
+
+static struct harness_agent agents[NAGENTS];
+static char roster[NAGENTS * 260];
+static char session[64];
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static void
+start_agents(void)
+{
+	size_t len = 0;
+	int i;
+
+	/* The roster must come from the command line only. */
+	unsetenv("HPCXL_NODES");
+	harness_unique("cli", session, sizeof(session));
+	for (i = 0; i < NAGENTS; i++) {
+		cr_assert_eq(harness_agent_start(&agents[i], "tc", NULL), 0,
+		    "agent %d did not start", i);
+		len += (size_t)snprintf(roster + len, sizeof(roster) - len,
+		    "%s%s", i > 0 ? "," : "", agents[i].url);
+	}
+}
+
+/* Kills what a failed test may have left of its session. */
+static void
+kill_session_procs(const char *s)
+{
+	char value[128];
+	struct dirent *de;
+	DIR *d;
+
+	if (s[0] == '\0' || (d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+
+		if (pid > 0
+		    && harness_proc_env(
+		           pid, "HPCXL_SESSION", value, sizeof(value))
+		        == 0
+		    && strcmp(value, s) == 0)
+			kill(pid, SIGKILL);
+	}
+	closedir(d);
+}
+
+static void
+stop_agents(void)
+{
+	int i;
+
+	for (i = 0; i < NAGENTS; i++)
+		harness_agent_stop(&agents[i], 15000);
+	kill_session_procs(session);
+}
+
+TestSuite(cli, .init = start_agents, .fini = stop_agents, .timeout = 120);
+
+/* ---- running the CLI --------------------------------------------------- */
+
+/* Runs hpcxl with args (NULL-terminated); returns its exit status. */
+static int
+run_cli(const char *const *args, char **out, int64_t *elapsed_ms)
+{
+	const char *argv[MAX_ARGS];
+	int n = 0, status;
+
+	argv[n++] = harness_bin("hpcxl");
+	for (; *args != NULL && n < MAX_ARGS - 1; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	cr_assert_eq(harness_run(argv, out, &status, elapsed_ms), 0,
+	    "cannot run hpcxl");
+	cr_assert(WIFEXITED(status), "hpcxl died (status %#x)", status);
+	return WEXITSTATUS(status);
+}
+
+/*
+ * Runs "hpcxl --nodes ROSTER --json" + args, checks the exit status and
+ * returns the parsed JSON object (json_decref it).
+ */
+static json_t *
+run_json(const char *const *args, int want_exit, int64_t *elapsed_ms)
+{
+	const char *full[MAX_ARGS] = { "--nodes", roster, "--json" };
+	json_error_t jerr;
+	json_t *root;
+	char *out = NULL;
+	int n = 3, rv;
+
+	for (; *args != NULL && n < MAX_ARGS - 1; args++)
+		full[n++] = *args;
+	full[n] = NULL;
+	rv = run_cli(full, &out, elapsed_ms);
+	cr_assert_not_null(out);
+	cr_assert_eq(rv, want_exit, "hpcxl %s exited %d, want %d; output:\n%s",
+	    full[3], rv, want_exit, out);
+	root = json_loads(out, 0, &jerr);
+	cr_assert_not_null(root, "not JSON (%s):\n%s", jerr.text, out);
+	cr_assert(json_is_object(root));
+	free(out);
+	return root;
+}
+
+static json_t *
+node_at(json_t *root, size_t i)
+{
+	json_t *nodes = json_object_get(root, "nodes");
+
+	cr_assert(json_is_array(nodes));
+	cr_assert_eq(json_array_size(nodes), NAGENTS);
+	return json_array_get(nodes, i);
+}
+
+static const char *
+str_of(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	cr_assert(json_is_string(v), "\"%s\" is not a string", key);
+	return json_string_value(v);
+}
+
+static json_int_t
+int_of(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	cr_assert(json_is_integer(v), "\"%s\" is not an integer", key);
+	return json_integer_value(v);
+}
+
+/* Every row is for its roster URL, in roster order. */
+static void
+assert_rows_in_roster_order(json_t *root)
+{
+	int i;
+
+	for (i = 0; i < NAGENTS; i++)
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "url"), agents[i].url);
+}
+
+static void
+open_session_cli(void)
+{
+	char workers[16];
+	const char *args[] = { "open-session", "--profile", "xl", "--workers",
+		workers, "--session", session, NULL };
+	json_t *root;
+	int i;
+
+	snprintf(workers, sizeof(workers), "%d", WORKERS);
+	root = run_json(args, 0, NULL);
+	cr_assert(json_is_true(json_object_get(root, "ok")));
+	cr_assert_str_eq(str_of(root, "session"), session);
+	for (i = 0; i < NAGENTS; i++) {
+		json_t *node = node_at(root, i);
+
+		cr_assert_str_eq(str_of(node, "state"), "ok");
+		cr_assert_str_eq(str_of(node, "node"), agents[i].node);
+		cr_assert_eq(int_of(node, "workers"), WORKERS);
+	}
+	json_decref(root);
+	for (i = 0; i < NAGENTS; i++)
+		cr_assert(harness_wait_ready(
+		    &agents[i], session, WORKERS, READY_TIMEOUT_MS));
+	cr_assert_eq(harness_session_procs(session), NAGENTS * WORKERS);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void
+assert_status_lists_session(json_t *node)
+{
+	json_t *sessions = json_object_get(node, "sessions"), *s = NULL;
+	json_t *workers, *w;
+	size_t i;
+
+	cr_assert(json_is_array(sessions));
+	json_array_foreach(sessions, i, s)
+	{
+		if (strcmp(str_of(s, "session"), session) == 0)
+			break;
+	}
+	cr_assert_lt(i, json_array_size(sessions), "session not listed");
+	cr_assert_str_eq(str_of(s, "profile"), "xl");
+	workers = json_object_get(s, "workers");
+	cr_assert(json_is_array(workers));
+	cr_assert_eq(json_array_size(workers), WORKERS);
+	json_array_foreach(workers, i, w)
+	{
+		cr_assert_gt(int_of(w, "pid"), 0);
+		cr_assert_str_eq(str_of(w, "state"), "running");
+		cr_assert_eq(int_of(w, "restarts"), 0);
+		(void)int_of(w, "index");
+		(void)int_of(w, "exit_status");
+	}
+}
+
+Test(cli, open_status_close)
+{
+	const char *status_args[] = { "status", NULL };
+	const char *close_args[] = { "close-session", session, NULL };
+	json_t *root;
+	int i;
+
+	open_session_cli();
+
+	root = run_json(status_args, 0, NULL);
+	assert_rows_in_roster_order(root);
+	for (i = 0; i < NAGENTS; i++) {
+		cr_assert_str_eq(str_of(node_at(root, i), "state"), "ok");
+		(void)str_of(node_at(root, i), "backend");
+		assert_status_lists_session(node_at(root, i));
+	}
+	json_decref(root);
+
+	root = run_json(close_args, 0, NULL);
+	cr_assert(json_is_true(json_object_get(root, "ok")));
+	cr_assert_str_eq(str_of(root, "session"), session);
+	assert_rows_in_roster_order(root);
+	for (i = 0; i < NAGENTS; i++) {
+		json_t *node = node_at(root, i);
+
+		cr_assert_str_eq(str_of(node, "state"), "closed");
+		cr_assert_str_eq(str_of(node, "node"), agents[i].node);
+		cr_assert_eq(int_of(node, "workers"), WORKERS);
+		cr_assert_eq(int_of(node, "remaining"), 0);
+		cr_assert_eq(
+		    int_of(node, "exited") + int_of(node, "killed"), WORKERS);
+	}
+	json_decref(root);
+	/* "closed" promises that nothing of the session is left. */
+	cr_assert_eq(harness_session_procs(session), 0);
+}
+
+/* Live (non-zombie) processes of session whose agent is node. */
+static int
+node_procs(const char *node)
+{
+	char value[128], path[64], stat[256];
+	struct dirent *de;
+	int count = 0;
+	FILE *f;
+	DIR *d;
+
+	cr_assert_not_null(d = opendir("/proc"));
+	while ((de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+
+		if (pid <= 0
+		    || harness_proc_env(
+		           pid, "HPCXL_SESSION", value, sizeof(value))
+		        != 0
+		    || strcmp(value, session) != 0
+		    || harness_proc_env(
+		           pid, "HPCXL_NODE", value, sizeof(value))
+		        != 0
+		    || strcmp(value, node) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		/* The state follows the ")" that ends the command name. */
+		if (fgets(stat, sizeof(stat), f) != NULL
+		    && strrchr(stat, ')') != NULL
+		    && strrchr(stat, ')')[2] != 'Z')
+			count++;
+		fclose(f);
+	}
+	closedir(d);
+	return count;
+}
+
+Test(cli, close_with_one_agent_down)
+{
+	char timeout[16];
+	const char *args[]
+	    = { "close-session", session, "--timeout", timeout, NULL };
+	const int down = NAGENTS - 1;
+	int64_t elapsed_ms;
+	json_t *root, *node;
+	int i;
+
+	open_session_cli();
+	cr_assert_neq(harness_agent_stop(&agents[down], 15000), -1);
+
+	snprintf(timeout, sizeof(timeout), "%d", DOWN_TIMEOUT_MS);
+	root = run_json(args, 1, &elapsed_ms);
+	cr_assert_lt(elapsed_ms, DOWN_TIMEOUT_MS + OVERSHOOT_MS,
+	    "close took %lld ms with a %d ms timeout", (long long)elapsed_ms,
+	    DOWN_TIMEOUT_MS);
+	cr_assert(json_is_false(json_object_get(root, "ok")));
+	assert_rows_in_roster_order(root);
+	for (i = 0; i < down; i++) {
+		node = node_at(root, i);
+		cr_assert_str_eq(str_of(node, "state"), "closed");
+		cr_assert_eq(int_of(node, "workers"), WORKERS);
+		cr_assert_eq(node_procs(agents[i].node), 0);
+	}
+	node = node_at(root, down);
+	cr_assert_str_eq(str_of(node, "state"), "unreachable");
+	cr_assert(json_is_null(json_object_get(node, "node")));
+	cr_assert_neq(strlen(str_of(node, "msg")), 0);
+	json_decref(root);
+}
+
+/* Each line: arguments after "hpcxl" that must be refused with exit 2. */
+static const char *const usage_errors[][8] = {
+	{ NULL },
+	{ "frobnicate", NULL },
+	{ "ping", "--bogus", NULL },
+	{ "ping", "--timeout", NULL },
+	{ "ping", "--timeout", "soon", NULL },
+	{ "ping", "--timeout", "-5", NULL },
+	{ "ping", "extra", NULL },
+	{ "status", "--profile", "xl", NULL },
+	{ "close-session", NULL },
+	{ "close-session", "bad/id", NULL },
+	{ "open-session", NULL },
+	{ "open-session", "--profile", "xl", "--workers", "2", "--per-core",
+	    NULL },
+	{ "open-session", "--profile", "xl", "--workers", "0", NULL },
+	{ "open-session", "--profile", "xl", "--lease", "-1", NULL },
+	{ "open-session", "--profile", "xl", "--session", ".hidden", NULL },
+};
+
+Test(cli, usage_errors_exit_2)
+{
+	const char *args[12];
+	size_t i, k;
+	char *out;
+
+	for (i = 0; i < sizeof(usage_errors) / sizeof(usage_errors[0]); i++) {
+		args[0] = "--nodes";
+		args[1] = roster;
+		for (k = 0; usage_errors[i][k] != NULL; k++)
+			args[k + 2] = usage_errors[i][k];
+		args[k + 2] = NULL;
+		cr_assert_eq(run_cli(args, &out, NULL), 2, "case %zu", i);
+		cr_assert_str_eq(out, "", "case %zu printed a report", i);
+		free(out);
+	}
+}
+
+Test(cli, roster_errors_exit_2)
+{
+	const char *no_roster[] = { "ping", NULL };
+	const char *empty[] = { "--nodes", " , ", "ping", NULL };
+	const char *no_file[]
+	    = { "--nodes-file", "/nonexistent/nodes", "ping", NULL };
+	const char *bad_url[]
+	    = { "--nodes", "nosuchscheme://x", "ping", NULL };
+	const char *twice[] = { "--nodes", agents[0].url, "--nodes",
+		agents[0].url, "ping", NULL };
+	const char *help[] = { "--help", NULL };
+	char *out;
+
+	cr_assert_eq(run_cli(no_roster, NULL, NULL), 2);
+	cr_assert_eq(run_cli(empty, NULL, NULL), 2);
+	cr_assert_eq(run_cli(no_file, NULL, NULL), 2);
+	cr_assert_eq(run_cli(bad_url, NULL, NULL), 2);
+	cr_assert_eq(run_cli(twice, NULL, NULL), 2);
+	cr_assert_eq(run_cli(help, &out, NULL), 0);
+	cr_assert_not_null(strstr(out, "close-session"));
+	free(out);
+}
+
+Test(cli, roster_from_file_and_environment)
+{
+	char path[] = "/tmp/hpcxl-test-nodes-XXXXXX";
+	const char *from_file[]
+	    = { "--nodes-file", path, "--json", "ping", NULL };
+	const char *from_env[] = { "ping", "--json", NULL };
+	FILE *f;
+	char *out;
+	int fd, i;
+
+	cr_assert_geq(fd = mkstemp(path), 0);
+	cr_assert_not_null(f = fdopen(fd, "w"));
+	fprintf(f, "# the test's agents\n\n");
+	for (i = 0; i < NAGENTS; i++)
+		fprintf(f, "  %s  # agent %d\n", agents[i].url, i);
+	fclose(f);
+	cr_assert_eq(run_cli(from_file, &out, NULL), 0, "%s", out);
+	cr_assert_not_null(strstr(out, agents[NAGENTS - 1].url));
+	free(out);
+	unlink(path);
+
+	setenv("HPCXL_NODES", roster, 1);
+	cr_assert_eq(run_cli(from_env, &out, NULL), 0, "%s", out);
+	cr_assert_not_null(strstr(out, agents[NAGENTS - 1].url));
+	free(out);
+	unsetenv("HPCXL_NODES");
+}
+
+/* ---- the library ------------------------------------------------------- */
+
+static struct hpcxl_client *
+client_open(void)
+{
+	const char *urls[NAGENTS];
+	struct hpcxl_client *c = NULL;
+	int i;
+
+	for (i = 0; i < NAGENTS; i++)
+		urls[i] = agents[i].url;
+	cr_assert_eq(hpcxl_client_open(urls, NAGENTS, &c), 0);
+	return c;
+}
+
+Test(cli, library_close_unknown_session_is_already_closed)
+{
+	struct hpcxl_client *c = client_open();
+	struct hpcxl_report *r = NULL;
+	size_t i;
+
+	/* A negative timeout is the 120 s default: replies come at once. */
+	cr_assert_eq(hpcxl_close_session(c, session, -1, &r), 0);
+	cr_assert_not_null(r);
+	cr_assert(r->ok);
+	cr_assert_str_eq(r->session, session);
+	cr_assert_eq(r->nnodes, NAGENTS);
+	for (i = 0; i < NAGENTS; i++) {
+		const struct hpcxl_node_report *n = &r->nodes[i];
+
+		cr_assert_eq(n->state, HPCXL_NODE_ALREADY_CLOSED,
+		    "node %zu: %s", i, hpcxl_node_state_name(n->state));
+		cr_assert_str_eq(n->url, agents[i].url);
+		cr_assert_str_eq(n->node, agents[i].node);
+		cr_assert_not_null(n->msg);
+	}
+	hpcxl_report_free(r);
+	hpcxl_client_close(c);
+}
+
+Test(cli, library_rejects_bad_arguments)
+{
+	static struct hpcxl_report untouched_report;
+	static char untouched_client;
+	const char *bad_url[] = { "nosuchscheme://x" };
+	struct hpcxl_client *c = client_open();
+	struct hpcxl_report *r = &untouched_report;
+	struct hpcxl_client *none = (struct hpcxl_client *)&untouched_client;
+	struct hpcxl_open_params p
+	    = { .session = "s1", .profile = "xl", .workers = 0 };
+
+	/* Failures leave the out-parameters as they were. */
+	cr_assert_eq(hpcxl_client_open(bad_url, 1, &none), HPCXL_EINVAL);
+	cr_assert_eq(hpcxl_client_open(bad_url, 0, &none), HPCXL_EINVAL);
+	cr_assert_eq((void *)none, (void *)&untouched_client);
+	cr_assert_eq(hpcxl_close_session(c, "no/slash", -1, &r), HPCXL_EINVAL);
+	cr_assert_eq(hpcxl_status(c, "", 1000, &r), HPCXL_EINVAL);
+	cr_assert_eq(hpcxl_open_session(c, &p, 1000, &r), HPCXL_EINVAL);
+	cr_assert_eq(r, &untouched_report);
+	cr_assert_str_neq(hpcxl_strerror(HPCXL_EPARTIAL), "unknown error");
+	hpcxl_client_close(c);
+}
+
+Test(cli, library_ping_reports_every_node)
+{
+	struct hpcxl_client *c = client_open();
+	struct hpcxl_report *r = NULL;
+	size_t i;
+
+	cr_assert_eq(hpcxl_ping(c, 5000, &r), 0);
+	cr_assert_null(r->session);
+	cr_assert_eq(r->nnodes, NAGENTS);
+	for (i = 0; i < NAGENTS; i++) {
+		cr_assert_eq(r->nodes[i].state, HPCXL_NODE_OK);
+		cr_assert_not_null(r->nodes[i].version);
+		cr_assert_not_null(r->nodes[i].backend);
+	}
+	hpcxl_report_free(r);
+	hpcxl_client_close(c);
+}
