@@ -358,6 +358,7 @@ main(int argc, char **argv)
 		log_info("all sessions closed; exiting");
 	}
 	session_table_fini(&a.sessions);
+	proctrack_fini(&a.pt);
 	server_close(a.srv);
 	if (a.sig_fd >= 0)
 		close(a.sig_fd);

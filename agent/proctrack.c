@@ -95,6 +95,14 @@ proctrack_init(struct proctrack *pt, const char *want, const char *cgroup_root,
 	return 0;
 }
 
+void
+proctrack_fini(struct proctrack *pt)
+{
+	/* Fails harmlessly (EBUSY) while sessions of this node remain. */
+	if (pt->backend == PROCTRACK_CGROUP2 && pt->root[0] != '\0')
+		rmdir(pt->root);
+}
+
 const char *
 proctrack_backend_name(const struct proctrack *pt)
 {

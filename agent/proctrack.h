@@ -45,6 +45,9 @@ struct proctrack_set {
 int proctrack_init(struct proctrack *pt, const char *want,
     const char *cgroup_root, const char *node);
 
+/* Removes this node's cgroup directory if no session is left in it. */
+void proctrack_fini(struct proctrack *pt);
+
 const char *proctrack_backend_name(const struct proctrack *pt);
 
 /* Creates the (empty) set for a session. Returns 0, HPCXL_EEXIST when a
