@@ -262,9 +262,10 @@ dispatch(struct agent *a, struct server_req *req)
 		answer_ping(a, req);
 		break;
 	case PROTO_RENEW:
-	case PROTO_REPLY:
-		server_reply_code(a->srv, req, PROTO_CODE_REFUSED,
-		    "leases are not supported by this agent version");
+		session_renew(&a->sessions, req);
+		break;
+	case PROTO_REPLY: /* server_next() never returns one */
+		server_req_free(req);
 		break;
 	}
 }

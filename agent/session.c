@@ -36,6 +36,7 @@ struct session {
 	int64_t grace_end_ms;
 	int64_t next_kill_ms;
 	int64_t kill_backoff_ms;
+	int64_t lease_end_ms; /* closed by the agent at this time; 0 = never */
 	struct server_req *waiters; /* closes waiting for the end */
 	struct session *next;
 };
@@ -351,6 +352,8 @@ session_open(struct session_table *t, struct server_req *req)
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
 		return;
 	}
+	if (o->lease_ms > 0)
+		s->lease_end_ms = util_now_ms() + (int64_t)o->lease_ms;
 	log_info("session %s opened: %u worker(s) of profile %s", s->id, n,
 	    s->profile);
 	reply_opened(t, req, s);
@@ -426,6 +429,28 @@ session_close(struct session_table *t, struct server_req *req)
 	session_table_step(t, now);
 }
 
+void
+session_renew(struct session_table *t, struct server_req *req)
+{
+	struct session *s = session_find(t, req->m.u.renew.session);
+	uint64_t lease_ms = req->m.u.renew.lease_ms;
+
+	if (s == NULL) {
+		server_reply_code(t->srv, req, PROTO_CODE_NOT_FOUND,
+		    "no such session on this node");
+		return;
+	}
+	if (s->state != SESSION_RUNNING) {
+		server_reply_code(
+		    t->srv, req, PROTO_CODE_REFUSED, "the session is closing");
+		return;
+	}
+	/* lease_ms 0 removes the lease: the session lives until closed. */
+	s->lease_end_ms = lease_ms > 0 ? util_now_ms() + (int64_t)lease_ms : 0;
+	server_reply_code(t->srv, req, PROTO_CODE_OK,
+	    lease_ms > 0 ? "lease renewed" : "lease removed");
+}
+
 /* ---- the state machine ------------------------------------------------- */
 
 static bool
@@ -461,6 +486,11 @@ session_step(struct session_table *t, struct session *s, int64_t now_ms)
 {
 	switch (s->state) {
 	case SESSION_RUNNING:
+		if (s->lease_end_ms > 0 && now_ms >= s->lease_end_ms) {
+			log_notice("session %s: lease lapsed, closing", s->id);
+			session_begin_stop(t, s, now_ms);
+		}
+		return;
 	case SESSION_DONE:
 		return;
 	case SESSION_STOPPING:
@@ -517,6 +547,8 @@ session_table_next_wakeup(const struct session_table *t)
 	int64_t best = -1;
 
 	for (s = t->head; s != NULL; s = s->next) {
+		if (s->state == SESSION_RUNNING && s->lease_end_ms > 0)
+			min_time(&best, s->lease_end_ms);
 		if (s->state == SESSION_STOPPING)
 			min_time(&best, s->grace_end_ms);
 		if (s->state == SESSION_KILLING)

@@ -11,7 +11,8 @@
  * killed again with backoff until empty; if the deadline comes first, every
  * waiting close gets "partial" with what remains. DONE: waiters get "ok"
  * with counts and the session is forgotten, so a later close of it gets
- * not_found. All of this runs on the agent's loop thread.
+ * not_found. A RUNNING session whose lease lapses starts the same close
+ * with nobody waiting. All of this runs on the agent's loop thread.
  */
 #ifndef HPCXL_AGENT_SESSION_H
 #define HPCXL_AGENT_SESSION_H
@@ -42,6 +43,9 @@ int session_table_init(struct session_table *t, const struct config *cfg,
 void session_open(struct session_table *t, struct server_req *req);
 void session_close(struct session_table *t, struct server_req *req);
 void session_status(struct session_table *t, struct server_req *req);
+/* Extends (or with lease_ms 0 removes) a session's lease. A session whose
+ * lease lapses is closed by the agent with the normal sequence. */
+void session_renew(struct session_table *t, struct server_req *req);
 
 /* A child was reaped: records it if it was a worker of some session. */
 void session_table_reaped(struct session_table *t, pid_t pid, int status);

@@ -177,6 +177,20 @@ hpcxl_status(struct hpcxl_client *c, const char *session, int timeout_ms,
 }
 
 int
+hpcxl_renew_session(struct hpcxl_client *c, const char *session,
+    uint64_t lease_ms, int timeout_ms, struct hpcxl_report **out)
+{
+	struct proto_msg req = { .type = PROTO_RENEW };
+
+	if (c == NULL || out == NULL || !util_valid_id(session)
+	    || lease_ms > UINT32_MAX * UINT64_C(1000))
+		return HPCXL_EINVAL;
+	req.u.renew.session = (char *)session;
+	req.u.renew.lease_ms = lease_ms;
+	return client_call(c, &req, session, timeout_ms, out);
+}
+
+int
 hpcxl_ping(struct hpcxl_client *c, int timeout_ms, struct hpcxl_report **out)
 {
 	struct proto_msg req = { .type = PROTO_PING };

@@ -63,6 +63,8 @@ static const struct {
 	[CLI_CLOSE] = { "close-session", OPT_BIT(OPT_TIMEOUT), 1 },
 	[CLI_STATUS] = { "status", OPT_BIT(OPT_TIMEOUT), 1 },
 	[CLI_PING] = { "ping", OPT_BIT(OPT_TIMEOUT), 0 },
+	[CLI_RENEW]
+	= { "renew-session", OPT_BIT(OPT_LEASE) | OPT_BIT(OPT_TIMEOUT), 1 },
 };
 
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -106,6 +108,10 @@ cli_usage(FILE *f)
 	      "  status [SESSION] [--timeout MS]\n"
 	      "      list the sessions and workers of every node "
 	      "(default timeout 5000)\n"
+	      "  renew-session SESSION --lease MS [--timeout MS]\n"
+	      "      agents close SESSION unless renewed within MS "
+	      "(0 removes the lease;\n"
+	      "      default timeout 5000)\n"
 	      "  ping [--timeout MS]\n"
 	      "      ask every node for its name, version and backend "
 	      "(default timeout 5000)\n"
@@ -249,6 +255,19 @@ cli_new_session(struct cli_args *a)
 	a->session_generated = true;
 }
 
+/* --lease MS, for open-session and renew-session. */
+static int
+cli_lease(struct cli_args *a, const char *value)
+{
+	int64_t n;
+	int rv;
+
+	rv = cli_number("lease", value, 0, UINT32_MAX * INT64_C(1000), &n);
+	if (rv == 0)
+		a->open.lease_ms = (uint64_t)n;
+	return rv;
+}
+
 static int
 cli_open_args(struct cli_args *a, const struct cli_raw *raw)
 {
@@ -272,13 +291,9 @@ cli_open_args(struct cli_args *a, const struct cli_raw *raw)
 			return rv;
 		a->open.workers = (unsigned)n;
 	}
-	if (v[OPT_LEASE - OPT_NODES] != NULL) {
-		if ((rv = cli_number("lease", v[OPT_LEASE - OPT_NODES], 0,
-		         UINT32_MAX * INT64_C(1000), &n))
-		    != 0)
-			return rv;
-		a->open.lease_ms = (uint64_t)n;
-	}
+	if (v[OPT_LEASE - OPT_NODES] != NULL
+	    && (rv = cli_lease(a, v[OPT_LEASE - OPT_NODES])) != 0)
+		return rv;
 	a->open.workbook = v[OPT_WORKBOOK - OPT_NODES];
 	if (a->open.workbook != NULL
 	    && strlen(a->open.workbook) > PROTO_MAX_TEXT)
@@ -291,7 +306,8 @@ cli_open_args(struct cli_args *a, const struct cli_raw *raw)
 	return cli_id("session id", a->session);
 }
 
-/* Operands after the command: SESSION for close-session and status. */
+/* Operands after the command: SESSION for close-session, renew-session and
+ * status. */
 static int
 cli_operands(struct cli_args *a, char **operands, size_t n)
 {
@@ -299,8 +315,9 @@ cli_operands(struct cli_args *a, char **operands, size_t n)
 		return cli_usage_error("unexpected argument '%s' for %s",
 		    operands[cli_cmds[a->cmd].max_operands],
 		    cli_cmds[a->cmd].name);
-	if (a->cmd == CLI_CLOSE && n == 0)
-		return cli_usage_error("close-session needs a SESSION");
+	if ((a->cmd == CLI_CLOSE || a->cmd == CLI_RENEW) && n == 0)
+		return cli_usage_error(
+		    "%s needs a SESSION", cli_cmds[a->cmd].name);
 	if (n == 0)
 		return 0;
 	a->session = operands[0];
@@ -320,6 +337,14 @@ cli_command_args(
 		return rv;
 	if (a->cmd == CLI_OPEN && (rv = cli_open_args(a, raw)) != 0)
 		return rv;
+	if (a->cmd == CLI_RENEW) {
+		if (raw->value[OPT_LEASE - OPT_NODES] == NULL)
+			return cli_usage_error(
+			    "renew-session needs --lease MS");
+		if ((rv = cli_lease(a, raw->value[OPT_LEASE - OPT_NODES]))
+		    != 0)
+			return rv;
+	}
 	a->timeout_ms = a->cmd == CLI_OPEN || a->cmd == CLI_CLOSE
 	    ? HPCXL_DEFAULT_TIMEOUT_MS
 	    : CLI_QUERY_TIMEOUT_MS;

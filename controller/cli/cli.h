@@ -21,6 +21,7 @@ enum cli_cmd {
 	CLI_CLOSE,
 	CLI_STATUS,
 	CLI_PING,
+	CLI_RENEW,
 };
 
 /* Default --timeout of status and ping: they do not wait for processes. */

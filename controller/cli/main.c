@@ -60,6 +60,9 @@ main_call(
 		return hpcxl_status(c, a->session, a->timeout_ms, r);
 	case CLI_PING:
 		return hpcxl_ping(c, a->timeout_ms, r);
+	case CLI_RENEW:
+		return hpcxl_renew_session(
+		    c, a->session, a->open.lease_ms, a->timeout_ms, r);
 	}
 	return HPCXL_EINVAL;
 }

@@ -45,10 +45,10 @@ request(struct proto_msg *req, struct proto_msg *holder)
 	return holder->u.reply;
 }
 
-/* Opens session with n workers of profile; returns the decoded reply. */
+/* Opens session with n workers of profile and a lease (0 = none). */
 static struct proto_reply
-open_session(const char *session, const char *profile, uint32_t n,
-    struct proto_msg *holder)
+open_session_lease(const char *session, const char *profile, uint32_t n,
+    uint64_t lease_ms, struct proto_msg *holder)
 {
 	struct proto_msg req = { .type = PROTO_OPEN };
 
@@ -56,6 +56,24 @@ open_session(const char *session, const char *profile, uint32_t n,
 	req.u.open.profile = (char *)profile;
 	req.u.open.workers = n;
 	req.u.open.workbook = "/data/book.xlsx";
+	req.u.open.lease_ms = lease_ms;
+	return request(&req, holder);
+}
+
+static struct proto_reply
+open_session(const char *session, const char *profile, uint32_t n,
+    struct proto_msg *holder)
+{
+	return open_session_lease(session, profile, n, 0, holder);
+}
+
+static struct proto_reply
+renew_session(const char *session, uint64_t lease_ms, struct proto_msg *holder)
+{
+	struct proto_msg req = { .type = PROTO_RENEW };
+
+	req.u.renew.session = (char *)session;
+	req.u.renew.lease_ms = lease_ms;
 	return request(&req, holder);
 }
 
@@ -366,6 +384,73 @@ Test(agent, bad_opens_get_errors_and_leave_nothing)
 	proto_msg_free(&h);
 	/* The failed duplicate must not have touched the first session. */
 	cr_assert(harness_wait_procs(id, 2, PROCS_TIMEOUT_MS));
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+}
+
+Test(agent, lapsed_lease_closes_the_session_without_a_close)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session_lease(id, "xl-children", 2, 1000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, 6, PROCS_TIMEOUT_MS));
+	/* Nobody renews or closes: the agent must end it by itself. */
+	cr_assert(harness_wait_procs(id, 0, 1000 + 1000 + PROCS_TIMEOUT_MS),
+	    "the session outlived its lease");
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
+	proto_msg_free(&h);
+}
+
+Test(agent, renew_sets_and_refuses_leases)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	r = renew_session("never-opened", 1000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
+	proto_msg_free(&h);
+	new_session(id, sizeof(id));
+	r = open_session_lease(id, "xl", 1, 3600 * 1000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, 1, PROCS_TIMEOUT_MS));
+	/* Shortening the hour-long lease to 200 ms makes it lapse now. */
+	r = renew_session(id, 200, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "renew: %s", r.msg);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, 0, 200 + 1000 + PROCS_TIMEOUT_MS));
+	r = renew_session(id, 1000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
+	proto_msg_free(&h);
+}
+
+Test(agent, renew_with_zero_removes_the_lease)
+{
+	char id[64];
+	struct proto_msg h, sh, st = { .type = PROTO_STATUS };
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session_lease(id, "xl", 1, 3600 * 1000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	r = renew_session(id, 0, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	cr_assert_str_eq(r.msg, "lease removed");
+	proto_msg_free(&h);
+	st.u.status.session = id;
+	r = request(&st, &sh);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	cr_assert_eq(r.sessions[0].workers[0].state, PROTO_W_RUNNING);
+	proto_msg_free(&sh);
 	r = close_session(id, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);

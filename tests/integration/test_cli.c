@@ -336,6 +336,32 @@ Test(cli, close_with_one_agent_down)
 }
 
 /* Each line: arguments after "hpcxl" that must be refused with exit 2. */
+Test(cli, renew_session_shortens_a_lease_until_it_lapses)
+{
+	char id[64];
+	const char *open_args[]
+	    = { "open-session", "--profile", "xl", "--workers", "2",
+		      "--session", id, "--lease", "3600000", NULL };
+	const char *renew_args[]
+	    = { "renew-session", id, "--lease", "300", NULL };
+	json_t *root;
+
+	harness_unique("lease", id, sizeof(id));
+	root = run_json(open_args, 0, NULL);
+	json_decref(root);
+	cr_assert(harness_wait_procs(id, 2 * NAGENTS, 10000));
+	root = run_json(renew_args, 0, NULL);
+	cr_assert(json_is_true(json_object_get(root, "ok")));
+	for (size_t i = 0; i < NAGENTS; i++)
+		cr_assert_str_eq(str_of(node_at(root, i), "state"), "ok");
+	json_decref(root);
+	/* Nobody closes the session: the lapsed lease ends it everywhere. */
+	cr_assert(harness_wait_procs(id, 0, 300 + 1000 + 10000));
+	root = run_json(renew_args, 1, NULL);
+	cr_assert_str_eq(str_of(node_at(root, 0), "state"), "error");
+	json_decref(root);
+}
+
 static const char *const usage_errors[][8] = {
 	{ NULL },
 	{ "frobnicate", NULL },
@@ -353,6 +379,10 @@ static const char *const usage_errors[][8] = {
 	{ "open-session", "--profile", "xl", "--workers", "0", NULL },
 	{ "open-session", "--profile", "xl", "--lease", "-1", NULL },
 	{ "open-session", "--profile", "xl", "--session", ".hidden", NULL },
+	{ "renew-session", "--lease", "1000", NULL },
+	{ "renew-session", "s1", NULL },
+	{ "renew-session", "s1", "--lease", "soon", NULL },
+	{ "renew-session", "s1", "--lease", "1000", "--workers", "2", NULL },
 };
 
 Test(cli, usage_errors_exit_2)

@@ -815,18 +815,15 @@ static const struct golden {
 	            .nsessions = 1,
 	            .sessions = &ex_session } } },
 	{ "reply to renew",
-	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f"
-	    "73 83 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63"
-	    "6f 64 65 a7 72 65 66 75 73 65 64 a3 6d 73 67 d9"
-	    "2e 6c 65 61 73 65 73 20 61 72 65 20 6e 6f 74 20"
-	    "73 75 70 70 6f 72 74 65 64 20 62 79 20 74 68 69"
-	    "73 20 61 67 65 6e 74 20 76 65 72 73 69 6f 6e",
+	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f "
+	    "73 83 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63 "
+	    "6f 64 65 a2 6f 6b a3 6d 73 67 ad 6c 65 61 73 65 "
+	    "20 72 65 6e 65 77 65 64",
 	    { .type = PROTO_REPLY,
 	        .op = OP_EX + 3,
 	        .u.reply = { .node = "node07",
-	            .code = PROTO_CODE_REFUSED,
-	            .msg
-	            = "leases are not supported by this agent version" } } },
+	            .code = PROTO_CODE_OK,
+	            .msg = "lease renewed" } } },
 	{ "reply to ping",
 	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f"
 	    "74 85 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63"

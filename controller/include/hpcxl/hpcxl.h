@@ -142,6 +142,17 @@ int hpcxl_close_session(struct hpcxl_client *c, const char *session,
 int hpcxl_status(struct hpcxl_client *c, const char *session, int timeout_ms,
     struct hpcxl_report **out);
 
+/*
+ * Sets the lease of session on every node to lease_ms from now, or removes
+ * it when lease_ms is 0. An agent closes a session whose lease lapses, with
+ * the normal sequence: a client renews while it lives, so the sessions of a
+ * client that died are cleaned up. Node states: ok, error (unknown session,
+ * or one already closing), unreachable. Errors and ownership as for
+ * hpcxl_status(); HPCXL_EINVAL also for lease_ms > 2^32-1 seconds.
+ */
+int hpcxl_renew_session(struct hpcxl_client *c, const char *session,
+    uint64_t lease_ms, int timeout_ms, struct hpcxl_report **out);
+
 /* Asks every node for its name, version and process-tracking backend.
  * Node states: ok, error, unreachable. */
 int hpcxl_ping(
