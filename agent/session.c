@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* First re-kill after this long, doubling up to KILL_BACKOFF_MAX_MS. */
@@ -27,6 +28,7 @@ enum session_state {
 struct session {
 	char id[HPCXL_ID_MAX + 1];
 	char profile[HPCXL_ID_MAX + 1];
+	char *workbook; /* NULL when the open named none */
 	enum session_state state;
 	uint32_t nworkers;
 	struct worker *workers;
@@ -84,6 +86,7 @@ session_free(struct session *s)
 			close(s->workers[i].pidfd);
 	}
 	proctrack_set_destroy(&s->set);
+	free(s->workbook);
 	free(s->workers);
 	free(s->pgids);
 	free(s);
@@ -204,7 +207,7 @@ profile_grace_ms(const struct session_table *t, const char *profile)
 static int
 spawn_one(struct session_table *t, struct session *s,
     const struct config_profile *p, const char *path, const char *log_dir,
-    const struct proto_open *o, uint32_t i, char *why, size_t whylen)
+    uint32_t i, char *why, size_t whylen)
 {
 	struct worker_spec spec = { .path = path, .argv = p->argv };
 	char log_path[PATH_MAX + 32];
@@ -212,7 +215,7 @@ spawn_one(struct session_table *t, struct session *s,
 	int rv;
 
 	snprintf(log_path, sizeof(log_path), "%s/worker-%u.log", log_dir, i);
-	envp = worker_env_build(s->id, t->cfg->node, i, o->workbook);
+	envp = worker_env_build(s->id, t->cfg->node, i, s->workbook);
 	if (envp == NULL)
 		return HPCXL_ENOMEM;
 	spec.envp = envp;
@@ -247,7 +250,11 @@ session_new(const struct proto_open *o, uint32_t n)
 		return NULL;
 	s->workers = calloc(n, sizeof(*s->workers));
 	s->pgids = calloc(n, sizeof(*s->pgids));
-	if (s->workers == NULL || s->pgids == NULL) {
+	if (o->workbook != NULL)
+		s->workbook = strdup(o->workbook);
+	if (s->workers == NULL || s->pgids == NULL
+	    || (o->workbook != NULL && s->workbook == NULL)) {
+		free(s->workbook);
 		free(s->workers);
 		free(s->pgids);
 		free(s);
@@ -289,12 +296,14 @@ session_start(struct session_table *t, struct session *s,
 	if ((rv = worker_resolve(p->argv[0], &path, why, whylen)) != 0)
 		return rv;
 	for (i = 0; i < s->nworkers && rv == 0; i++)
-		rv = spawn_one(t, s, p, path, log_dir, o, i, why, whylen);
+		rv = spawn_one(t, s, p, path, log_dir, i, why, whylen);
 	free(path);
 	return rv;
 }
 
 static void session_begin_kill(struct session *s, int64_t now_ms);
+static void restart_due_workers(
+    struct session_table *t, struct session *s, int64_t now_ms);
 
 static void
 reply_opened(
@@ -377,6 +386,8 @@ session_begin_stop(struct session_table *t, struct session *s, int64_t now_ms)
 	s->close_start_ms = now_ms;
 	s->grace_end_ms = now_ms + profile_grace_ms(t, s->profile);
 	for (uint32_t i = 0; i < s->nworkers; i++) {
+		s->workers[i].restart_at_ms
+		    = 0; /* closing: no more restarts */
 		if (worker_alive(&s->workers[i]))
 			s->workers[i].state = PROTO_W_STOPPING;
 	}
@@ -489,7 +500,8 @@ session_step(struct session_table *t, struct session *s, int64_t now_ms)
 		if (s->lease_end_ms > 0 && now_ms >= s->lease_end_ms) {
 			log_notice("session %s: lease lapsed, closing", s->id);
 			session_begin_stop(t, s, now_ms);
-		}
+		} else
+			restart_due_workers(t, s, now_ms);
 		return;
 	case SESSION_DONE:
 		return;
@@ -549,6 +561,11 @@ session_table_next_wakeup(const struct session_table *t)
 	for (s = t->head; s != NULL; s = s->next) {
 		if (s->state == SESSION_RUNNING && s->lease_end_ms > 0)
 			min_time(&best, s->lease_end_ms);
+		for (uint32_t i = 0;
+		     s->state == SESSION_RUNNING && i < s->nworkers; i++) {
+			if (s->workers[i].restart_at_ms > 0)
+				min_time(&best, s->workers[i].restart_at_ms);
+		}
 		if (s->state == SESSION_STOPPING)
 			min_time(&best, s->grace_end_ms);
 		if (s->state == SESSION_KILLING)
@@ -576,6 +593,80 @@ session_table_pollfds(
 	return n;
 }
 
+/* ---- supervision ------------------------------------------------------- */
+
+/* Backoff before restart number n+1: 1 s, 2 s, 4 s ... capped at 60 s. */
+static int64_t
+restart_backoff_ms(uint32_t n)
+{
+	return n >= 6 ? 60000 : 1000LL << n;
+}
+
+static bool
+restart_wanted(const struct config_profile *p, const struct worker *w)
+{
+	bool failed
+	    = !WIFEXITED(w->exit_status) || WEXITSTATUS(w->exit_status) != 0;
+
+	if (p == NULL || w->restarts >= p->max_restarts)
+		return false;
+	return p->restart == CONFIG_RESTART_ALWAYS
+	    || (p->restart == CONFIG_RESTART_ON_FAILURE && failed);
+}
+
+static void
+plan_restart(struct session_table *t, struct session *s, struct worker *w,
+    int64_t now_ms)
+{
+	const struct config_profile *p
+	    = config_find_profile(t->cfg, s->profile);
+
+	if (!restart_wanted(p, w))
+		return;
+	w->restart_at_ms = now_ms + restart_backoff_ms(w->restarts);
+	log_info("session %s worker %u: restart %u of %lld in %lld ms", s->id,
+	    w->index, w->restarts + 1, (long long)p->max_restarts,
+	    (long long)(w->restart_at_ms - now_ms));
+}
+
+/* Starts worker i again; a failure leaves it FAILED with the reason logged. */
+static void
+restart_worker(struct session_table *t, struct session *s, uint32_t i)
+{
+	const struct config_profile *p
+	    = config_find_profile(t->cfg, s->profile);
+	struct worker *w = &s->workers[i];
+	char log_dir[PATH_MAX], why[512] = "";
+	char *path = NULL;
+	int rv;
+
+	w->restart_at_ms = 0;
+	w->restarts++;
+	rv = p == NULL ? HPCXL_ENOTFOUND
+	               : make_log_dir(t, s->id, log_dir, sizeof(log_dir));
+	if (rv == 0)
+		rv = worker_resolve(p->argv[0], &path, why, sizeof(why));
+	if (rv == 0)
+		rv = spawn_one(t, s, p, path, log_dir, i, why, sizeof(why));
+	free(path);
+	if (rv != 0) {
+		w->state = PROTO_W_FAILED;
+		log_warn("session %s worker %u: restart failed: %s", s->id, i,
+		    why[0] != '\0' ? why : hpcxl_strerror(rv));
+	}
+}
+
+static void
+restart_due_workers(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		int64_t at = s->workers[i].restart_at_ms;
+
+		if (at > 0 && now_ms >= at)
+			restart_worker(t, s, i);
+	}
+}
+
 void
 session_table_reaped(struct session_table *t, pid_t pid, int status)
 {
@@ -592,6 +683,8 @@ session_table_reaped(struct session_table *t, pid_t pid, int status)
 			log_info("session %s worker %u (pid %d) ended, status "
 			         "0x%x",
 			    s->id, i, pid, status);
+			if (s->state == SESSION_RUNNING)
+				plan_restart(t, s, w, util_now_ms());
 			return;
 		}
 	}

@@ -20,6 +20,7 @@ struct worker {
 	enum proto_wstate state;
 	int exit_status; /* waitpid status once ended, else -1 */
 	uint32_t restarts;
+	int64_t restart_at_ms; /* a restart is due then; 0 = none planned */
 };
 
 /* Everything the child needs, built before fork (the child may not allocate).

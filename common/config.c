@@ -68,6 +68,8 @@ profile_get_or_add(struct config *c, const char *name)
 	if ((p->name = strdup(name)) == NULL)
 		return NULL;
 	p->stop_grace_ms = -1; /* inherit the agent default */
+	p->restart = CONFIG_RESTART_NEVER;
+	p->max_restarts = CONFIG_DEFAULT_MAX_RESTARTS;
 	c->nprofiles++;
 	return p;
 }
@@ -218,6 +220,20 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 }
 
 static int
+parse_restart(const char *val, enum config_restart *out)
+{
+	static const char *const names[] = { "never", "on-failure", "always" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(val, names[i]) == 0) {
+			*out = (enum config_restart)i;
+			return 0;
+		}
+	}
+	return HPCXL_ECONFIG;
+}
+
+static int
 profile_key(struct ini_ctx *x, struct config_profile *p, const char *key,
     const char *val)
 {
@@ -228,6 +244,12 @@ profile_key(struct ini_ctx *x, struct config_profile *p, const char *key,
 		                                             : 0;
 	if (strcmp(key, "workdir") == 0)
 		return config_set_str(&p->workdir, val);
+	if (strcmp(key, "restart") == 0)
+		return parse_restart(val, &p->restart);
+	if (strcmp(key, "max_restarts") == 0)
+		return util_parse_i64(val, 0, 1000000, &p->max_restarts) != 0
+		    ? HPCXL_ECONFIG
+		    : 0;
 	return HPCXL_ECONFIG;
 }
 

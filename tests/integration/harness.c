@@ -80,6 +80,24 @@ agent_exited(struct harness_agent *a)
 static char *saved_args[64][MAX_ARGS];
 static int nsaved;
 
+/* Profiles that need more than --profile can say go in a config file. */
+static void
+write_config(const struct harness_agent *a, const char *xl)
+{
+	char path[PATH_MAX + 16];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/agent.ini", a->dir);
+	if ((f = fopen(path, "w")) == NULL)
+		return;
+	fprintf(f,
+	    "[agent]\nstop_grace_ms = 1000\n\n"
+	    "[profile.xl-restart]\ncommand = %s --crash-after 100\n"
+	    "restart = on-failure\nmax_restarts = 2\n",
+	    xl);
+	fclose(f);
+}
+
 static char **
 agent_argv(struct harness_agent *a, const char *const *extra)
 {
@@ -95,7 +113,10 @@ agent_argv(struct harness_agent *a, const char *const *extra)
 		if (asprintf(&v[n], __VA_ARGS__) > 0)                         \
 			n++;                                                  \
 	} while (0)
+	write_config(a, xl);
 	ARG("%s", harness_bin("hpcxl-agent"));
+	ARG("--config");
+	ARG("%s/agent.ini", a->dir);
 	ARG("--listen");
 	ARG("tcp://127.0.0.1:0");
 	ARG("--ready-file");

@@ -33,7 +33,9 @@ void harness_unique(const char *prefix, char *out, size_t len);
  * with --stop-grace 1000 and these profiles of xlsim:
  *   xl (exits on SIGTERM), xl-ignore (--on-term ignore),
  *   xl-children (--children 2), xl-detach (--detach),
- *   xl-crash (--crash-after 100), broken (a program that does not exist).
+ *   xl-crash (--crash-after 100), broken (a program that does not exist);
+ * and from a config file: xl-restart (--crash-after 100, restart =
+ * on-failure, max_restarts = 2).
  * extra_args (NULL-terminated, may be NULL) are appended. Waits up to 10 s
  * for the ready file; returns 0 and fills a, or -1.
  */

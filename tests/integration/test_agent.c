@@ -13,12 +13,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define REPLY_TIMEOUT_MS 10000
 #define CLOSE_DEADLINE_MS 8000
 #define PROCS_TIMEOUT_MS 5000
 
 static struct harness_agent agent;
+
+/* Pacing for status polls that wait for a condition with a deadline. */
+static void
+nap_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
 
 static void
 start_agent(void)
@@ -353,11 +363,53 @@ Test(agent, crashed_worker_shows_its_exit_status)
 			cr_assert_eq(WEXITSTATUS(es), 3);
 		}
 		proto_msg_free(&sh);
+		if (!ended)
+			nap_ms(20);
 	}
 	cr_assert(ended, "the crash was never reported");
 	r = close_session(id, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	cr_assert_eq(r.counts.exited, 1);
+	proto_msg_free(&h);
+}
+
+Test(agent, failing_worker_is_restarted_up_to_the_limit, .timeout = 60)
+{
+	char id[64];
+	struct proto_msg h, sh, st = { .type = PROTO_STATUS };
+	struct proto_reply r, s;
+	int64_t deadline = util_now_ms() + 20000;
+	pid_t first_pid;
+	bool done = false;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-restart", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
+	first_pid = r.sessions[0].workers[0].pid;
+	proto_msg_free(&h);
+	st.u.status.session = id;
+	/* Restarts come after 1 s, then 2 s; then the worker stays down. */
+	while (!done && util_now_ms() < deadline) {
+		const struct proto_worker *w;
+
+		st.op = 0;
+		s = request(&st, &sh);
+		cr_assert_eq(s.nsessions, 1);
+		w = &s.sessions[0].workers[0];
+		done = w->restarts == 2 && w->state == PROTO_W_EXITED;
+		if (done) {
+			cr_assert_neq(w->pid, first_pid, "never restarted");
+			cr_assert(WIFEXITED(w->exit_status));
+			cr_assert_eq(WEXITSTATUS(w->exit_status), 3);
+		}
+		cr_assert_leq(w->restarts, 2, "restarted past max_restarts");
+		proto_msg_free(&sh);
+		if (!done)
+			nap_ms(50);
+	}
+	cr_assert(done, "the worker was not restarted twice");
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 }
 

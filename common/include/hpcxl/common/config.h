@@ -13,6 +13,8 @@
  *   command = /opt/xl/bin/excel-worker --quiet
  *   stop_grace_ms = 10000
  *   workdir = /tmp
+ *   restart = on-failure       ; never | on-failure | always
+ *   max_restarts = 5
  *
  * A profile's command is split into words with wordexp(3) under
  * WRDE_NOCMD | WRDE_UNDEF: shell quoting and $VARS work, command
@@ -29,11 +31,22 @@
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PROFILES 256
 
+/* When a worker that ended on its own is started again (not while closing). */
+enum config_restart {
+	CONFIG_RESTART_NEVER,
+	CONFIG_RESTART_ON_FAILURE, /* non-zero exit or killed by a signal */
+	CONFIG_RESTART_ALWAYS,
+};
+
+#define CONFIG_DEFAULT_MAX_RESTARTS 5
+
 struct config_profile {
 	char *name;
 	char **argv; /* NULL-terminated; argv[0] is the program */
 	int64_t stop_grace_ms;
-	char *workdir; /* NULL = the agent's state directory */
+	char *workdir; /* NULL = the agent's working directory */
+	enum config_restart restart;
+	int64_t max_restarts; /* per worker, over the session's life */
 };
 
 struct config {

@@ -1,0 +1,700 @@
+/*
+ * Unit tests of the agent configuration (common/config.c): defaults, INI
+ * files read with inih, profile commands split with wordexp(3), profile
+ * specs from the command line, and config_validate().
+ *
+ * Every test runs with a fresh config (config_init in the fixture,
+ * config_free in the teardown, so an aborted test leaks nothing either) and
+ * a private mkdtemp directory for its INI files, removed afterwards.
+ */
+#include "hpcxl/common/config.h"
+#include "hpcxl/common/err.h"
+#include "hpcxl/common/util.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static char tmpdir[PATH_MAX];
+static char ini_path[PATH_MAX]; /* the file ini_write() wrote last */
+static struct config cfg;
+static char err[1024];
+
+static void
+setup(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/hpcxl-test-config-XXXXXX",
+	    base != NULL && base[0] != '\0' ? base : "/tmp");
+	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
+	cr_assert_eq(config_init(&cfg), 0);
+	err[0] = '\0';
+}
+
+static void
+teardown(void)
+{
+	char path[PATH_MAX * 2];
+	struct dirent *de;
+	DIR *d;
+
+	config_free(&cfg);
+	if ((d = opendir(tmpdir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0
+		    || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Writes text to <tmpdir>/<name>; returns the path (valid until the next
+ * call). */
+static const char *
+ini_write(const char *name, const char *text)
+{
+	FILE *f;
+
+	snprintf(ini_path, sizeof(ini_path), "%s/%s", tmpdir, name);
+	f = fopen(ini_path, "w");
+	cr_assert_not_null(f, "cannot create %s", ini_path);
+	cr_assert_eq(fputs(text, f) >= 0, true);
+	cr_assert_eq(fclose(f), 0);
+	return ini_path;
+}
+
+/* Writes text to agent.ini and loads it into cfg. */
+static int
+load(const char *text)
+{
+	const char *path = ini_write("agent.ini", text);
+
+	err[0] = '\0';
+	return config_load_file(&cfg, path, err, sizeof(err));
+}
+
+static void
+assert_loads(const char *text)
+{
+	int rv = load(text);
+
+	cr_assert_eq(rv, 0, "rejected (%d: %s):\n%s", rv, err, text);
+}
+
+/*
+ * Loading text must fail with HPCXL_ECONFIG and a message that starts with
+ * the file name, gives the line number and contains needle (if not NULL).
+ */
+static void
+assert_file_error(const char *text, int line, const char *needle)
+{
+	char where[PATH_MAX + 32];
+	int rv = load(text);
+
+	cr_assert_eq(rv, HPCXL_ECONFIG, "accepted or wrong error %d:\n%s", rv,
+	    text);
+	snprintf(where, sizeof(where), "%s:%d:", ini_path, line);
+	cr_assert(strncmp(err, where, strlen(where)) == 0,
+	    "message \"%s\" does not start with \"%s\"", err, where);
+	if (needle != NULL)
+		cr_assert_not_null(strstr(err, needle),
+		    "message \"%s\" does not mention \"%s\"", err, needle);
+}
+
+/* argv must be exactly the n words of want, then NULL. */
+static void
+assert_argv(char *const *argv, const char *const *want, size_t n)
+{
+	size_t i;
+
+	cr_assert_not_null(argv);
+	for (i = 0; i < n; i++) {
+		cr_assert_not_null(argv[i], "argv[%zu] missing", i);
+		cr_assert_str_eq(argv[i], want[i], "argv[%zu]", i);
+	}
+	cr_assert_null(argv[n], "argv has more than %zu words", n);
+}
+
+#define ASSERT_ARGV(argv, ...)                                                \
+	do {                                                                  \
+		const char *const want_[] = { __VA_ARGS__ };                  \
+		assert_argv(argv, want_, sizeof(want_) / sizeof(want_[0]));   \
+	} while (0)
+
+/* ---- defaults ----------------------------------------------------------- */
+
+Test(config, defaults_after_init)
+{
+	char host[256] = "";
+
+	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
+	cr_assert_str_eq(cfg.node, host);
+	cr_assert_str_eq(cfg.state_dir, CONFIG_DEFAULT_STATE_DIR);
+	cr_assert_str_eq(cfg.state_dir, "/var/lib/hpcxl");
+	cr_assert_str_eq(cfg.backend, "auto");
+	cr_assert_str_eq(cfg.cgroup_root, "auto");
+	cr_assert_eq(cfg.default_grace_ms, 10000);
+	cr_assert_eq(cfg.default_grace_ms, CONFIG_DEFAULT_GRACE_MS);
+	cr_assert_eq(cfg.nlisten, 0);
+	cr_assert_eq(cfg.nprofiles, 0);
+	cr_assert_null(config_find_profile(&cfg, "excel"));
+}
+
+Test(config, empty_file_keeps_the_defaults)
+{
+	char *node = strdup(cfg.node);
+
+	cr_assert_not_null(node);
+	assert_loads("; nothing but a comment\n\n# and another\n");
+	cr_expect_str_eq(cfg.node, node);
+	free(node);
+	cr_assert_str_eq(cfg.backend, "auto");
+	cr_assert_eq(cfg.default_grace_ms, 10000);
+	cr_assert_eq(cfg.nlisten, 0);
+	cr_assert_eq(cfg.nprofiles, 0);
+}
+
+/* ---- a full, valid file ------------------------------------------------- */
+
+static const char full_ini[]
+    = "; hpcxl-agent test configuration\n"
+      "[agent]\n"
+      "node = n01.rack-2_a\n"
+      "listen = tcp://0.0.0.0:7420   ; comment after a value\n"
+      "listen = ipc:///run/hpcxl/agent.sock\n"
+      "state_dir = /srv/hpcxl/state\n"
+      "backend = pgroup\n"
+      "cgroup_root = /sys/fs/cgroup/hpcxl\n"
+      "stop_grace_ms = 2500\n"
+      "\n"
+      "[profile.excel]\n"
+      "command = /opt/xl/bin/worker --title \"a b\" 'c  d' $HPCXL_T_DIR/x "
+      "'$HPCXL_T_DIR'\n"
+      "stop_grace_ms = 5000\n"
+      "workdir = /srv/excel\n"
+      "\n"
+      "[profile.py-3.12]\n"
+      "command = \"${HPCXL_T_BIN}/python3\" -u -c \"print(1)\" a\\ b\n"
+      "stop_grace_ms = 0\n"
+      "workdir = /tmp/py\n";
+
+Test(config, full_file_sets_every_field)
+{
+	const struct config_profile *p;
+
+	cr_assert_eq(setenv("HPCXL_T_DIR", "/data/in", 1), 0);
+	cr_assert_eq(setenv("HPCXL_T_BIN", "/usr/local/bin", 1), 0);
+	assert_loads(full_ini);
+
+	cr_assert_str_eq(cfg.node, "n01.rack-2_a");
+	cr_assert_eq(cfg.nlisten, 2);
+	cr_assert_str_eq(cfg.listen[0], "tcp://0.0.0.0:7420");
+	cr_assert_str_eq(cfg.listen[1], "ipc:///run/hpcxl/agent.sock");
+	cr_assert_str_eq(cfg.state_dir, "/srv/hpcxl/state");
+	cr_assert_str_eq(cfg.backend, "pgroup");
+	cr_assert_str_eq(cfg.cgroup_root, "/sys/fs/cgroup/hpcxl");
+	cr_assert_eq(cfg.default_grace_ms, 2500);
+
+	cr_assert_eq(cfg.nprofiles, 2);
+	p = &cfg.profiles[0];
+	cr_assert_str_eq(p->name, "excel");
+	ASSERT_ARGV(p->argv, "/opt/xl/bin/worker", "--title", "a b", "c  d",
+	    "/data/in/x", "$HPCXL_T_DIR");
+	cr_assert_eq(p->stop_grace_ms, 5000);
+	cr_assert_str_eq(p->workdir, "/srv/excel");
+
+	p = &cfg.profiles[1];
+	cr_assert_str_eq(p->name, "py-3.12");
+	ASSERT_ARGV(p->argv, "/usr/local/bin/python3", "-u", "-c", "print(1)",
+	    "a b");
+	cr_assert_eq(p->stop_grace_ms, 0);
+	cr_assert_str_eq(p->workdir, "/tmp/py");
+
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(config, every_backend_value_is_accepted)
+{
+	static const char *const ok[] = { "auto", "cgroup2", "pgroup" };
+	char text[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "[agent]\nbackend = %s\n", ok[i]);
+		assert_loads(text);
+		cr_assert_str_eq(cfg.backend, ok[i]);
+	}
+}
+
+Test(config, profile_without_optional_keys_inherits)
+{
+	const struct config_profile *p;
+
+	assert_loads("[profile.min]\ncommand = /bin/true\n");
+	p = config_find_profile(&cfg, "min");
+	cr_assert_not_null(p);
+	ASSERT_ARGV(p->argv, "/bin/true");
+	cr_assert_eq(p->stop_grace_ms, -1, "must inherit the agent default");
+	cr_assert_null(p->workdir);
+}
+
+Test(config, grace_limits_and_blanks)
+{
+	/* 0 and one day are the bounds. */
+	assert_loads("[agent]\nstop_grace_ms = 0\n");
+	cr_assert_eq(cfg.default_grace_ms, 0);
+	assert_loads("[agent]\nstop_grace_ms = 86400000\n");
+	cr_assert_eq(cfg.default_grace_ms, 86400000);
+	/* inih strips the blanks around a value before config.c sees it. */
+	assert_loads("[agent]\nstop_grace_ms =    7   \n");
+	cr_assert_eq(cfg.default_grace_ms, 7);
+}
+
+Test(config, second_file_adds_and_overrides)
+{
+	const struct config_profile *p;
+	const char *first
+	    = ini_write("first.ini", "[agent]\nnode = a1\nlisten = tcp://a:1\n"
+	                             "[profile.w]\ncommand = /bin/one\n"
+	                             "workdir = /w\n");
+
+	cr_assert_eq(config_load_file(&cfg, first, err, sizeof(err)), 0, "%s",
+	    err);
+	assert_loads("[agent]\nnode = a2\nlisten = tcp://b:2\n"
+	             "[profile.w]\ncommand = /bin/two 2\n");
+	cr_assert_str_eq(cfg.node, "a2");
+	cr_assert_eq(cfg.nlisten, 2);
+	cr_assert_str_eq(cfg.listen[0], "tcp://a:1");
+	cr_assert_str_eq(cfg.listen[1], "tcp://b:2");
+	cr_assert_eq(cfg.nprofiles, 1);
+	p = config_find_profile(&cfg, "w");
+	cr_assert_not_null(p);
+	ASSERT_ARGV(p->argv, "/bin/two", "2");
+	cr_assert_str_eq(p->workdir, "/w");
+}
+
+/* ---- config_find_profile ------------------------------------------------ */
+
+Test(config, find_profile)
+{
+	const struct config_profile *p;
+
+	cr_assert_eq(setenv("HPCXL_T_DIR", "/d", 1), 0);
+	cr_assert_eq(setenv("HPCXL_T_BIN", "/b", 1), 0);
+	assert_loads(full_ini);
+
+	p = config_find_profile(&cfg, "excel");
+	cr_assert_eq(p, &cfg.profiles[0]);
+	p = config_find_profile(&cfg, "py-3.12");
+	cr_assert_eq(p, &cfg.profiles[1]);
+	cr_assert_str_eq(p->name, "py-3.12");
+	cr_assert_null(config_find_profile(&cfg, "exce"));
+	cr_assert_null(config_find_profile(&cfg, "excel2"));
+	cr_assert_null(config_find_profile(&cfg, "Excel"));
+	cr_assert_null(config_find_profile(&cfg, ""));
+}
+
+/* ---- config_add_profile_spec -------------------------------------------- */
+
+Test(config, profile_spec_is_split)
+{
+	const struct config_profile *p;
+
+	cr_assert_eq(
+	    config_add_profile_spec(&cfg, "xl=/bin/prog --x 1", err,
+	        sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(cfg.nprofiles, 1);
+	p = config_find_profile(&cfg, "xl");
+	cr_assert_not_null(p);
+	cr_assert_str_eq(p->name, "xl");
+	ASSERT_ARGV(p->argv, "/bin/prog", "--x", "1");
+	cr_assert_eq(p->stop_grace_ms, -1);
+	cr_assert_null(p->workdir);
+}
+
+Test(config, profile_spec_quoting_and_variables)
+{
+	const struct config_profile *p;
+
+	cr_assert_eq(setenv("HPCXL_T_ARG", "v a l", 1), 0);
+	cr_assert_eq(config_add_profile_spec(&cfg,
+	                 "q=/bin/prog \"a b\" '$HPCXL_T_ARG' \"$HPCXL_T_ARG\" "
+	                 "--k=v x=y",
+	                 err, sizeof(err)),
+	    0, "%s", err);
+	p = config_find_profile(&cfg, "q");
+	cr_assert_not_null(p);
+	/* The first '=' ends the name; later ones belong to the command. */
+	ASSERT_ARGV(p->argv, "/bin/prog", "a b", "$HPCXL_T_ARG", "v a l",
+	    "--k=v", "x=y");
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), HPCXL_ECONFIG,
+	    "no listen URL yet");
+}
+
+Test(config, profile_spec_name_of_max_length)
+{
+	char spec[HPCXL_ID_MAX + 32];
+	char name[HPCXL_ID_MAX + 1];
+
+	memset(name, 'n', HPCXL_ID_MAX);
+	name[HPCXL_ID_MAX] = '\0';
+	snprintf(spec, sizeof(spec), "%s=/bin/true", name);
+	cr_assert_eq(config_add_profile_spec(&cfg, spec, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_not_null(config_find_profile(&cfg, name));
+}
+
+Test(config, bad_profile_specs_are_refused)
+{
+	char long_name[HPCXL_ID_MAX + 32];
+	const char *bad[] = {
+		"xl", /* no '=' */
+		"xl /bin/prog", /* no '=' */
+		"=/bin/prog", /* empty name */
+		"a/b=/bin/prog", /* '/' in the name */
+		"../x=/bin/prog",
+		".x=/bin/prog", /* leading '.' */
+		"-x=/bin/prog", /* leading '-' */
+		"a b=/bin/prog", /* blank in the name */
+		long_name, /* 65 bytes */
+		"xl=", /* empty command */
+		"xl=   \t ", /* blank command */
+		"xl=/bin/echo $(id)", /* command substitution */
+		"xl=/bin/echo \"$(id)\"",
+		"xl=/bin/echo `id`",
+		"xl=/bin/echo \"`id`\"",
+		"xl=/bin/echo $HPCXL_T_UNDEFINED", /* undefined variable */
+		"xl=/bin/echo ${HPCXL_T_UNDEFINED}/x",
+		"xl=/bin/echo 'unterminated",
+		"xl=/bin/a ; /bin/b", /* shell operators */
+		"xl=/bin/a | /bin/b",
+		"xl=/bin/a > /tmp/out",
+	};
+	size_t i;
+	int rv;
+
+	cr_assert_eq(unsetenv("HPCXL_T_UNDEFINED"), 0);
+	memset(long_name, 'n', HPCXL_ID_MAX + 1);
+	snprintf(long_name + HPCXL_ID_MAX + 1,
+	    sizeof(long_name) - HPCXL_ID_MAX - 1, "=/bin/prog");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		config_free(&cfg);
+		cr_assert_eq(config_init(&cfg), 0);
+		err[0] = '\0';
+		rv = config_add_profile_spec(&cfg, bad[i], err, sizeof(err));
+		cr_assert_eq(rv, HPCXL_ECONFIG, "\"%s\" gave %d", bad[i], rv);
+		cr_assert_neq(err[0], '\0', "\"%s\": no message", bad[i]);
+		/* A refused spec never yields a profile that could be run. */
+		for (size_t j = 0; j < cfg.nprofiles; j++)
+			cr_assert_null(cfg.profiles[j].argv, "\"%s\"", bad[i]);
+	}
+}
+
+Test(config, command_substitution_is_named_in_the_message)
+{
+	cr_assert_eq(config_add_profile_spec(
+	                 &cfg, "xl=/bin/echo $(id)", err, sizeof(err)),
+	    HPCXL_ECONFIG);
+	cr_assert_not_null(strstr(err, "command substitution"), "%s", err);
+}
+
+Test(config, later_profile_spec_replaces_the_command)
+{
+	const struct config_profile *p;
+
+	cr_assert_eq(
+	    config_add_profile_spec(&cfg, "xl=/bin/one a", err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(config_add_profile_spec(
+	                 &cfg, "xl=/bin/two \"b c\" d", err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(cfg.nprofiles, 1);
+	p = config_find_profile(&cfg, "xl");
+	cr_assert_not_null(p);
+	ASSERT_ARGV(p->argv, "/bin/two", "b c", "d");
+}
+
+Test(config, refused_spec_keeps_the_previous_command)
+{
+	const struct config_profile *p;
+
+	cr_assert_eq(
+	    config_add_profile_spec(&cfg, "xl=/bin/one", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(config_add_profile_spec(
+	                 &cfg, "xl=/bin/two $(id)", err, sizeof(err)),
+	    HPCXL_ECONFIG);
+	p = config_find_profile(&cfg, "xl");
+	cr_assert_not_null(p);
+	ASSERT_ARGV(p->argv, "/bin/one");
+}
+
+Test(config, profile_spec_overrides_the_file)
+{
+	const struct config_profile *p;
+
+	assert_loads("[profile.xl]\ncommand = /bin/file-cmd\n"
+	             "stop_grace_ms = 300\nworkdir = /wd\n");
+	cr_assert_eq(config_add_profile_spec(
+	                 &cfg, "xl=/bin/cli-cmd --flag", err, sizeof(err)),
+	    0, "%s", err);
+	cr_assert_eq(cfg.nprofiles, 1);
+	p = config_find_profile(&cfg, "xl");
+	cr_assert_not_null(p);
+	ASSERT_ARGV(p->argv, "/bin/cli-cmd", "--flag");
+	/* Only the command changes. */
+	cr_assert_eq(p->stop_grace_ms, 300);
+	cr_assert_str_eq(p->workdir, "/wd");
+}
+
+/* ---- listen URLs -------------------------------------------------------- */
+
+Test(config, add_listen_up_to_the_limit)
+{
+	char url[64];
+	size_t i;
+
+	for (i = 0; i < CONFIG_MAX_LISTEN; i++) {
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%zu", 7000 + i);
+		cr_assert_eq(config_add_listen(&cfg, url, err, sizeof(err)), 0,
+		    "url %zu: %s", i, err);
+	}
+	cr_assert_eq(cfg.nlisten, CONFIG_MAX_LISTEN);
+	cr_assert_str_eq(cfg.listen[CONFIG_MAX_LISTEN - 1], url);
+	err[0] = '\0';
+	cr_assert_eq(
+	    config_add_listen(&cfg, "tcp://127.0.0.1:1", err, sizeof(err)),
+	    HPCXL_ECONFIG);
+	cr_assert_neq(err[0], '\0');
+	cr_assert_eq(cfg.nlisten, CONFIG_MAX_LISTEN);
+}
+
+Test(config, too_many_listen_urls_in_a_file)
+{
+	char text[4096] = "[agent]\n";
+	size_t n = strlen(text);
+	int i;
+
+	for (i = 0; i <= CONFIG_MAX_LISTEN; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "listen = tcp://127.0.0.1:%d\n", 7000 + i);
+	cr_assert_lt(n, sizeof(text));
+	/* Line 1 is the section: URL number 17 is on line 18. */
+	assert_file_error(text, CONFIG_MAX_LISTEN + 2, "listen");
+	cr_assert_eq(cfg.nlisten, CONFIG_MAX_LISTEN);
+}
+
+/* ---- file errors -------------------------------------------------------- */
+
+Test(config, missing_file)
+{
+	char path[PATH_MAX + 32];
+	int rv;
+
+	snprintf(path, sizeof(path), "%s/does-not-exist.ini", tmpdir);
+	rv = config_load_file(&cfg, path, err, sizeof(err));
+	cr_assert_eq(rv, HPCXL_ECONFIG);
+	cr_assert_not_null(strstr(err, path), "message \"%s\"", err);
+}
+
+Test(config, unknown_sections)
+{
+	assert_file_error("[agent]\nnode = n1\n[agnt]\nnode = n2\n", 4,
+	    "agnt");
+	assert_file_error("[profile.a/b]\ncommand = /bin/true\n", 2,
+	    "profile.a/b");
+	assert_file_error("[profile.]\ncommand = /bin/true\n", 2, NULL);
+	assert_file_error("[profile]\ncommand = /bin/true\n", 2, NULL);
+	assert_file_error("[Agent]\nnode = n1\n", 2, NULL);
+	/* Keys before any section header. */
+	assert_file_error("node = n1\n", 1, "node");
+}
+
+Test(config, unknown_keys)
+{
+	assert_file_error("[agent]\nnode = n1\ncolour = red\n", 3, "colour");
+	assert_file_error("[agent]\ncommand = /bin/true\n", 2, "command");
+	assert_file_error("[profile.p]\ncomand = /bin/true\n", 2, "comand");
+	assert_file_error("[profile.p]\nlisten = tcp://a:1\n", 2, "listen");
+}
+
+Test(config, invalid_node_names)
+{
+	assert_file_error("[agent]\nnode = a/b\n", 2, "node");
+	assert_file_error("[agent]\n\nnode = .hidden\n", 3, "node");
+	assert_file_error("[agent]\nnode = -n\n", 2, "node");
+	assert_file_error("[agent]\nnode = a b\n", 2, "node");
+	assert_file_error("[agent]\nnode =\n", 2, "node");
+}
+
+Test(config, unknown_backend)
+{
+	assert_file_error("[agent]\nbackend = foo\n", 2, "foo");
+	assert_file_error("[agent]\nbackend = Auto\n", 2, "backend");
+	cr_assert_str_eq(cfg.backend, "auto");
+}
+
+Test(config, bad_stop_grace_values)
+{
+	static const char *const bad[] = {
+		"abc", "-5", "+5", "5ms", "0x10", "1.5", "86400001",
+		"99999999999999999999", "",
+	};
+	static const char *const sections[] = { "agent", "profile.p" };
+	char text[256];
+	size_t i, s;
+
+	for (s = 0; s < 2; s++) {
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(text, sizeof(text),
+			    "[%s]\ncommand = /bin/true\n"
+			    "stop_grace_ms = %s\n",
+			    sections[s], bad[i]);
+			if (s == 0) /* [agent] has no command */
+				snprintf(text, sizeof(text),
+				    "[agent]\n\nstop_grace_ms = %s\n", bad[i]);
+			assert_file_error(text, 3, "stop_grace_ms");
+		}
+	}
+	cr_assert_eq(cfg.default_grace_ms, 10000);
+}
+
+Test(config, bad_commands_in_a_file)
+{
+	cr_assert_eq(unsetenv("HPCXL_T_UNDEFINED"), 0);
+	assert_file_error("[profile.p]\ncommand = /bin/echo $(id)\n", 2,
+	    "command substitution");
+	assert_file_error("[profile.p]\ncommand = /bin/echo `id`\n", 2,
+	    "command substitution");
+	assert_file_error("[profile.p]\ncommand = /bin/echo $HPCXL_T_UNDEFINED\n",
+	    2, NULL);
+	assert_file_error("[profile.p]\ncommand = \"/bin/echo\n", 2, NULL);
+	assert_file_error("[profile.p]\ncommand =\n", 2, "empty command");
+}
+
+Test(config, bad_ini_syntax)
+{
+	assert_file_error("[agent]\nnode = n1\njust some words\n", 3,
+	    "syntax");
+	assert_file_error("[agent\nnode = n1\n", 1, "syntax");
+	assert_file_error("[agent]\n= n1\n", 2, NULL);
+}
+
+/*
+ * inih goes on after the handler reports an error: the message must still
+ * describe the first bad line, not turn into a bare "syntax error" because
+ * a later line was fine.
+ */
+Test(config, error_before_valid_lines_keeps_its_detail)
+{
+	assert_file_error(
+	    "[agent]\nbackend = foo\nnode = n1\nlisten = tcp://a:1\n", 2,
+	    "backend");
+	assert_file_error("[profile.p]\ncommand = /bin/echo $(id)\n"
+	                  "workdir = /tmp\n",
+	    2, "command substitution");
+}
+
+/* ---- config_validate ---------------------------------------------------- */
+
+Test(config, validate_without_listen)
+{
+	assert_loads("[agent]\nnode = n1\n[profile.p]\ncommand = /bin/true\n");
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), HPCXL_ECONFIG);
+	cr_assert_not_null(strstr(err, "listen"), "message \"%s\"", err);
+}
+
+Test(config, validate_profile_without_command)
+{
+	assert_loads("[agent]\nlisten = tcp://127.0.0.1:7420\n"
+	             "[profile.ok]\ncommand = /bin/true\n"
+	             "[profile.nocmd]\nworkdir = /tmp\nstop_grace_ms = 5\n");
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), HPCXL_ECONFIG);
+	cr_assert_not_null(strstr(err, "nocmd"), "message \"%s\"", err);
+}
+
+Test(config, validate_invalid_node)
+{
+	cr_assert_eq(config_add_listen(&cfg, "tcp://a:1", err, sizeof(err)), 0);
+	/* --node is set with config_set_str: only validate checks it. */
+	cr_assert_eq(config_set_str(&cfg.node, "a/b"), 0);
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), HPCXL_ECONFIG);
+	cr_assert_not_null(strstr(err, "a/b"), "message \"%s\"", err);
+}
+
+Test(config, validate_valid)
+{
+	assert_loads("[agent]\nlisten = tcp://127.0.0.1:7420\n"
+	             "[profile.p]\ncommand = /bin/true\n");
+	cr_assert_eq(config_add_profile_spec(&cfg, "q=/bin/false", err,
+	                 sizeof(err)),
+	    0, "%s", err);
+	err[0] = '\0';
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(err[0], '\0', "validate wrote \"%s\"", err);
+}
+
+Test(config, validate_defaults_plus_listen)
+{
+	/* The host name must make a valid node name on the test machine. */
+	cr_assert_eq(config_add_listen(&cfg, "tcp://a:1", err, sizeof(err)), 0);
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+}
+
+/* ---- config_set_str ----------------------------------------------------- */
+
+Test(config, set_str_copies)
+{
+	char val[] = "/srv/one";
+
+	cr_assert_eq(config_set_str(&cfg.state_dir, val), 0);
+	val[1] = 'X';
+	cr_assert_str_eq(cfg.state_dir, "/srv/one");
+	cr_assert_eq(config_set_str(&cfg.state_dir, "/srv/two"), 0);
+	cr_assert_str_eq(cfg.state_dir, "/srv/two");
+}
+
+/* ---- the shipped example ------------------------------------------------ */
+
+/* deploy/config/agent.ini must load and, with its listen URL, validate. */
+Test(config, shipped_example_loads)
+{
+	char path[PATH_MAX];
+	const char *tail = "tests/unit/test_config.c";
+	const char *src = __FILE__;
+	size_t n = strlen(src), t = strlen(tail);
+	const struct config_profile *p;
+
+	if (src[0] != '/' || n < t || strcmp(src + n - t, tail) != 0)
+		cr_skip_test("source path unknown (%s)", src);
+	snprintf(path, sizeof(path), "%.*sdeploy/config/agent.ini",
+	    (int)(n - t), src);
+	if (access(path, R_OK) != 0)
+		cr_skip_test("%s not readable", path);
+	cr_assert_eq(config_load_file(&cfg, path, err, sizeof(err)), 0, "%s",
+	    err);
+	cr_assert_eq(cfg.nlisten, 1);
+	cr_assert_str_eq(cfg.backend, "auto");
+	p = config_find_profile(&cfg, "excel");
+	cr_assert_not_null(p);
+	cr_assert_not_null(p->argv);
+	cr_assert_null(p->workdir);
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+}
