@@ -259,6 +259,8 @@ ini_on_key(void *user, const char *section, const char *key, const char *val)
 	struct ini_ctx *x = user;
 	struct config_profile *p;
 
+	if (x->rv != 0)
+		return 0; /* inih goes on after an error: keep the first */
 	x->err[0] = '\0';
 	if (strcmp(section, "agent") == 0)
 		x->rv = agent_key(x, key, val);
@@ -274,7 +276,7 @@ ini_on_key(void *user, const char *section, const char *key, const char *val)
 	if (x->err[0] == '\0')
 		set_err(x->err, x->errlen, "[%s] %s = %s: %s", section, key,
 		    val, "unknown key, section or invalid value");
-	return 0; /* inih stops at the first error we report */
+	return 0; /* inih reports the line of the first error */
 }
 
 int

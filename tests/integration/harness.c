@@ -138,6 +138,8 @@ agent_argv(struct harness_agent *a, const char *const *extra)
 	ARG("--profile");
 	ARG("xl-crash=%s --crash-after 100", xl);
 	ARG("--profile");
+	ARG("xl-storm=%s --fork-storm", xl);
+	ARG("--profile");
 	ARG("broken=%s/no-such-program", a->dir);
 	for (int i = 0; extra != NULL && extra[i] != NULL && n < MAX_ARGS - 1;
 	     i++)

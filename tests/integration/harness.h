@@ -33,11 +33,11 @@ void harness_unique(const char *prefix, char *out, size_t len);
  * with --stop-grace 1000 and these profiles of xlsim:
  *   xl (exits on SIGTERM), xl-ignore (--on-term ignore),
  *   xl-children (--children 2), xl-detach (--detach),
- *   xl-crash (--crash-after 100), broken (a program that does not exist);
- * and from a config file: xl-restart (--crash-after 100, restart =
- * on-failure, max_restarts = 2).
- * extra_args (NULL-terminated, may be NULL) are appended. Waits up to 10 s
- * for the ready file; returns 0 and fills a, or -1.
+ *   xl-crash (--crash-after 100), xl-storm (--fork-storm), broken (a program
+ * that does not exist); and from a config file: xl-restart (--crash-after 100,
+ * restart = on-failure, max_restarts = 2). extra_args (NULL-terminated, may be
+ * NULL) are appended. Waits up to 10 s for the ready file; returns 0 and fills
+ * a, or -1.
  */
 int harness_agent_start(
     struct harness_agent *a, const char *node, const char *const *extra_args);

@@ -254,6 +254,25 @@ Test(agent, detached_grandchild_cannot_escape)
 	proto_msg_free(&h);
 }
 
+Test(agent, fork_storm_during_the_close_leaves_nothing)
+{
+	char id[64];
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-storm", 2, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	/* The storm is under way once a worker has more than one process. */
+	cr_assert(harness_wait_ready(&agent, id, 2, PROCS_TIMEOUT_MS));
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(r.counts.remaining, 0);
+	cr_assert_eq(harness_session_procs(id), 0);
+	proto_msg_free(&h);
+}
+
 Test(agent, second_close_and_unknown_session_are_not_found)
 {
 	char id[64];

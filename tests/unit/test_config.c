@@ -23,7 +23,7 @@
 /* ---- fixture ------------------------------------------------------------ */
 
 static char tmpdir[PATH_MAX];
-static char ini_path[PATH_MAX]; /* the file ini_write() wrote last */
+static char ini_path[PATH_MAX + 64]; /* what ini_write() wrote last */
 static struct config cfg;
 static char err[1024];
 
@@ -104,11 +104,11 @@ assert_loads(const char *text)
 static void
 assert_file_error(const char *text, int line, const char *needle)
 {
-	char where[PATH_MAX + 32];
+	char where[sizeof(ini_path) + 32];
 	int rv = load(text);
 
-	cr_assert_eq(rv, HPCXL_ECONFIG, "accepted or wrong error %d:\n%s", rv,
-	    text);
+	cr_assert_eq(
+	    rv, HPCXL_ECONFIG, "accepted or wrong error %d:\n%s", rv, text);
 	snprintf(where, sizeof(where), "%s:%d:", ini_path, line);
 	cr_assert(strncmp(err, where, strlen(where)) == 0,
 	    "message \"%s\" does not start with \"%s\"", err, where);
@@ -221,8 +221,8 @@ Test(config, full_file_sets_every_field)
 
 	p = &cfg.profiles[1];
 	cr_assert_str_eq(p->name, "py-3.12");
-	ASSERT_ARGV(p->argv, "/usr/local/bin/python3", "-u", "-c", "print(1)",
-	    "a b");
+	ASSERT_ARGV(
+	    p->argv, "/usr/local/bin/python3", "-u", "-c", "print(1)", "a b");
 	cr_assert_eq(p->stop_grace_ms, 0);
 	cr_assert_str_eq(p->workdir, "/tmp/py");
 
@@ -252,6 +252,8 @@ Test(config, profile_without_optional_keys_inherits)
 	ASSERT_ARGV(p->argv, "/bin/true");
 	cr_assert_eq(p->stop_grace_ms, -1, "must inherit the agent default");
 	cr_assert_null(p->workdir);
+	cr_assert_eq(p->restart, CONFIG_RESTART_NEVER);
+	cr_assert_eq(p->max_restarts, CONFIG_DEFAULT_MAX_RESTARTS);
 }
 
 Test(config, grace_limits_and_blanks)
@@ -269,13 +271,13 @@ Test(config, grace_limits_and_blanks)
 Test(config, second_file_adds_and_overrides)
 {
 	const struct config_profile *p;
-	const char *first
-	    = ini_write("first.ini", "[agent]\nnode = a1\nlisten = tcp://a:1\n"
-	                             "[profile.w]\ncommand = /bin/one\n"
-	                             "workdir = /w\n");
+	const char *first = ini_write("first.ini",
+	    "[agent]\nnode = a1\nlisten = tcp://a:1\n"
+	    "[profile.w]\ncommand = /bin/one\n"
+	    "workdir = /w\n");
 
-	cr_assert_eq(config_load_file(&cfg, first, err, sizeof(err)), 0, "%s",
-	    err);
+	cr_assert_eq(
+	    config_load_file(&cfg, first, err, sizeof(err)), 0, "%s", err);
 	assert_loads("[agent]\nnode = a2\nlisten = tcp://b:2\n"
 	             "[profile.w]\ncommand = /bin/two 2\n");
 	cr_assert_str_eq(cfg.node, "a2");
@@ -287,6 +289,47 @@ Test(config, second_file_adds_and_overrides)
 	cr_assert_not_null(p);
 	ASSERT_ARGV(p->argv, "/bin/two", "2");
 	cr_assert_str_eq(p->workdir, "/w");
+}
+
+Test(config, restart_policy)
+{
+	const struct config_profile *p;
+
+	assert_loads("[profile.a]\ncommand = /bin/true\nrestart = always\n"
+	             "max_restarts = 0\n"
+	             "[profile.b]\ncommand = /bin/true\n"
+	             "restart = on-failure\nmax_restarts = 1000000\n"
+	             "[profile.c]\ncommand = /bin/true\nrestart = always\n"
+	             "restart = never\n");
+	p = config_find_profile(&cfg, "a");
+	cr_assert_not_null(p);
+	cr_assert_eq(p->restart, CONFIG_RESTART_ALWAYS);
+	cr_assert_eq(p->max_restarts, 0);
+	p = config_find_profile(&cfg, "b");
+	cr_assert_not_null(p);
+	cr_assert_eq(p->restart, CONFIG_RESTART_ON_FAILURE);
+	cr_assert_eq(p->max_restarts, 1000000);
+	p = config_find_profile(&cfg, "c");
+	cr_assert_not_null(p);
+	cr_assert_eq(p->restart, CONFIG_RESTART_NEVER);
+	cr_assert_eq(p->max_restarts, CONFIG_DEFAULT_MAX_RESTARTS);
+}
+
+Test(config, bad_restart_values)
+{
+	assert_file_error(
+	    "[profile.p]\ncommand = /bin/true\nrestart = maybe\n", 3,
+	    "restart");
+	assert_file_error("[profile.p]\nrestart = Always\n", 2, "restart");
+	assert_file_error("[profile.p]\nrestart =\n", 2, "restart");
+	assert_file_error(
+	    "[profile.p]\nmax_restarts = -1\n", 2, "max_restarts");
+	assert_file_error(
+	    "[profile.p]\nmax_restarts = 1000001\n", 2, "max_restarts");
+	assert_file_error(
+	    "[profile.p]\nmax_restarts = +3\n", 2, "max_restarts");
+	/* Profile keys only. */
+	assert_file_error("[agent]\nrestart = always\n", 2, "restart");
 }
 
 /* ---- config_find_profile ------------------------------------------------ */
@@ -316,9 +359,8 @@ Test(config, profile_spec_is_split)
 {
 	const struct config_profile *p;
 
-	cr_assert_eq(
-	    config_add_profile_spec(&cfg, "xl=/bin/prog --x 1", err,
-	        sizeof(err)),
+	cr_assert_eq(config_add_profile_spec(
+	                 &cfg, "xl=/bin/prog --x 1", err, sizeof(err)),
 	    0, "%s", err);
 	cr_assert_eq(cfg.nprofiles, 1);
 	p = config_find_profile(&cfg, "xl");
@@ -516,10 +558,10 @@ Test(config, missing_file)
 
 Test(config, unknown_sections)
 {
-	assert_file_error("[agent]\nnode = n1\n[agnt]\nnode = n2\n", 4,
-	    "agnt");
-	assert_file_error("[profile.a/b]\ncommand = /bin/true\n", 2,
-	    "profile.a/b");
+	assert_file_error(
+	    "[agent]\nnode = n1\n[agnt]\nnode = n2\n", 4, "agnt");
+	assert_file_error(
+	    "[profile.a/b]\ncommand = /bin/true\n", 2, "profile.a/b");
 	assert_file_error("[profile.]\ncommand = /bin/true\n", 2, NULL);
 	assert_file_error("[profile]\ncommand = /bin/true\n", 2, NULL);
 	assert_file_error("[Agent]\nnode = n1\n", 2, NULL);
@@ -554,22 +596,28 @@ Test(config, unknown_backend)
 Test(config, bad_stop_grace_values)
 {
 	static const char *const bad[] = {
-		"abc", "-5", "+5", "5ms", "0x10", "1.5", "86400001",
-		"99999999999999999999", "",
+		"abc",
+		"-5",
+		"+5",
+		"5ms",
+		"0x10",
+		"1.5",
+		"86400001",
+		"99999999999999999999",
+		"",
 	};
-	static const char *const sections[] = { "agent", "profile.p" };
+	/* The section, and a valid line so that the value is on line 3. */
+	static const char *const head[] = {
+		"[agent]\nnode = n1",
+		"[profile.p]\ncommand = /bin/true",
+	};
 	char text[256];
 	size_t i, s;
 
-	for (s = 0; s < 2; s++) {
+	for (s = 0; s < sizeof(head) / sizeof(head[0]); s++) {
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			snprintf(text, sizeof(text),
-			    "[%s]\ncommand = /bin/true\n"
-			    "stop_grace_ms = %s\n",
-			    sections[s], bad[i]);
-			if (s == 0) /* [agent] has no command */
-				snprintf(text, sizeof(text),
-				    "[agent]\n\nstop_grace_ms = %s\n", bad[i]);
+			    "%s\nstop_grace_ms = %s\n", head[s], bad[i]);
 			assert_file_error(text, 3, "stop_grace_ms");
 		}
 	}
@@ -583,17 +631,17 @@ Test(config, bad_commands_in_a_file)
 	    "command substitution");
 	assert_file_error("[profile.p]\ncommand = /bin/echo `id`\n", 2,
 	    "command substitution");
-	assert_file_error("[profile.p]\ncommand = /bin/echo $HPCXL_T_UNDEFINED\n",
-	    2, NULL);
+	assert_file_error(
+	    "[profile.p]\ncommand = /bin/echo $HPCXL_T_UNDEFINED\n", 2, NULL);
 	assert_file_error("[profile.p]\ncommand = \"/bin/echo\n", 2, NULL);
 	assert_file_error("[profile.p]\ncommand =\n", 2, "empty command");
 }
 
 Test(config, bad_ini_syntax)
 {
-	assert_file_error("[agent]\nnode = n1\njust some words\n", 3,
-	    "syntax");
-	assert_file_error("[agent\nnode = n1\n", 1, "syntax");
+	assert_file_error(
+	    "[agent]\nnode = n1\njust some words\n", 3, "syntax");
+	assert_file_error("[agent]\nnode = n1\n[profile.p\n", 3, "syntax");
 	assert_file_error("[agent]\n= n1\n", 2, NULL);
 }
 
@@ -632,7 +680,8 @@ Test(config, validate_profile_without_command)
 
 Test(config, validate_invalid_node)
 {
-	cr_assert_eq(config_add_listen(&cfg, "tcp://a:1", err, sizeof(err)), 0);
+	cr_assert_eq(
+	    config_add_listen(&cfg, "tcp://a:1", err, sizeof(err)), 0);
 	/* --node is set with config_set_str: only validate checks it. */
 	cr_assert_eq(config_set_str(&cfg.node, "a/b"), 0);
 	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), HPCXL_ECONFIG);
@@ -643,9 +692,9 @@ Test(config, validate_valid)
 {
 	assert_loads("[agent]\nlisten = tcp://127.0.0.1:7420\n"
 	             "[profile.p]\ncommand = /bin/true\n");
-	cr_assert_eq(config_add_profile_spec(&cfg, "q=/bin/false", err,
-	                 sizeof(err)),
-	    0, "%s", err);
+	cr_assert_eq(
+	    config_add_profile_spec(&cfg, "q=/bin/false", err, sizeof(err)), 0,
+	    "%s", err);
 	err[0] = '\0';
 	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(err[0], '\0', "validate wrote \"%s\"", err);
@@ -653,9 +702,16 @@ Test(config, validate_valid)
 
 Test(config, validate_defaults_plus_listen)
 {
-	/* The host name must make a valid node name on the test machine. */
-	cr_assert_eq(config_add_listen(&cfg, "tcp://a:1", err, sizeof(err)), 0);
-	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+	char host[256] = "";
+	int want;
+
+	/* The default node is the host name: valid unless the host name is
+	 * not a valid id (longer than HPCXL_ID_MAX, say). */
+	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
+	want = util_valid_id(host) ? 0 : HPCXL_ECONFIG;
+	cr_assert_eq(
+	    config_add_listen(&cfg, "tcp://a:1", err, sizeof(err)), 0);
+	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), want, "%s", err);
 }
 
 /* ---- config_set_str ----------------------------------------------------- */
@@ -688,13 +744,14 @@ Test(config, shipped_example_loads)
 	    (int)(n - t), src);
 	if (access(path, R_OK) != 0)
 		cr_skip_test("%s not readable", path);
-	cr_assert_eq(config_load_file(&cfg, path, err, sizeof(err)), 0, "%s",
-	    err);
+	cr_assert_eq(
+	    config_load_file(&cfg, path, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(cfg.nlisten, 1);
 	cr_assert_str_eq(cfg.backend, "auto");
 	p = config_find_profile(&cfg, "excel");
 	cr_assert_not_null(p);
 	cr_assert_not_null(p->argv);
 	cr_assert_null(p->workdir);
+	cr_assert_eq(p->restart, CONFIG_RESTART_ON_FAILURE);
 	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
 }
