@@ -279,13 +279,59 @@ ini_on_key(void *user, const char *section, const char *key, const char *val)
 	return 0; /* inih reports the line of the first error */
 }
 
+/*
+ * Debian's inih cuts lines at INI_MAX_LINE bytes and reads the rest as a
+ * new line, and takes an indented line as the continuation of the key
+ * above it, which for "command" silently replaces the command with the
+ * tail. Both are refused before inih sees the file.
+ */
+#define CONFIG_MAX_LINE 198
+
+static bool
+line_is_continuation(const char *line)
+{
+	size_t lead = strspn(line, " \t");
+
+	return lead > 0 && line[lead] != '\0' && line[lead] != '\n'
+	    && line[lead] != ';' && line[lead] != '#';
+}
+
+/* Returns 0, -1 if unreadable, or the number of the first bad line. */
+static int
+config_prescan(const char *path, char *why, size_t whylen)
+{
+	char buf[CONFIG_MAX_LINE + 2];
+	FILE *f = fopen(path, "r");
+	int line = 0, bad = 0;
+
+	if (f == NULL)
+		return -1;
+	while (bad == 0 && fgets(buf, sizeof(buf), f) != NULL) {
+		line++;
+		if (strchr(buf, '\n') == NULL && !feof(f)) {
+			set_err(why, whylen, "line longer than %d bytes",
+			    CONFIG_MAX_LINE);
+			bad = line;
+		} else if (line_is_continuation(buf)) {
+			set_err(why, whylen,
+			    "indented line: continuation "
+			    "lines are not supported");
+			bad = line;
+		}
+	}
+	fclose(f);
+	return bad;
+}
+
 int
 config_load_file(struct config *c, const char *path, char *err, size_t errlen)
 {
 	char detail[512] = "";
 	struct ini_ctx x = { c, detail, sizeof(detail), 0 };
-	int line = ini_parse(path, ini_on_key, &x);
+	int line = config_prescan(path, detail, sizeof(detail));
 
+	if (line == 0)
+		line = ini_parse(path, ini_on_key, &x);
 	if (line == 0)
 		return 0;
 	if (line < 0)

@@ -755,3 +755,44 @@ Test(config, shipped_example_loads)
 	cr_assert_eq(p->restart, CONFIG_RESTART_ON_FAILURE);
 	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
 }
+
+/* ---- lines inih would misread ------------------------------------------ */
+
+Test(config, indented_continuation_line_is_refused)
+{
+	/* inih would take "  --evil" as the new value of command. */
+	assert_file_error(
+	    "[profile.x]\ncommand = /bin/true\n  --evil\n", 3, "indented");
+}
+
+Test(config, indented_comments_and_blank_lines_are_fine)
+{
+	assert_loads("[profile.x]\n  ; a comment\ncommand = /bin/true\n   \n");
+	ASSERT_ARGV(config_find_profile(&cfg, "x")->argv, "/bin/true");
+}
+
+Test(config, over_long_line_is_refused_not_cut)
+{
+	char text[512];
+	int n
+	    = snprintf(text, sizeof(text), "[profile.x]\ncommand = /bin/true");
+
+	/* Pad the command line to 199 bytes: one more than inih can hold. */
+	while (n < 12 + 199)
+		text[n++] = 'a';
+	snprintf(text + n, sizeof(text) - (size_t)n, " --tail\n");
+	assert_file_error(text, 2, "longer than");
+}
+
+Test(config, line_of_the_longest_length_loads)
+{
+	char text[512];
+	int n = snprintf(text, sizeof(text), "[profile.x]\ncommand = /bin/");
+
+	while (n < 12 + 198)
+		text[n++] = 'a';
+	snprintf(text + n, sizeof(text) - (size_t)n, "\n");
+	assert_loads(text);
+	cr_assert_eq(
+	    strlen(config_find_profile(&cfg, "x")->argv[0]), 198 - 10);
+}
