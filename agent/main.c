@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,7 +27,10 @@
 
 /* Agent shutdown closes sessions with this much time beyond their grace. */
 #define SHUTDOWN_SLACK_MS 5000
+/* Sessions past MAX_POLLFDS - 2 closing at once are stepped on timers and
+ * signals only (their cgroup.events is not polled); still correct. */
 #define MAX_POLLFDS 256
+#define REQUESTS_PER_PASS 64
 
 struct agent {
 	struct config cfg;
@@ -130,6 +134,17 @@ apply_option(
 	return 0;
 }
 
+/* The FILE of "--config FILE" or "--config=FILE" at argv[i], else NULL. */
+static const char *
+config_arg(int argc, char **argv, int i)
+{
+	if (strcmp(argv[i], "--config") == 0)
+		return i + 1 < argc ? argv[i + 1] : NULL;
+	if (strncmp(argv[i], "--config=", 9) == 0)
+		return argv[i] + 9;
+	return NULL;
+}
+
 /* Returns -1 to continue, or an exit status. */
 static int
 parse_args(struct agent *a, int argc, char **argv)
@@ -138,10 +153,11 @@ parse_args(struct agent *a, int argc, char **argv)
 	int opt, i;
 
 	/* The config file first, so command-line options override it. */
-	for (i = 1; i < argc - 1; i++) {
-		if (strcmp(argv[i], "--config") == 0
-		    && config_load_file(
-		        &a->cfg, argv[i + 1], err, sizeof(err)))
+	for (i = 1; i < argc; i++) {
+		const char *file = config_arg(argc, argv, i);
+
+		if (file != NULL
+		    && config_load_file(&a->cfg, file, err, sizeof(err)) != 0)
 			goto bad;
 	}
 	while ((opt = getopt_long(argc, argv, "hv", long_opts, NULL)) != -1) {
@@ -274,8 +290,11 @@ static void
 handle_requests(struct agent *a)
 {
 	struct server_req *req;
+	int n = 0;
 
-	while (server_next(a->srv, &req) == 0)
+	/* Bounded, so a flood of requests cannot starve signals and the
+	 * deadlines of closes in progress; poll() comes straight back. */
+	while (n++ < REQUESTS_PER_PASS && server_next(a->srv, &req) == 0)
 		dispatch(a, req);
 }
 
@@ -316,11 +335,25 @@ run_loop(struct agent *a)
 	}
 }
 
+/* A pidfd per worker and two fds per session: the soft limit of 1024 that
+ * systemd gives would cap a node at about a thousand workers. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int
 agent_start(struct agent *a)
 {
 	int rv;
 
+	raise_fd_limit();
 	if (mkdir(a->cfg.state_dir, 0750) != 0 && errno != EEXIST) {
 		log_err("cannot create state directory %s: %s",
 		    a->cfg.state_dir, strerror(errno));

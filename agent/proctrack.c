@@ -68,6 +68,20 @@ cgroup_find_root(
 	return -1;
 }
 
+/* cgroup.kill came with Linux 5.14; without it there is no atomic kill. */
+static bool
+cgroup_has_kill(const struct proctrack *pt)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/cgroup.kill", pt->root);
+	if (access(path, W_OK) == 0)
+		return true;
+	log_warn("%s has no cgroup.kill (Linux < 5.14): not using cgroup2",
+	    pt->root);
+	return false;
+}
+
 int
 proctrack_init(struct proctrack *pt, const char *want, const char *cgroup_root,
     const char *node)
@@ -78,7 +92,8 @@ proctrack_init(struct proctrack *pt, const char *want, const char *cgroup_root,
 		log_warn(
 		    "cannot become a child subreaper: %s", strerror(errno));
 	if (strcmp(want, "pgroup") != 0
-	    && cgroup_find_root(pt, cgroup_root, node) == 0) {
+	    && cgroup_find_root(pt, cgroup_root, node) == 0
+	    && cgroup_has_kill(pt)) {
 		pt->backend = PROCTRACK_CGROUP2;
 		log_info("process tracking: cgroup2 under %s", pt->root);
 		return 0;
@@ -124,6 +139,9 @@ cgroup_populated(int events_fd)
 	char buf[256];
 	ssize_t n = pread(events_fd, buf, sizeof(buf) - 1, 0);
 
+	/* Removed under us (ENODEV): nothing can live in it any more. */
+	if (n < 0 && (errno == ENODEV || errno == ENOENT))
+		return false;
 	if (n <= 0)
 		return true; /* cannot tell: assume the worst */
 	buf[n] = '\0';
@@ -233,8 +251,8 @@ proctrack_set_empty(const struct proctrack_set *set, pid_t *pgids, size_t n)
 
 /* Calls fn for each pid in the set's cgroup.procs; returns the count. */
 static unsigned
-cgroup_each_pid(
-    const struct proctrack_set *set, void (*fn)(pid_t, int), int arg)
+cgroup_each_pid(const struct proctrack_set *set,
+    void (*fn)(pid_t, const void *), const void *arg)
 {
 	FILE *f;
 	unsigned count = 0;
@@ -253,20 +271,33 @@ cgroup_each_pid(
 	return count;
 }
 
+struct signal_job {
+	int sig;
+	const pid_t *except;
+	size_t nexcept;
+};
+
 static void
-signal_pid(pid_t pid, int sig)
+signal_pid(pid_t pid, const void *arg)
 {
-	kill(pid, sig);
+	const struct signal_job *job = arg;
+
+	for (size_t i = 0; i < job->nexcept; i++) {
+		if (job->except[i] == pid)
+			return;
+	}
+	kill(pid, job->sig);
 }
 
 void
-proctrack_set_signal(
-    const struct proctrack_set *set, const pid_t *pgids, size_t n, int sig)
+proctrack_set_signal(const struct proctrack_set *set, const pid_t *pgids,
+    size_t n, int sig, const pid_t *except, size_t nexcept)
 {
+	struct signal_job job = { sig, except, nexcept };
 	size_t i;
 
 	if (set->path[0] != '\0') {
-		cgroup_each_pid(set, signal_pid, sig);
+		cgroup_each_pid(set, signal_pid, &job);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -283,8 +314,43 @@ proctrack_set_count(
 	size_t i;
 
 	if (set->path[0] != '\0')
-		return cgroup_each_pid(set, NULL, 0);
+		return cgroup_each_pid(set, NULL, NULL);
 	for (i = 0; i < n; i++)
 		count += pgids[i] > 0 && kill(-pgids[i], 0) == 0;
 	return count;
+}
+
+bool
+proctrack_set_is_cgroup(const struct proctrack_set *set)
+{
+	return set->path[0] != '\0';
+}
+
+void
+proctrack_set_drop_group(const struct proctrack_set *set, pid_t *pgid)
+{
+	if (proctrack_set_is_cgroup(set) || *pgid <= 0)
+		return;
+	kill(-*pgid, SIGKILL);
+	*pgid = 0;
+}
+
+int
+proctrack_set_adopt(
+    const struct proctrack *pt, const char *session, struct proctrack_set *set)
+{
+	struct proctrack_set found = { .procs_fd = -1, .events_fd = -1 };
+	int n;
+
+	if (pt->backend != PROCTRACK_CGROUP2)
+		return HPCXL_ENOTFOUND;
+	n = snprintf(
+	    found.path, sizeof(found.path), "%s/%s", pt->root, session);
+	if (n < 0 || (size_t)n >= sizeof(found.path))
+		return HPCXL_ENOTFOUND;
+	found.events_fd = open_in(found.path, "cgroup.events", O_RDONLY);
+	if (found.events_fd < 0)
+		return HPCXL_ENOTFOUND;
+	*set = found;
+	return 0;
 }

@@ -55,6 +55,14 @@ const char *proctrack_backend_name(const struct proctrack *pt);
 int proctrack_set_create(const struct proctrack *pt, const char *session,
     struct proctrack_set *set);
 
+/*
+ * Opens the cgroup of session that an earlier agent left behind (it was
+ * restarted, or killed): 0 with the set, or HPCXL_ENOTFOUND when there is
+ * none (always for pgroup).
+ */
+int proctrack_set_adopt(const struct proctrack *pt, const char *session,
+    struct proctrack_set *set);
+
 /* Closes the set's descriptors and removes its cgroup (best effort). */
 void proctrack_set_destroy(struct proctrack_set *set);
 
@@ -65,14 +73,26 @@ void proctrack_set_destroy(struct proctrack_set *set);
 int proctrack_child_join(const struct proctrack_set *set);
 
 /*
- * Sends sig to every process of the set (the stop request goes to helpers
- * of a worker too, as systemd's KillMode=control-group does). For cgroup2
- * the pids come from cgroup.procs; one that exits and is reused between the
- * read and the kill is the same narrow race systemd accepts. The final kill
- * has no such race: it is cgroup.kill.
+ * Sends sig to every process of the set. cgroup2: every pid in cgroup.procs
+ * but those in except (the caller signals its workers through their pidfds,
+ * so each process gets the signal once); a pid that exits and is reused
+ * between the read and the kill is the narrow race systemd accepts too.
+ * pgroup: every process group in pgids, leaders included (except unused);
+ * a group number stays pinned while its leader is unreaped or any member
+ * lives. The final kill has no race at all with cgroup2: cgroup.kill.
  */
-void proctrack_set_signal(
-    const struct proctrack_set *set, const pid_t *pgids, size_t n, int sig);
+void proctrack_set_signal(const struct proctrack_set *set, const pid_t *pgids,
+    size_t n, int sig, const pid_t *except, size_t nexcept);
+
+/*
+ * The set stops tracking the process group *pgid (a worker restarted in a
+ * new group): pgroup kills what is left of it and zeroes *pgid; cgroup2
+ * keeps tracking those processes in the cgroup and does nothing.
+ */
+void proctrack_set_drop_group(const struct proctrack_set *set, pid_t *pgid);
+
+/* True when the set is a cgroup (signals to its pids need an except list). */
+bool proctrack_set_is_cgroup(const struct proctrack_set *set);
 
 /* SIGKILLs every process of the set; pgids lists the workers' groups. */
 void proctrack_set_kill(

@@ -2,11 +2,13 @@
 
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
+#include "hpcxl/common/util.h"
 
 #include <nng/protocol/survey0/respond.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Recent answers by op: a repeated survey gets exactly the same reply. */
@@ -15,6 +17,8 @@
 #define QUEUE_DEPTH 1024
 /* Longest the loop may block handing a reply to nng (queue full). */
 #define SEND_TIMEOUT_MS 100
+/* How long replies queued just before exit get to reach their peers. */
+#define LINGER_MS 200
 
 struct cached_reply {
 	uint64_t op;
@@ -29,6 +33,7 @@ struct server {
 	char *node;
 	struct cached_reply cache[REPLY_CACHE_SIZE];
 	size_t cache_next;
+	int64_t last_reply_ms; /* when the last reply was queued */
 };
 
 static int
@@ -171,19 +176,24 @@ cache_find(struct server *s, uint64_t op, enum proto_type type)
 	return NULL;
 }
 
+/* Keeps one slot per op: repeats of an op must not flush the others. */
 static void
 cache_put(struct server *s, uint64_t op, enum proto_type type,
     const char *frame, size_t len)
 {
-	struct cached_reply *c = &s->cache[s->cache_next];
+	struct cached_reply *c = cache_find(s, op, type);
 	char *copy = malloc(len);
 
 	if (copy == NULL)
 		return; /* a retry will be answered afresh: still correct */
+	if (c == NULL) {
+		c = &s->cache[s->cache_next];
+		s->cache_next = (s->cache_next + 1) % REPLY_CACHE_SIZE;
+	}
 	free(c->frame);
 	memcpy(copy, frame, len);
 	*c = (struct cached_reply) { op, type, copy, len };
-	s->cache_next = (s->cache_next + 1) % REPLY_CACHE_SIZE;
+	s->last_reply_ms = util_now_ms();
 }
 
 /* Sends frame on msg's route; msg (and its header) is consumed. */
@@ -322,6 +332,23 @@ server_req_free(struct server_req *req)
 	free(req);
 }
 
+/*
+ * nng 1.5.2 has no linger: closing the socket drops replies still queued,
+ * such as the last "closed" of a shutdown. Give recent ones a moment.
+ */
+static void
+server_linger(const struct server *s)
+{
+	int64_t wait_ms = s->last_reply_ms + LINGER_MS - util_now_ms();
+	struct timespec ts;
+
+	if (s->last_reply_ms == 0 || wait_ms <= 0)
+		return;
+	ts.tv_sec = wait_ms / 1000;
+	ts.tv_nsec = (wait_ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+}
+
 void
 server_close(struct server *s)
 {
@@ -329,6 +356,7 @@ server_close(struct server *s)
 
 	if (s == NULL)
 		return;
+	server_linger(s);
 	nng_close(s->sock);
 	for (i = 0; i < REPLY_CACHE_SIZE; i++)
 		free(s->cache[i].frame);

@@ -370,13 +370,26 @@ session_open(struct session_table *t, struct server_req *req)
 
 /* ---- close ------------------------------------------------------------- */
 
-/* Workers through their pidfds (never a reused pid), then the rest. */
+/*
+ * Every process of the session gets sig exactly once (a second SIGTERM
+ * means "hurry" to some programs). cgroup2: workers through their pidfds,
+ * never a reused pid, then the rest of the cgroup. pgroup: each worker's
+ * group, which holds the worker itself.
+ */
 static void
 signal_session(struct session *s, int sig)
 {
-	for (uint32_t i = 0; i < s->nworkers; i++)
-		worker_signal(&s->workers[i], sig);
-	proctrack_set_signal(&s->set, s->pgids, s->nworkers, sig);
+	pid_t except[PROTO_MAX_WORKERS];
+	size_t n = 0;
+
+	if (proctrack_set_is_cgroup(&s->set)) {
+		for (uint32_t i = 0; i < s->nworkers; i++) {
+			worker_signal(&s->workers[i], sig);
+			if (worker_alive(&s->workers[i]))
+				except[n++] = s->workers[i].pid;
+		}
+	}
+	proctrack_set_signal(&s->set, s->pgids, s->nworkers, sig, except, n);
 }
 
 static void
@@ -405,6 +418,24 @@ session_begin_kill(struct session *s, int64_t now_ms)
 	proctrack_set_kill(&s->set, s->pgids, s->nworkers);
 }
 
+/*
+ * A controller re-surveys with the same op while it waits; each new survey
+ * cancels its previous one, so only the newest route is worth answering.
+ */
+static void
+drop_waiter_with_op(struct session *s, uint64_t op)
+{
+	struct server_req **pp = &s->waiters, *req;
+
+	while ((req = *pp) != NULL) {
+		if (req->m.op == op) {
+			*pp = req->next;
+			server_req_free(req);
+		} else
+			pp = &req->next;
+	}
+}
+
 /* A close with deadline d may shorten grace to 80 % of d, never extend it. */
 static void
 session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
@@ -415,8 +446,36 @@ session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
 	req->reply_by_ms = now_ms + d;
 	if (s->state == SESSION_STOPPING && grace_end < s->grace_end_ms)
 		s->grace_end_ms = grace_end;
+	drop_waiter_with_op(s, req->m.op);
 	req->next = s->waiters;
 	s->waiters = req;
+}
+
+/*
+ * A session this agent does not know may still have processes: an earlier
+ * agent on this node ran it and was restarted or killed. Its cgroup is
+ * adopted (with no known workers) so the close still ends everything.
+ */
+static struct session *
+session_adopt(struct session_table *t, const char *id)
+{
+	struct proctrack_set set;
+	struct session *s;
+
+	if (proctrack_set_adopt(t->pt, id, &set) != 0)
+		return NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		proctrack_set_destroy(&set);
+		return NULL;
+	}
+	s->set = set;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	snprintf(s->profile, sizeof(s->profile), "%s", "unknown");
+	s->state = SESSION_RUNNING;
+	s->next = t->head;
+	t->head = s;
+	log_warn("session %s: adopting the cgroup an earlier agent left", id);
+	return s;
 }
 
 void
@@ -425,6 +484,8 @@ session_close(struct session_table *t, struct server_req *req)
 	struct session *s = session_find(t, req->m.u.close.session);
 	int64_t now = util_now_ms();
 
+	if (s == NULL)
+		s = session_adopt(t, req->m.u.close.session);
 	if (s == NULL) {
 		server_reply_code(t->srv, req, PROTO_CODE_NOT_FOUND,
 		    "no such session on this node");
@@ -467,8 +528,11 @@ session_renew(struct session_table *t, struct server_req *req)
 static bool
 session_gone(struct session *s)
 {
-	return count_alive(s) == 0
-	    && proctrack_set_empty(&s->set, s->pgids, s->nworkers);
+	/* The set first: reading cgroup.events is what clears its POLLPRI,
+	 * so it must be read on every pass or poll() would spin. */
+	bool set_empty = proctrack_set_empty(&s->set, s->pgids, s->nworkers);
+
+	return set_empty && count_alive(s) == 0;
 }
 
 /* Answers the closes whose deadline came before the set emptied. */
@@ -642,6 +706,9 @@ restart_worker(struct session_table *t, struct session *s, uint32_t i)
 
 	w->restart_at_ms = 0;
 	w->restarts++;
+	/* The new worker gets a new group: what is left of the old one would
+	 * otherwise be forgotten by the pgroup backend. */
+	proctrack_set_drop_group(&s->set, &s->pgids[i]);
 	rv = p == NULL ? HPCXL_ENOTFOUND
 	               : make_log_dir(t, s->id, log_dir, sizeof(log_dir));
 	if (rv == 0)
@@ -667,8 +734,9 @@ restart_due_workers(struct session_table *t, struct session *s, int64_t now_ms)
 	}
 }
 
-void
-session_table_reaped(struct session_table *t, pid_t pid, int status)
+/* Records pid's end in the session that ran it; false if none did. */
+static bool
+record_worker_end(struct session_table *t, pid_t pid, int status)
 {
 	struct session *s;
 	uint32_t i;
@@ -685,8 +753,23 @@ session_table_reaped(struct session_table *t, pid_t pid, int status)
 			    s->id, i, pid, status);
 			if (s->state == SESSION_RUNNING)
 				plan_restart(t, s, w, util_now_ms());
-			return;
+			return true;
 		}
+	}
+	return false;
+}
+
+void
+session_table_reaped(struct session_table *t, pid_t pid, int status)
+{
+	struct session *s;
+
+	record_worker_end(t, pid, status);
+	/* pgroup: forget every group that just emptied, in every state, so a
+	 * group number reused later by a stranger is never signalled. */
+	for (s = t->head; s != NULL; s = s->next) {
+		if (!proctrack_set_is_cgroup(&s->set))
+			proctrack_set_empty(&s->set, s->pgids, s->nworkers);
 	}
 }
 

@@ -139,14 +139,19 @@ child_run(const struct worker_spec *spec, int err_fd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (setpgid(0, 0) != 0 || (e = proctrack_child_join(spec->set)) != 0)
 		goto fail;
-	if ((fd = open("/dev/null", O_RDONLY)) < 0 || dup2(fd, 0) < 0)
+	/* CLOEXEC: dup2 gives 0-2 without it, the originals die at exec. */
+	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0
+	    || dup2(fd, 0) < 0)
 		goto fail;
-	fd = open(spec->log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+	fd = open(
+	    spec->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 		goto fail;
 	if (spec->workdir != NULL && chdir(spec->workdir) != 0)
 		goto fail;
-	/* Nothing of the agent's but 0-2 and the error pipe survives exec. */
+	/* Nothing of the agent's but 0-2 survives exec (the error pipe is
+	 * CLOEXEC too: its closing is how the parent learns exec worked).
+	 * close_range needs Linux 5.11; the agent's own fds are CLOEXEC. */
 	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	execve(spec->path, spec->argv, spec->envp);
 fail:

@@ -273,6 +273,35 @@ Test(agent, fork_storm_during_the_close_leaves_nothing)
 	proto_msg_free(&h);
 }
 
+Test(agent, close_after_agent_was_killed_still_ends_everything)
+{
+	char id[64];
+	struct proto_msg h, ph, ping = { .type = PROTO_PING };
+	struct proto_reply r;
+
+	r = request(&ping, &ph);
+	if (strcmp(r.backend, "cgroup2") != 0) {
+		proto_msg_free(&ph);
+		cr_skip_test(
+		    "pgroup backend: nothing to adopt after a restart");
+	}
+	proto_msg_free(&ph);
+	new_session(id, sizeof(id));
+	r = open_session(id, "xl-children", 2, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, 6, PROCS_TIMEOUT_MS));
+	harness_agent_kill(&agent);
+	cr_assert_eq(
+	    harness_session_procs(id), 6, "workers died with the agent");
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	r = close_session(id, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(r.counts.remaining, 0);
+	cr_assert_eq(harness_session_procs(id), 0);
+	proto_msg_free(&h);
+}
+
 Test(agent, second_close_and_unknown_session_are_not_found)
 {
 	char id[64];
