@@ -18,8 +18,8 @@
 
 #define POLL_STEP_MS 10
 
-static void
-nap_ms(int ms)
+void
+harness_nap_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -171,7 +171,7 @@ agent_spawn(struct harness_agent *a, char **argv)
 			return 0;
 		if (agent_exited(a))
 			return -1;
-		nap_ms(POLL_STEP_MS);
+		harness_nap_ms(POLL_STEP_MS);
 	}
 	harness_agent_kill(a);
 	return -1;
@@ -218,7 +218,7 @@ harness_agent_stop(struct harness_agent *a, int timeout_ms)
 	while (util_now_ms() < deadline) {
 		if (agent_exited(a))
 			return a->exit_status;
-		nap_ms(POLL_STEP_MS);
+		harness_nap_ms(POLL_STEP_MS);
 	}
 	harness_agent_kill(a);
 	return -1;
@@ -343,7 +343,7 @@ harness_wait_procs(const char *session, int n, int timeout_ms)
 			return true;
 		if (util_now_ms() >= deadline)
 			return false;
-		nap_ms(POLL_STEP_MS);
+		harness_nap_ms(POLL_STEP_MS);
 	}
 }
 
@@ -387,7 +387,7 @@ harness_wait_ready(
 			return true;
 		if (util_now_ms() >= deadline)
 			return false;
-		nap_ms(POLL_STEP_MS);
+		harness_nap_ms(POLL_STEP_MS);
 	}
 }
 

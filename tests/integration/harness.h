@@ -22,6 +22,9 @@ struct harness_agent {
 	int exit_status; /* waitpid status once stopped, else -1 */
 };
 
+/* Paces a loop that waits for a condition with a deadline. */
+void harness_nap_ms(int ms);
+
 /* Path of a built program (hpcxl-agent, hpcxl, xlsim); static storage. */
 const char *harness_bin(const char *name);
 

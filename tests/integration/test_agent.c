@@ -21,15 +21,6 @@
 
 static struct harness_agent agent;
 
-/* Pacing for status polls that wait for a condition with a deadline. */
-static void
-nap_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static void
 start_agent(void)
 {
@@ -412,7 +403,7 @@ Test(agent, crashed_worker_shows_its_exit_status)
 		}
 		proto_msg_free(&sh);
 		if (!ended)
-			nap_ms(20);
+			harness_nap_ms(20);
 	}
 	cr_assert(ended, "the crash was never reported");
 	r = close_session(id, &h);
@@ -453,7 +444,7 @@ Test(agent, failing_worker_is_restarted_up_to_the_limit, .timeout = 60)
 		cr_assert_leq(w->restarts, 2, "restarted past max_restarts");
 		proto_msg_free(&sh);
 		if (!done)
-			nap_ms(50);
+			harness_nap_ms(50);
 	}
 	cr_assert(done, "the worker was not restarted twice");
 	r = close_session(id, &h);

@@ -150,12 +150,11 @@ static bool
 fds_settled(int limit, int timeout_ms)
 {
 	int64_t deadline = util_now_ms() + timeout_ms;
-	struct timespec step = { 0, 20 * 1000000L };
 
 	while (count_fds(agent.pid) > limit) {
 		if (util_now_ms() >= deadline)
 			return false;
-		nanosleep(&step, NULL);
+		harness_nap_ms(20);
 	}
 	return true;
 }
