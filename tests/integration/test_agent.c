@@ -100,6 +100,49 @@ new_session(char *id, size_t len)
 	harness_unique("s", id, len);
 }
 
+/*
+ * Opens a new session (its id goes to id) of n workers of profile and waits
+ * until procs processes of it run.
+ */
+static void
+open_running(char *id, size_t len, const char *profile, uint32_t n, int procs)
+{
+	struct proto_msg h;
+	struct proto_reply r;
+
+	new_session(id, len);
+	r = open_session(id, profile, n, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open %s: %s", profile, r.msg);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_procs(id, procs, PROCS_TIMEOUT_MS));
+}
+
+/* Closes id; the reply must be "ok" and no process of id may be left. */
+static struct proto_counts
+close_all_gone(const char *id)
+{
+	struct proto_msg h;
+	struct proto_reply r = close_session(id, &h);
+	struct proto_counts c = r.counts;
+
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(r.counts.remaining, 0);
+	/* The reply comes once the set is empty: nothing may be left now. */
+	cr_assert_eq(harness_session_procs(id), 0);
+	proto_msg_free(&h);
+	return c;
+}
+
+static bool
+backend_is_cgroup2(void)
+{
+	struct proto_msg ping = { .type = PROTO_PING }, h;
+	bool yes = strcmp(request(&ping, &h).backend, "cgroup2") == 0;
+
+	proto_msg_free(&h);
+	return yes;
+}
+
 TestSuite(agent, .init = start_agent, .fini = stop_agent, .timeout = 60);
 
 Test(agent, ping_names_node_version_and_backend)
@@ -159,12 +202,7 @@ Test(agent, close_ends_workers_and_their_children)
 	struct proto_msg h;
 	struct proto_reply r;
 
-	new_session(id, sizeof(id));
-	r = open_session(id, "xl-children", 3, &h);
-	cr_assert_eq(r.code, PROTO_CODE_OK, "open failed: %s", r.msg);
-	proto_msg_free(&h);
-	/* 3 workers with 2 children each. */
-	cr_assert(harness_wait_procs(id, 9, PROCS_TIMEOUT_MS));
+	open_running(id, sizeof(id), "xl-children", 3, 9);
 	r = close_session(id, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
 	cr_assert(r.has_counts);
@@ -223,26 +261,11 @@ Test(agent, stopped_worker_is_continued_and_closed)
 Test(agent, detached_grandchild_cannot_escape)
 {
 	char id[64];
-	struct proto_msg h, ph;
-	struct proto_msg ping = { .type = PROTO_PING };
-	struct proto_reply r;
 
-	r = request(&ping, &ph);
-	if (strcmp(r.backend, "cgroup2") != 0) {
-		proto_msg_free(&ph);
+	if (!backend_is_cgroup2())
 		cr_skip_test("pgroup backend: setsid() escapes by design");
-	}
-	proto_msg_free(&ph);
-	new_session(id, sizeof(id));
-	r = open_session(id, "xl-detach", 2, &h);
-	cr_assert_eq(r.code, PROTO_CODE_OK);
-	proto_msg_free(&h);
-	/* Each worker leaves one setsid() grandchild behind. */
-	cr_assert(harness_wait_procs(id, 4, PROCS_TIMEOUT_MS));
-	r = close_session(id, &h);
-	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
-	cr_assert_eq(harness_session_procs(id), 0);
-	proto_msg_free(&h);
+	open_running(id, sizeof(id), "xl-detach", 2, 4);
+	close_all_gone(id);
 }
 
 Test(agent, fork_storm_during_the_close_leaves_nothing)
@@ -257,40 +280,22 @@ Test(agent, fork_storm_during_the_close_leaves_nothing)
 	proto_msg_free(&h);
 	/* The storm is under way once a worker has more than one process. */
 	cr_assert(harness_wait_ready(&agent, id, 2, PROCS_TIMEOUT_MS));
-	r = close_session(id, &h);
-	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
-	cr_assert_eq(r.counts.remaining, 0);
-	cr_assert_eq(harness_session_procs(id), 0);
-	proto_msg_free(&h);
+	close_all_gone(id);
 }
 
 Test(agent, close_after_agent_was_killed_still_ends_everything)
 {
 	char id[64];
-	struct proto_msg h, ph, ping = { .type = PROTO_PING };
-	struct proto_reply r;
 
-	r = request(&ping, &ph);
-	if (strcmp(r.backend, "cgroup2") != 0) {
-		proto_msg_free(&ph);
+	if (!backend_is_cgroup2())
 		cr_skip_test(
 		    "pgroup backend: nothing to adopt after a restart");
-	}
-	proto_msg_free(&ph);
-	new_session(id, sizeof(id));
-	r = open_session(id, "xl-children", 2, &h);
-	cr_assert_eq(r.code, PROTO_CODE_OK);
-	proto_msg_free(&h);
-	cr_assert(harness_wait_procs(id, 6, PROCS_TIMEOUT_MS));
+	open_running(id, sizeof(id), "xl-children", 2, 6);
 	harness_agent_kill(&agent);
 	cr_assert_eq(
 	    harness_session_procs(id), 6, "workers died with the agent");
 	cr_assert_eq(harness_agent_restart(&agent), 0);
-	r = close_session(id, &h);
-	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
-	cr_assert_eq(r.counts.remaining, 0);
-	cr_assert_eq(harness_session_procs(id), 0);
-	proto_msg_free(&h);
+	close_all_gone(id);
 }
 
 Test(agent, second_close_and_unknown_session_are_not_found)
@@ -595,15 +600,9 @@ Test(agent, oversized_frame_does_not_stop_the_agent)
 Test(agent, sigterm_closes_sessions_then_exits_zero)
 {
 	char id[64];
-	struct proto_msg h;
-	struct proto_reply r;
 	int st;
 
-	new_session(id, sizeof(id));
-	r = open_session(id, "xl-children", 2, &h);
-	cr_assert_eq(r.code, PROTO_CODE_OK);
-	proto_msg_free(&h);
-	cr_assert(harness_wait_procs(id, 6, PROCS_TIMEOUT_MS));
+	open_running(id, sizeof(id), "xl-children", 2, 6);
 	st = harness_agent_stop(&agent, 15000);
 	cr_assert(
 	    WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent status 0x%x", st);
