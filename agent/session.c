@@ -219,6 +219,7 @@ spawn_one(struct session_table *t, struct session *s,
 	if (envp == NULL)
 		return HPCXL_ENOMEM;
 	spec.envp = envp;
+	spec.profile = p;
 	spec.workdir = p->workdir;
 	spec.log_path = log_path;
 	spec.set = &s->set;

@@ -5,6 +5,7 @@
 #ifndef HPCXL_AGENT_WORKER_H
 #define HPCXL_AGENT_WORKER_H
 
+#include "hpcxl/common/config.h"
 #include "hpcxl/common/proto.h"
 #include "proctrack.h"
 
@@ -29,6 +30,7 @@ struct worker_spec {
 	const char *path; /* resolved executable */
 	char *const *argv;
 	char *const *envp;
+	const struct config_profile *profile; /* user, group, env, limits */
 	const char *workdir;
 	const char *log_path; /* stdout and stderr go here (appended) */
 	const struct proctrack_set *set;

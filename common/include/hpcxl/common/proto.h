@@ -35,6 +35,7 @@ enum proto_type {
 	PROTO_RENEW,
 	PROTO_PING,
 	PROTO_REPLY,
+	PROTO_CLEAR, /* operator: clear the node's unhealthy mark */
 };
 
 enum proto_code {
@@ -110,6 +111,9 @@ struct proto_reply {
 	char *msg;
 	char *version; /* ping; NULL when absent */
 	char *backend; /* ping, status: "cgroup2" or "pgroup"; may be NULL */
+	/* ping, status, refused open: why the node refuses new sessions (a
+	 * session stayed unkillable past the limit); NULL = healthy. */
+	char *unhealthy;
 	bool has_counts;
 	struct proto_counts counts;
 	bool has_sessions;
