@@ -27,9 +27,6 @@
 
 /* Agent shutdown closes sessions with this much time beyond their grace. */
 #define SHUTDOWN_SLACK_MS 5000
-/* Sessions past MAX_POLLFDS - 2 closing at once are stepped on timers and
- * signals only (their cgroup.events is not polled); still correct. */
-#define MAX_POLLFDS 256
 #define REQUESTS_PER_PASS 64
 
 struct agent {
@@ -40,6 +37,11 @@ struct agent {
 	struct server *srv;
 	struct session_table sessions;
 	int stop_signals; /* SIGTERM/SIGINT received so far */
+	bool close_on_exit; /* SIGTERM closes sessions instead of leaving them
+	                     */
+	int64_t unkillable_ms;
+	struct pollfd *fds; /* the loop's poll set, grown as needed */
+	size_t fds_cap;
 };
 
 static void
@@ -51,14 +53,23 @@ usage(FILE *f)
 	    "                   [--profile 'NAME=COMMAND [ARGS...]']...\n"
 	    "                   [--ready-file FILE] [--state-dir DIR]\n"
 	    "                   [--backend auto|cgroup2|pgroup]\n"
-	    "                   [--cgroup-root DIR] [--stop-grace MS] [-v]\n"
+	    "                   [--cgroup-root DIR] [--stop-grace MS]\n"
+	    "                   [--close-on-exit] [--unkillable-limit MS] "
+	    "[-v]\n"
 	    "\n"
 	    "Runs worker sessions of this node for hpcxl controllers.\n"
 	    "  --listen URL      tcp://HOST:PORT or ipc:///PATH (repeatable;\n"
 	    "                    port 0 binds a free port)\n"
 	    "  --ready-file FILE written with the bound URLs once listening\n"
+	    "  --state-dir DIR   sessions are stored here and re-adopted by\n"
+	    "                    the next agent (default /var/lib/hpcxl)\n"
 	    "  --profile SPEC    a worker profile (repeatable)\n"
 	    "  --stop-grace MS   default SIGTERM grace of profiles\n"
+	    "  --close-on-exit   SIGTERM closes every session before exiting\n"
+	    "                    (default: running sessions are left "
+	    "running)\n"
+	    "  --unkillable-limit MS  processes surviving the kill this long\n"
+	    "                    mark the node unhealthy (default 60000)\n"
 	    "  -v                more logging (repeatable)\n");
 }
 
@@ -72,6 +83,8 @@ enum {
 	OPT_BACKEND,
 	OPT_CGROOT,
 	OPT_GRACE,
+	OPT_CLOSE_ON_EXIT,
+	OPT_UNKILLABLE,
 	OPT_VERSION,
 };
 
@@ -85,6 +98,8 @@ static const struct option long_opts[] = {
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "cgroup-root", required_argument, NULL, OPT_CGROOT },
 	{ "stop-grace", required_argument, NULL, OPT_GRACE },
+	{ "close-on-exit", no_argument, NULL, OPT_CLOSE_ON_EXIT },
+	{ "unkillable-limit", required_argument, NULL, OPT_UNKILLABLE },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -125,6 +140,17 @@ apply_option(
 			return HPCXL_ECONFIG;
 		}
 		a->cfg.default_grace_ms = v;
+		return 0;
+	case OPT_CLOSE_ON_EXIT:
+		a->close_on_exit = true;
+		return 0;
+	case OPT_UNKILLABLE:
+		if (util_parse_i64(arg, 0, 86400000, &v) != 0) {
+			snprintf(
+			    err, errlen, "bad --unkillable-limit '%s'", arg);
+			return HPCXL_ECONFIG;
+		}
+		a->unkillable_ms = v;
 		return 0;
 	case 'v':
 		log_set_level(
@@ -220,11 +246,18 @@ static void
 begin_shutdown(struct agent *a, int sig)
 {
 	a->stop_signals++;
-	if (a->stop_signals == 1) {
+	if (a->stop_signals == 1 && a->close_on_exit) {
 		log_notice(
 		    "signal %d: closing every session, then exiting", sig);
 		session_table_close_all(
 		    &a->sessions, a->cfg.default_grace_ms + SHUTDOWN_SLACK_MS);
+	} else if (a->stop_signals == 1) {
+		/* A restart or upgrade of the agent must not end the users'
+		 * work: the next agent re-adopts these from the state dir. */
+		log_notice("signal %d: leaving running sessions to the next "
+		           "agent; finishing closes under way, then exiting",
+		    sig);
+		session_table_release_running(&a->sessions);
 	} else {
 		log_notice("signal %d again: killing every session now", sig);
 		session_table_kill_all(&a->sessions);
@@ -254,6 +287,7 @@ answer_ping(struct agent *a, struct server_req *req)
 
 	r.version = HPCXL_VERSION;
 	r.backend = (char *)proctrack_backend_name(&a->pt);
+	r.unhealthy = (char *)session_table_unhealthy(&a->sessions);
 	server_reply(a->srv, req, &r);
 }
 
@@ -279,6 +313,9 @@ dispatch(struct agent *a, struct server_req *req)
 		break;
 	case PROTO_RENEW:
 		session_renew(&a->sessions, req);
+		break;
+	case PROTO_CLEAR:
+		session_clear_health(&a->sessions, req);
 		break;
 	case PROTO_REPLY: /* server_next() never returns one */
 		server_req_free(req);
@@ -310,26 +347,50 @@ poll_timeout(const struct agent *a)
 	return wait < 0 ? 0 : (int)(wait > 60000 ? 60000 : wait);
 }
 
+/* Fills a->fds; returns how many are in use (2 + what sessions need). */
+static size_t
+build_pollfds(struct agent *a)
+{
+	size_t need;
+
+	for (;;) {
+		need = 2
+		    + session_table_pollfds(
+		        &a->sessions, a->fds + 2, a->fds_cap - 2);
+		if (need <= a->fds_cap)
+			break;
+		struct pollfd *bigger
+		    = realloc(a->fds, need * 2 * sizeof(*a->fds));
+
+		if (bigger == NULL) {
+			/* What did not fit is still stepped on timers and
+			 * signals: slower to notice, still correct. */
+			need = a->fds_cap;
+			break;
+		}
+		a->fds = bigger;
+		a->fds_cap = need * 2;
+	}
+	a->fds[0] = (struct pollfd) { .fd = a->sig_fd, .events = POLLIN };
+	a->fds[1]
+	    = (struct pollfd) { .fd = server_fd(a->srv), .events = POLLIN };
+	return need;
+}
+
 static void
 run_loop(struct agent *a)
 {
-	struct pollfd fds[MAX_POLLFDS];
 	size_t n;
 
 	while (a->stop_signals == 0 || !session_table_empty(&a->sessions)) {
-		fds[0] = (struct pollfd) { .fd = a->sig_fd, .events = POLLIN };
-		fds[1] = (struct pollfd) { .fd = server_fd(a->srv),
-			.events = POLLIN };
-		n = 2
-		    + session_table_pollfds(
-		        &a->sessions, fds + 2, MAX_POLLFDS - 2);
-		if (poll(fds, n, poll_timeout(a)) < 0 && errno != EINTR) {
+		n = build_pollfds(a);
+		if (poll(a->fds, n, poll_timeout(a)) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			break;
 		}
-		if (fds[0].revents != 0)
+		if (a->fds[0].revents != 0)
 			handle_signals(a);
-		if (fds[1].revents != 0)
+		if (a->fds[1].revents != 0)
 			handle_requests(a);
 		session_table_step(&a->sessions, util_now_ms());
 	}
@@ -365,15 +426,23 @@ agent_start(struct agent *a)
 	         &a->pt, a->cfg.backend, a->cfg.cgroup_root, a->cfg.node))
 	    != 0)
 		return rv;
+	a->fds_cap = 64;
+	if ((a->fds = calloc(a->fds_cap, sizeof(*a->fds))) == NULL)
+		return HPCXL_ENOMEM;
 	if ((rv = server_open(&a->cfg, a->ready_file, &a->srv)) != 0)
 		return rv;
-	return session_table_init(&a->sessions, &a->cfg, &a->pt, a->srv);
+	if ((rv = session_table_init(&a->sessions, &a->cfg, &a->pt, a->srv))
+	    != 0)
+		return rv;
+	if (a->unkillable_ms >= 0)
+		a->sessions.unkillable_ms = a->unkillable_ms;
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-	struct agent a = { .sig_fd = -1 };
+	struct agent a = { .sig_fd = -1, .unkillable_ms = -1 };
 	int rv;
 
 	log_init("hpcxl-agent", LOG_INFO);
@@ -389,13 +458,14 @@ main(int argc, char **argv)
 		    a.cfg.node, proctrack_backend_name(&a.pt),
 		    a.cfg.nprofiles);
 		run_loop(&a);
-		log_info("all sessions closed; exiting");
+		log_info("exiting");
 	}
 	session_table_fini(&a.sessions);
 	proctrack_fini(&a.pt);
 	server_close(a.srv);
 	if (a.sig_fd >= 0)
 		close(a.sig_fd);
+	free(a.fds);
 	config_free(&a.cfg);
 	return rv == 0 ? 0 : (rv == HPCXL_ECONFIG ? 2 : 1);
 }

@@ -179,14 +179,27 @@ fail:
 	return HPCXL_ESYSTEM;
 }
 
-void
-proctrack_set_destroy(struct proctrack_set *set)
+static void
+set_close_fds(struct proctrack_set *set)
 {
 	if (set->procs_fd >= 0)
 		close(set->procs_fd);
 	if (set->events_fd >= 0)
 		close(set->events_fd);
 	set->procs_fd = set->events_fd = -1;
+}
+
+void
+proctrack_set_forget(struct proctrack_set *set)
+{
+	set_close_fds(set);
+	set->path[0] = '\0';
+}
+
+void
+proctrack_set_destroy(struct proctrack_set *set)
+{
+	set_close_fds(set);
 	if (set->path[0] != '\0' && rmdir(set->path) != 0 && errno != ENOENT)
 		log_warn(
 		    "cannot remove cgroup %s: %s", set->path, strerror(errno));

@@ -66,6 +66,10 @@ int proctrack_set_adopt(const struct proctrack *pt, const char *session,
 /* Closes the set's descriptors and removes its cgroup (best effort). */
 void proctrack_set_destroy(struct proctrack_set *set);
 
+/* Closes the set's descriptors and forgets its cgroup without removing
+ * it: its processes keep running in it for the next agent to adopt. */
+void proctrack_set_forget(struct proctrack_set *set);
+
 /*
  * Called in the forked child before exec: joins the set. Only
  * async-signal-safe calls. Returns 0 or an errno value.

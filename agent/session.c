@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,12 +37,19 @@ struct session {
 	struct proctrack_set set;
 	int64_t close_start_ms;
 	int64_t grace_end_ms;
+	int64_t kill_start_ms;
 	int64_t next_kill_ms;
 	int64_t kill_backoff_ms;
 	int64_t lease_end_ms; /* closed by the agent at this time; 0 = never */
 	struct server_req *waiters; /* closes waiting for the end */
+	bool dirty; /* changed since last stored */
+	bool unkillable_noted; /* already marked the node unhealthy */
 	struct session *next;
 };
+
+static void session_adopt_record(void *arg, struct state_session *r);
+static void plan_restart(struct session_table *t, struct session *s,
+    struct worker *w, int64_t now_ms);
 
 int
 session_table_init(struct session_table *t, const struct config *cfg,
@@ -61,7 +69,53 @@ session_table_init(struct session_table *t, const struct config *cfg,
 		log_err("cannot create %s: %s", t->log_root, strerror(errno));
 		return HPCXL_ESYSTEM;
 	}
+	t->unkillable_ms = SESSION_DEFAULT_UNKILLABLE_MS;
+	if ((n = state_open(&t->state, cfg->state_dir)) != 0)
+		return n;
+	if (state_load_health(&t->state, t->unhealthy, sizeof(t->unhealthy)))
+		log_warn("node is unhealthy (%s); opens are refused until "
+		         "an operator clears it",
+		    t->unhealthy);
+	n = (int)state_load_all(&t->state, session_adopt_record, t);
+	if (n > 0)
+		log_notice(
+		    "re-adopted %d session(s) from %s", n, t->state.sessions);
 	return 0;
+}
+
+/* ---- the stored record ------------------------------------------------ */
+
+static enum state_phase
+session_phase(const struct session *s)
+{
+	switch (s->state) {
+	case SESSION_STOPPING:
+		return STATE_STOPPING;
+	case SESSION_KILLING:
+	case SESSION_DONE:
+		return STATE_KILLING;
+	default:
+		return STATE_RUNNING;
+	}
+}
+
+static int
+session_persist(struct session_table *t, struct session *s)
+{
+	struct state_session r = {
+		.workbook = s->workbook,
+		.phase = session_phase(s),
+		.lease_end_ms = s->lease_end_ms,
+		.close_start_ms = s->close_start_ms,
+		.grace_end_ms = s->grace_end_ms,
+		.nworkers = s->nworkers,
+		.workers = s->workers,
+	};
+
+	snprintf(r.id, sizeof(r.id), "%s", s->id);
+	snprintf(r.profile, sizeof(r.profile), "%s", s->profile);
+	s->dirty = false;
+	return state_save(&t->state, &r);
 }
 
 static struct session *
@@ -226,8 +280,12 @@ spawn_one(struct session_table *t, struct session *s,
 	s->workers[i].index = i;
 	rv = worker_spawn(&s->workers[i], &spec, why, whylen);
 	worker_env_free(envp);
-	if (rv == 0)
+	if (rv == 0) {
 		s->pgids[i] = s->workers[i].pgid;
+		s->workers[i].start_ticks
+		    = state_proc_start_ticks(s->workers[i].pid);
+		s->workers[i].adopted = false;
+	}
 	return rv;
 }
 
@@ -302,9 +360,22 @@ session_start(struct session_table *t, struct session *s,
 	return rv;
 }
 
-static void session_begin_kill(struct session *s, int64_t now_ms);
+static void session_enter(struct session_table *t, struct session *s,
+    enum session_state to, int64_t now_ms);
 static void restart_due_workers(
     struct session_table *t, struct session *s, int64_t now_ms);
+
+static void
+reply_unhealthy(struct session_table *t, struct server_req *req)
+{
+	struct proto_reply r = { .code = PROTO_CODE_REFUSED };
+	char msg[sizeof(t->unhealthy) + 32];
+
+	snprintf(msg, sizeof(msg), "node unhealthy: %s", t->unhealthy);
+	r.msg = msg;
+	r.unhealthy = t->unhealthy;
+	server_reply(t->srv, req, &r);
+}
 
 static void
 reply_opened(
@@ -332,7 +403,12 @@ session_open(struct session_table *t, struct server_req *req)
 	char why[512] = "";
 	struct session *s;
 	uint32_t n = open_worker_count(o);
+	int rv;
 
+	if (t->unhealthy[0] != '\0') {
+		reply_unhealthy(t, req);
+		return;
+	}
 	if (session_find(t, o->session) != NULL) {
 		snprintf(
 		    why, sizeof(why), "session %s already exists", o->session);
@@ -353,17 +429,22 @@ session_open(struct session_table *t, struct server_req *req)
 	s->nworkers = n;
 	s->next = t->head;
 	t->head = s;
-	if (session_start(t, s, o, why, sizeof(why)) != 0) {
+	if (o->lease_ms > 0)
+		s->lease_end_ms = util_now_ms() + (int64_t)o->lease_ms;
+	rv = session_start(t, s, o, why, sizeof(why));
+	if (rv == 0 && (rv = session_persist(t, s)) != 0)
+		snprintf(why, sizeof(why),
+		    "cannot store the session in the state directory");
+	if (rv != 0) {
+		if (why[0] == '\0')
+			snprintf(why, sizeof(why), "%s", hpcxl_strerror(rv));
 		log_warn("open %s failed: %s", s->id, why);
 		/* Nothing may stay running: the started workers are killed
 		 * and the session ends through the normal state machine. */
-		s->close_start_ms = util_now_ms();
-		session_begin_kill(s, s->close_start_ms);
+		session_enter(t, s, SESSION_KILLING, util_now_ms());
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
 		return;
 	}
-	if (o->lease_ms > 0)
-		s->lease_end_ms = util_now_ms() + (int64_t)o->lease_ms;
 	log_info("session %s opened: %u worker(s) of profile %s", s->id, n,
 	    s->profile);
 	reply_opened(t, req, s);
@@ -394,29 +475,54 @@ signal_session(struct session *s, int sig)
 }
 
 static void
-session_begin_stop(struct session_table *t, struct session *s, int64_t now_ms)
+stop_workers(struct session *s)
 {
-	s->state = SESSION_STOPPING;
-	s->close_start_ms = now_ms;
-	s->grace_end_ms = now_ms + profile_grace_ms(t, s->profile);
 	for (uint32_t i = 0; i < s->nworkers; i++) {
-		s->workers[i].restart_at_ms
-		    = 0; /* closing: no more restarts */
+		s->workers[i].restart_at_ms = 0; /* closing: no restarts */
 		if (worker_alive(&s->workers[i]))
 			s->workers[i].state = PROTO_W_STOPPING;
 	}
-	/* SIGCONT first: a stopped worker cannot act on SIGTERM. */
-	signal_session(s, SIGCONT);
-	signal_session(s, SIGTERM);
 }
 
+/*
+ * The one place a session changes state. The new state is stored before
+ * its entry action runs: an agent killed in between resumes the close
+ * from the record (it never repeats SIGTERM; a repeated kill is harmless).
+ */
 static void
-session_begin_kill(struct session *s, int64_t now_ms)
+session_enter(struct session_table *t, struct session *s,
+    enum session_state to, int64_t now_ms)
 {
-	s->state = SESSION_KILLING;
-	s->kill_backoff_ms = KILL_BACKOFF_MIN_MS;
-	s->next_kill_ms = now_ms + s->kill_backoff_ms;
-	proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+	s->state = to;
+	switch (to) {
+	case SESSION_RUNNING:
+		break;
+	case SESSION_STOPPING:
+		s->close_start_ms = now_ms;
+		s->grace_end_ms = now_ms + profile_grace_ms(t, s->profile);
+		stop_workers(s);
+		session_persist(t, s);
+		/* SIGCONT first: a stopped worker cannot act on SIGTERM. */
+		signal_session(s, SIGCONT);
+		signal_session(s, SIGTERM);
+		break;
+	case SESSION_KILLING:
+		if (s->close_start_ms == 0)
+			s->close_start_ms = now_ms;
+		stop_workers(s);
+		s->kill_start_ms = now_ms;
+		s->kill_backoff_ms = KILL_BACKOFF_MIN_MS;
+		s->next_kill_ms = now_ms + s->kill_backoff_ms;
+		session_persist(t, s);
+		proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+		break;
+	case SESSION_DONE:
+		state_forget(&t->state, s->id);
+		log_info("session %s closed in %lld ms", s->id,
+		    (long long)(now_ms - s->close_start_ms));
+		answer_waiters(t, s, PROTO_CODE_OK, "closed", now_ms);
+		break;
+	}
 }
 
 /*
@@ -445,8 +551,10 @@ session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
 	int64_t grace_end = now_ms + d * 8 / 10;
 
 	req->reply_by_ms = now_ms + d;
-	if (s->state == SESSION_STOPPING && grace_end < s->grace_end_ms)
+	if (s->state == SESSION_STOPPING && grace_end < s->grace_end_ms) {
 		s->grace_end_ms = grace_end;
+		s->dirty = true;
+	}
 	drop_waiter_with_op(s, req->m.op);
 	req->next = s->waiters;
 	s->waiters = req;
@@ -479,6 +587,121 @@ session_adopt(struct session_table *t, const char *id)
 	return s;
 }
 
+/* ---- re-adoption after an agent restart --------------------------------- */
+
+/*
+ * Takes back a worker an earlier agent started. The pidfd is opened first
+ * and the start time checked after: if the pid was reused in between, the
+ * pidfd names the stranger and the check fails, so a stranger is never
+ * signalled.
+ */
+static void
+reattach_worker(struct session *s, struct worker *w)
+{
+	bool was_alive = worker_alive(w);
+
+	w->adopted = false;
+	w->restart_at_ms = 0;
+	if (!was_alive)
+		return;
+	w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
+	if (w->pidfd >= 0 && w->start_ticks != 0
+	    && state_proc_start_ticks(w->pid) == w->start_ticks) {
+		w->adopted = true;
+		s->pgids[w->index] = w->pgid;
+		return;
+	}
+	/* It ended while no agent watched: how is unknown. */
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	w->pidfd = -1;
+	w->state = PROTO_W_EXITED;
+	w->exit_status = -1;
+}
+
+static enum session_state
+state_from_phase(enum state_phase p)
+{
+	return p == STATE_STOPPING ? SESSION_STOPPING
+	    : p == STATE_KILLING   ? SESSION_KILLING
+	                           : SESSION_RUNNING;
+}
+
+/* state_load_all() callback: r's workbook and workers become the session's.
+ */
+static void
+session_adopt_record(void *arg, struct state_session *r)
+{
+	struct session_table *t = arg;
+	struct session *s = calloc(1, sizeof(*s));
+	uint32_t alive = 0;
+
+	if (s == NULL
+	    || (s->pgids = calloc(r->nworkers + 1, sizeof(pid_t))) == NULL) {
+		log_err("session %s: out of memory re-adopting it", r->id);
+		free(s);
+		free(r->workbook);
+		free(r->workers);
+		return;
+	}
+	memcpy(s->id, r->id, sizeof(s->id));
+	memcpy(s->profile, r->profile, sizeof(s->profile));
+	s->workbook = r->workbook;
+	s->workers = r->workers;
+	s->nworkers = r->nworkers;
+	s->lease_end_ms = r->lease_end_ms;
+	s->close_start_ms = r->close_start_ms;
+	s->grace_end_ms = r->grace_end_ms;
+	s->set.procs_fd = s->set.events_fd = -1;
+	/* No cgroup (pgroup backend, or it is gone): the groups still work. */
+	proctrack_set_adopt(t->pt, s->id, &s->set);
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		reattach_worker(s, &s->workers[i]);
+		alive += worker_alive(&s->workers[i]);
+	}
+	s->state = state_from_phase(r->phase);
+	s->dirty = true;
+	s->next = t->head;
+	t->head = s;
+	log_notice("session %s re-adopted (%s): %u of %u worker(s) alive",
+	    s->id, proctrack_set_is_cgroup(&s->set) ? "cgroup" : "groups",
+	    alive, s->nworkers);
+	/* A close that was killing resumes at once; the kill is idempotent. */
+	if (s->state == SESSION_KILLING)
+		session_enter(t, s, SESSION_KILLING, util_now_ms());
+}
+
+/* An adopted worker's pidfd turns readable when it ends. */
+static bool
+pidfd_ended(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
+}
+
+static void
+check_adopted_workers(
+    struct session_table *t, struct session *s, int64_t now_ms)
+{
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (!w->adopted || !worker_alive(w) || !pidfd_ended(w->pidfd))
+			continue;
+		close(w->pidfd);
+		w->pidfd = -1;
+		w->exit_status = -1; /* its parent, not us, has the status */
+		w->state = s->state == SESSION_KILLING ? PROTO_W_KILLED
+		                                       : PROTO_W_EXITED;
+		s->dirty = true;
+		log_info("session %s adopted worker %u (pid %d) ended", s->id,
+		    i, w->pid);
+		if (s->state == SESSION_RUNNING)
+			plan_restart(t, s, w, now_ms);
+	}
+}
+
 void
 session_close(struct session_table *t, struct server_req *req)
 {
@@ -495,7 +718,7 @@ session_close(struct session_table *t, struct server_req *req)
 	if (s->state == SESSION_RUNNING) {
 		log_info("closing session %s (deadline %llu ms)", s->id,
 		    (unsigned long long)req->m.u.close.deadline_ms);
-		session_begin_stop(t, s, now);
+		session_enter(t, s, SESSION_STOPPING, now);
 	}
 	/* A close already under way is joined: it answers both. */
 	session_fit_deadline(s, req, now);
@@ -520,6 +743,7 @@ session_renew(struct session_table *t, struct server_req *req)
 	}
 	/* lease_ms 0 removes the lease: the session lives until closed. */
 	s->lease_end_ms = lease_ms > 0 ? util_now_ms() + (int64_t)lease_ms : 0;
+	s->dirty = true;
 	server_reply_code(t->srv, req, PROTO_CODE_OK,
 	    lease_ms > 0 ? "lease renewed" : "lease removed");
 }
@@ -557,14 +781,53 @@ answer_overdue(struct session_table *t, struct session *s, int64_t now_ms)
 	}
 }
 
+/*
+ * Processes that outlive the kill by the limit are beyond the agent's
+ * reach (uninterruptible sleep on a dead mount, a frozen v1 cgroup): the
+ * node takes no new sessions until an operator has looked at it.
+ */
+static void
+check_unkillable(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	char why[sizeof(t->unhealthy)];
+
+	if (s->unkillable_noted
+	    || now_ms - s->kill_start_ms < t->unkillable_ms)
+		return;
+	s->unkillable_noted = true;
+	if (t->unhealthy[0] != '\0')
+		return;
+	snprintf(why, sizeof(why),
+	    "session %s: %u process(es) survived the kill for %lld ms", s->id,
+	    session_counts(s, now_ms).remaining,
+	    (long long)(now_ms - s->kill_start_ms));
+	snprintf(t->unhealthy, sizeof(t->unhealthy), "%s", why);
+	state_save_health(&t->state, t->unhealthy);
+	log_err("node marked unhealthy: %s", t->unhealthy);
+}
+
+static void
+kill_again(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	if (now_ms < s->next_kill_ms)
+		return;
+	proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+	s->kill_backoff_ms *= 2;
+	if (s->kill_backoff_ms > KILL_BACKOFF_MAX_MS)
+		s->kill_backoff_ms = KILL_BACKOFF_MAX_MS;
+	s->next_kill_ms = now_ms + s->kill_backoff_ms;
+	check_unkillable(t, s, now_ms);
+}
+
 static void
 session_step(struct session_table *t, struct session *s, int64_t now_ms)
 {
+	check_adopted_workers(t, s, now_ms);
 	switch (s->state) {
 	case SESSION_RUNNING:
 		if (s->lease_end_ms > 0 && now_ms >= s->lease_end_ms) {
 			log_notice("session %s: lease lapsed, closing", s->id);
-			session_begin_stop(t, s, now_ms);
+			session_enter(t, s, SESSION_STOPPING, now_ms);
 		} else
 			restart_due_workers(t, s, now_ms);
 		return;
@@ -572,23 +835,15 @@ session_step(struct session_table *t, struct session *s, int64_t now_ms)
 		return;
 	case SESSION_STOPPING:
 		if (!session_gone(s) && now_ms >= s->grace_end_ms)
-			session_begin_kill(s, now_ms);
+			session_enter(t, s, SESSION_KILLING, now_ms);
 		break;
 	case SESSION_KILLING:
-		if (!session_gone(s) && now_ms >= s->next_kill_ms) {
-			proctrack_set_kill(&s->set, s->pgids, s->nworkers);
-			s->kill_backoff_ms *= 2;
-			if (s->kill_backoff_ms > KILL_BACKOFF_MAX_MS)
-				s->kill_backoff_ms = KILL_BACKOFF_MAX_MS;
-			s->next_kill_ms = now_ms + s->kill_backoff_ms;
-		}
+		if (!session_gone(s))
+			kill_again(t, s, now_ms);
 		break;
 	}
 	if (session_gone(s)) {
-		s->state = SESSION_DONE;
-		log_info("session %s closed in %lld ms", s->id,
-		    (long long)(now_ms - s->close_start_ms));
-		answer_waiters(t, s, PROTO_CODE_OK, "closed", now_ms);
+		session_enter(t, s, SESSION_DONE, now_ms);
 		return;
 	}
 	answer_overdue(t, s, now_ms);
@@ -604,8 +859,13 @@ session_table_step(struct session_table *t, int64_t now_ms)
 		if (s->state == SESSION_DONE) {
 			*pp = s->next;
 			session_free(s);
-		} else
-			pp = &s->next;
+			continue;
+		}
+		/* One store per pass for what changed without a transition:
+		 * worker ends and restarts, renewals, shortened grace. */
+		if (s->dirty)
+			session_persist(t, s);
+		pp = &s->next;
 	}
 }
 
@@ -641,6 +901,14 @@ session_table_next_wakeup(const struct session_table *t)
 	return best;
 }
 
+static void
+add_pollfd(struct pollfd *fds, size_t max, size_t *n, int fd, short events)
+{
+	if (*n < max)
+		fds[*n] = (struct pollfd) { .fd = fd, .events = events };
+	(*n)++;
+}
+
 size_t
 session_table_pollfds(
     const struct session_table *t, struct pollfd *fds, size_t max)
@@ -648,12 +916,18 @@ session_table_pollfds(
 	const struct session *s;
 	size_t n = 0;
 
-	for (s = t->head; s != NULL && n < max; s = s->next) {
-		if (s->state == SESSION_RUNNING || s->set.events_fd < 0)
-			continue;
+	for (s = t->head; s != NULL; s = s->next) {
 		/* cgroup.events signals a change with POLLPRI. */
-		fds[n++] = (struct pollfd) { .fd = s->set.events_fd,
-			.events = POLLPRI };
+		if (s->state != SESSION_RUNNING && s->set.events_fd >= 0)
+			add_pollfd(fds, max, &n, s->set.events_fd, POLLPRI);
+		/* Not our children: no SIGCHLD, their pidfd says they ended.
+		 */
+		for (uint32_t i = 0; i < s->nworkers; i++) {
+			const struct worker *w = &s->workers[i];
+
+			if (w->adopted && worker_alive(w) && w->pidfd >= 0)
+				add_pollfd(fds, max, &n, w->pidfd, POLLIN);
+		}
 	}
 	return n;
 }
@@ -707,6 +981,8 @@ restart_worker(struct session_table *t, struct session *s, uint32_t i)
 
 	w->restart_at_ms = 0;
 	w->restarts++;
+	w->adopted = false;
+	s->dirty = true;
 	/* The new worker gets a new group: what is left of the old one would
 	 * otherwise be forgotten by the pgroup backend. */
 	proctrack_set_drop_group(&s->set, &s->pgids[i]);
@@ -749,6 +1025,7 @@ record_worker_end(struct session_table *t, pid_t pid, int status)
 			if (w->pid != pid || !worker_alive(w))
 				continue;
 			worker_ended(w, status, s->state == SESSION_KILLING);
+			s->dirty = true;
 			log_info("session %s worker %u (pid %d) ended, status "
 			         "0x%x",
 			    s->id, i, pid, status);
@@ -783,9 +1060,29 @@ session_table_close_all(struct session_table *t, int64_t deadline_ms)
 	for (s = t->head; s != NULL; s = s->next) {
 		if (s->state != SESSION_RUNNING)
 			continue;
-		session_begin_stop(t, s, now);
-		if (s->grace_end_ms > now + deadline_ms * 8 / 10)
+		session_enter(t, s, SESSION_STOPPING, now);
+		if (s->grace_end_ms > now + deadline_ms * 8 / 10) {
 			s->grace_end_ms = now + deadline_ms * 8 / 10;
+			s->dirty = true;
+		}
+	}
+}
+
+void
+session_table_release_running(struct session_table *t)
+{
+	struct session **pp = &t->head, *s;
+
+	while ((s = *pp) != NULL) {
+		if (s->state != SESSION_RUNNING) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		session_persist(t, s);
+		log_info("session %s left running for the next agent", s->id);
+		proctrack_set_forget(&s->set);
+		session_free(s);
 	}
 }
 
@@ -797,10 +1094,35 @@ session_table_kill_all(struct session_table *t)
 
 	for (s = t->head; s != NULL; s = s->next) {
 		if (s->state == SESSION_RUNNING)
-			session_begin_stop(t, s, now);
+			session_enter(t, s, SESSION_STOPPING, now);
 		if (s->state == SESSION_STOPPING)
-			session_begin_kill(s, now);
+			session_enter(t, s, SESSION_KILLING, now);
 	}
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+const char *
+session_table_unhealthy(const struct session_table *t)
+{
+	return t->unhealthy[0] != '\0' ? t->unhealthy : NULL;
+}
+
+void
+session_clear_health(struct session_table *t, struct server_req *req)
+{
+	bool was = t->unhealthy[0] != '\0';
+
+	if (was && state_save_health(&t->state, NULL) != 0) {
+		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
+		    "cannot remove the stored unhealthy mark");
+		return;
+	}
+	if (was)
+		log_notice("unhealthy mark cleared (was: %s)", t->unhealthy);
+	t->unhealthy[0] = '\0';
+	server_reply_code(
+	    t->srv, req, PROTO_CODE_OK, was ? "cleared" : "healthy");
 }
 
 bool
@@ -848,6 +1170,7 @@ session_status(struct session_table *t, struct server_req *req)
 		r.msg = "no such session on this node";
 	}
 	r.backend = (char *)proctrack_backend_name(t->pt);
+	r.unhealthy = (char *)session_table_unhealthy(t);
 	r.has_sessions = true;
 	r.nsessions = (uint32_t)n;
 	r.sessions = infos;
@@ -872,4 +1195,5 @@ session_table_fini(struct session_table *t)
 		}
 		session_free(s);
 	}
+	state_close(&t->state);
 }

@@ -13,6 +13,12 @@
  * with counts and the session is forgotten, so a later close of it gets
  * not_found. A RUNNING session whose lease lapses starts the same close
  * with nobody waiting. All of this runs on the agent's loop thread.
+ *
+ * Every session is stored in the state directory (state.h) when it opens
+ * and on every change, and forgotten when DONE; a new agent re-adopts the
+ * stored sessions and resumes a close that was under way. A session whose
+ * processes outlive the kill by unkillable_ms marks the node unhealthy:
+ * opens are refused until an operator clears the mark.
  */
 #ifndef HPCXL_AGENT_SESSION_H
 #define HPCXL_AGENT_SESSION_H
@@ -20,6 +26,7 @@
 #include "hpcxl/common/config.h"
 #include "proctrack.h"
 #include "server.h"
+#include "state.h"
 
 #include <poll.h>
 #include <stdbool.h>
@@ -33,9 +40,17 @@ struct session_table {
 	const struct proctrack *pt;
 	struct server *srv;
 	char log_root[PATH_MAX]; /* <state_dir>/logs */
+	struct state_dir state;
+	int64_t unkillable_ms; /* the limit before the node is unhealthy */
+	char unhealthy[512]; /* why the node refuses opens; "" = healthy */
 };
 
-/* Borrows cfg, pt and srv for the table's lifetime. */
+#define SESSION_DEFAULT_UNKILLABLE_MS 60000
+
+/*
+ * Borrows cfg, pt and srv for the table's lifetime; re-adopts the sessions
+ * stored in cfg->state_dir by an earlier agent, and its unhealthy mark.
+ */
 int session_table_init(struct session_table *t, const struct config *cfg,
     const struct proctrack *pt, struct server *srv);
 
@@ -47,6 +62,12 @@ void session_status(struct session_table *t, struct server_req *req);
  * lease lapses is closed by the agent with the normal sequence. */
 void session_renew(struct session_table *t, struct server_req *req);
 
+/* Answers clear: removes the unhealthy mark. */
+void session_clear_health(struct session_table *t, struct server_req *req);
+
+/* Why the node refuses opens, or NULL when it is healthy. */
+const char *session_table_unhealthy(const struct session_table *t);
+
 /* A child was reaped: records it if it was a worker of some session. */
 void session_table_reaped(struct session_table *t, pid_t pid, int status);
 
@@ -56,12 +77,18 @@ void session_table_step(struct session_table *t, int64_t now_ms);
 /* The next time a step is needed (monotonic ms), or -1 for none. */
 int64_t session_table_next_wakeup(const struct session_table *t);
 
-/* Fills fds (up to max) with descriptors whose events need a step. */
+/* Fills fds (up to max) with descriptors whose events need a step:
+ * cgroup.events of closing sessions, pidfds of adopted workers. Returns how
+ * many it would fill with no limit. */
 size_t session_table_pollfds(
     const struct session_table *t, struct pollfd *fds, size_t max);
 
 /* Starts closing every running session (agent shutdown). */
 void session_table_close_all(struct session_table *t, int64_t deadline_ms);
+
+/* Agent shutdown: stores and lets go of every running session, whose
+ * workers keep running for the next agent. Closes under way stay. */
+void session_table_release_running(struct session_table *t);
 
 /* Kills every session's processes now (second shutdown signal). */
 void session_table_kill_all(struct session_table *t);

@@ -22,6 +22,10 @@ struct worker {
 	int exit_status; /* waitpid status once ended, else -1 */
 	uint32_t restarts;
 	int64_t restart_at_ms; /* a restart is due then; 0 = none planned */
+	/* Started by an earlier agent and re-adopted: not our child, so its
+	 * end shows on its pidfd (POLLIN) and its wait status is unknown. */
+	bool adopted;
+	uint64_t start_ticks; /* /proc/PID/stat starttime: guards pid reuse */
 };
 
 /* Everything the child needs, built before fork (the child may not allocate).
@@ -39,6 +43,7 @@ struct worker_spec {
 /*
  * Builds the environment for worker index of a session: the agent's
  * environment plus HPCXL_SESSION, HPCXL_NODE, HPCXL_WORKER, HPCXL_WORKBOOK.
+ * The profile's env entries are not in it: worker_spawn merges them in.
  * Returns a malloc'd NULL-terminated vector (free with worker_env_free) or
  * NULL on allocation failure.
  */
@@ -53,11 +58,19 @@ void worker_env_free(char **envp);
 int worker_resolve(const char *prog, char **path, char *why, size_t whylen);
 
 /*
- * Forks and execs the worker. The child joins spec->set, leads its own
- * process group, and reports an exec failure through a CLOEXEC pipe, so a
- * 0 return means the program really is running. On failure returns
- * HPCXL_EEXEC or HPCXL_ESYSTEM with a reason in why; a child that failed is
- * reaped before return.
+ * Forks and execs the worker. Before fork, from spec->profile (may be
+ * NULL): resolves user and group (passwd/group lookups happen here, at
+ * every spawn, never in the child), the supplementary groups of the user,
+ * the rlimits, and the environment: spec->envp with the profile's env
+ * added (a profile NAME replaces the agent's; HPCXL_* are spec->envp's).
+ * The child leads its own process group, joins spec->set, opens the log,
+ * sets the limits, drops to the profile's groups, gid and uid, changes to
+ * spec->workdir as that user, and reports any failure through a CLOEXEC
+ * pipe, so a 0 return means the program really is running. On failure
+ * returns HPCXL_EEXEC (unknown user or group, or a step of the child
+ * failed: why names it) or HPCXL_ESYSTEM/HPCXL_ENOMEM, with a reason in
+ * why; a child that failed is reaped before return. spec and everything
+ * it points to stay the caller's; nothing is kept after return.
  */
 int worker_spawn(struct worker *w, const struct worker_spec *spec, char *why,
     size_t whylen);

@@ -42,6 +42,7 @@ config_init(struct config *c)
 
 	memset(c, 0, sizeof(*c));
 	c->default_grace_ms = CONFIG_DEFAULT_GRACE_MS;
+	c->log_max_bytes = CONFIG_DEFAULT_LOG_MAX_BYTES;
 	gethostname(host, sizeof(host) - 1);
 	if (config_set_str(&c->node, host) != 0
 	    || config_set_str(&c->state_dir, CONFIG_DEFAULT_STATE_DIR) != 0
@@ -70,6 +71,8 @@ profile_get_or_add(struct config *c, const char *name)
 	p->stop_grace_ms = -1; /* inherit the agent default */
 	p->restart = CONFIG_RESTART_NEVER;
 	p->max_restarts = CONFIG_DEFAULT_MAX_RESTARTS;
+	for (size_t l = 0; l < CONFIG_NLIMITS; l++)
+		p->limits[l] = CONFIG_LIMIT_INHERIT;
 	c->nprofiles++;
 	return p;
 }
@@ -216,6 +219,15 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 		c->default_grace_ms = v;
 		return 0;
 	}
+	if (strcmp(key, "log_max_bytes") == 0) {
+		if (util_parse_i64(val, 0, INT64_MAX, &v) != 0) {
+			set_err(x->err, x->errlen,
+			    "'%s' is not a byte count (0 = no cap)", val);
+			return HPCXL_ECONFIG;
+		}
+		c->log_max_bytes = v;
+		return 0;
+	}
 	return HPCXL_ECONFIG;
 }
 
@@ -229,6 +241,162 @@ parse_restart(const char *val, enum config_restart *out)
 			*out = (enum config_restart)i;
 			return 0;
 		}
+	}
+	return HPCXL_ECONFIG;
+}
+
+/*
+ * A user or group: a decimal id, or a name that is only looked up when a
+ * worker starts (see config.h). The id range leaves out (uid_t)-1, which
+ * the set*id calls read as "unchanged".
+ */
+static int
+profile_set_account(
+    struct ini_ctx *x, char **slot, const char *what, const char *val)
+{
+	int64_t id;
+
+	if (val[0] != '\0' && val[strspn(val, "0123456789")] == '\0') {
+		if (util_parse_i64(val, 0, (int64_t)UINT32_MAX - 1, &id)
+		    != 0) {
+			set_err(x->err, x->errlen, "%s id '%s' out of range",
+			    what, val);
+			return HPCXL_ECONFIG;
+		}
+	} else if (val[0] == '\0' || val[0] == '-'
+	    || strpbrk(val, " \t:/,") != NULL || strlen(val) > 255) {
+		set_err(x->err, x->errlen, "'%s' is not a %s name or id", val,
+		    what);
+		return HPCXL_ECONFIG;
+	}
+	return config_set_str(slot, val);
+}
+
+/* POSIX portable environment names: [A-Za-z_][A-Za-z0-9_]*. */
+static bool
+env_name_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		        || (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Sets entry ("NAME=VALUE", taken) in p->env: in place if NAME is there. */
+static int
+env_put(struct ini_ctx *x, struct config_profile *p, char *entry, size_t n)
+{
+	char **grown;
+	size_t i;
+
+	for (i = 0; i < p->nenv; i++) {
+		if (strncmp(p->env[i], entry, n + 1) == 0) {
+			free(p->env[i]);
+			p->env[i] = entry;
+			return 0;
+		}
+	}
+	if (p->nenv == CONFIG_MAX_ENV) {
+		set_err(x->err, x->errlen, "more than %d variables",
+		    CONFIG_MAX_ENV);
+		free(entry);
+		return HPCXL_ECONFIG;
+	}
+	/* One more slot than entries: the vector stays NULL-terminated. */
+	if ((grown = realloc(p->env, (p->nenv + 2) * sizeof(*grown)))
+	    == NULL) {
+		free(entry);
+		return HPCXL_ENOMEM;
+	}
+	p->env = grown;
+	p->env[p->nenv++] = entry;
+	p->env[p->nenv] = NULL;
+	return 0;
+}
+
+static int
+profile_add_env(struct ini_ctx *x, struct config_profile *p, const char *val)
+{
+	const char *eq = strchr(val, '=');
+	size_t n = eq != NULL ? (size_t)(eq - val) : 0;
+	char *entry;
+
+	if (eq == NULL || !env_name_ok(val, n)) {
+		set_err(x->err, x->errlen,
+		    "'%s' is not NAME=VALUE with NAME of "
+		    "[A-Za-z_][A-Za-z0-9_]*",
+		    val);
+		return HPCXL_ECONFIG;
+	}
+	/* The agent sets these last; a profile's value would be dropped. */
+	if (strncmp(val, "HPCXL_", 6) == 0) {
+		set_err(x->err, x->errlen,
+		    "%.*s: HPCXL_* variables are set by the agent", (int)n,
+		    val);
+		return HPCXL_ECONFIG;
+	}
+	if ((entry = strdup(val)) == NULL)
+		return HPCXL_ENOMEM;
+	return env_put(x, p, entry, n);
+}
+
+static const char *const limit_keys[CONFIG_NLIMITS] = {
+	[CONFIG_LIMIT_NOFILE] = "limit_nofile",
+	[CONFIG_LIMIT_NPROC] = "limit_nproc",
+	[CONFIG_LIMIT_CORE] = "limit_core",
+	[CONFIG_LIMIT_AS] = "limit_as",
+	[CONFIG_LIMIT_CPU] = "limit_cpu",
+	[CONFIG_LIMIT_FSIZE] = "limit_fsize",
+};
+
+const char *
+config_limit_key(enum config_limit lim)
+{
+	return (unsigned)lim < CONFIG_NLIMITS ? limit_keys[lim] : "limit_?";
+}
+
+/* An integer >= 0, -1 (inherit) or "infinity". */
+static int
+parse_limit(
+    struct ini_ctx *x, enum config_limit lim, const char *val, int64_t *out)
+{
+	if (strcmp(val, "infinity") == 0) {
+		/* setrlimit refuses it: open files stop at fs.nr_open. */
+		if (lim == CONFIG_LIMIT_NOFILE) {
+			set_err(x->err, x->errlen,
+			    "cannot be infinity (the kernel caps it at "
+			    "fs.nr_open): give a number");
+			return HPCXL_ECONFIG;
+		}
+		*out = CONFIG_LIMIT_INFINITY;
+		return 0;
+	}
+	/* INT64_MAX itself is the infinity sentinel. */
+	if (util_parse_i64(val, -1, INT64_MAX - 1, out) != 0) {
+		set_err(x->err, x->errlen,
+		    "'%s' is not an integer >= 0, -1 (inherit) or infinity",
+		    val);
+		return HPCXL_ECONFIG;
+	}
+	return 0;
+}
+
+static int
+profile_limit_key(struct ini_ctx *x, struct config_profile *p, const char *key,
+    const char *val)
+{
+	for (size_t l = 0; l < CONFIG_NLIMITS; l++) {
+		if (strcmp(key, limit_keys[l]) == 0)
+			return parse_limit(
+			    x, (enum config_limit)l, val, &p->limits[l]);
 	}
 	return HPCXL_ECONFIG;
 }
@@ -250,7 +418,25 @@ profile_key(struct ini_ctx *x, struct config_profile *p, const char *key,
 		return util_parse_i64(val, 0, 1000000, &p->max_restarts) != 0
 		    ? HPCXL_ECONFIG
 		    : 0;
+	if (strcmp(key, "user") == 0)
+		return profile_set_account(x, &p->user, "user", val);
+	if (strcmp(key, "group") == 0)
+		return profile_set_account(x, &p->group, "group", val);
+	if (strcmp(key, "env") == 0)
+		return profile_add_env(x, p, val);
+	if (strncmp(key, "limit_", 6) == 0)
+		return profile_limit_key(x, p, key, val);
 	return HPCXL_ECONFIG;
+}
+
+/* A detailed message still says which key of which section it is about. */
+static void
+name_the_key(struct ini_ctx *x, const char *section, const char *key)
+{
+	char detail[512];
+
+	snprintf(detail, sizeof(detail), "%s", x->err);
+	set_err(x->err, x->errlen, "[%s] %s: %s", section, key, detail);
 }
 
 static int
@@ -276,6 +462,8 @@ ini_on_key(void *user, const char *section, const char *key, const char *val)
 	if (x->err[0] == '\0')
 		set_err(x->err, x->errlen, "[%s] %s = %s: %s", section, key,
 		    val, "unknown key, section or invalid value");
+	else
+		name_the_key(x, section, key);
 	return 0; /* inih reports the line of the first error */
 }
 
@@ -392,7 +580,10 @@ config_free(struct config *c)
 	for (i = 0; i < c->nprofiles; i++) {
 		free(c->profiles[i].name);
 		free(c->profiles[i].workdir);
+		free(c->profiles[i].user);
+		free(c->profiles[i].group);
 		argv_free(c->profiles[i].argv);
+		argv_free(c->profiles[i].env);
 	}
 	memset(c, 0, sizeof(*c));
 }

@@ -18,6 +18,7 @@ static const char *const type_names[] = {
 	[PROTO_RENEW] = "renew",
 	[PROTO_PING] = "ping",
 	[PROTO_REPLY] = "reply",
+	[PROTO_CLEAR] = "clear",
 };
 
 static const char *const code_names[] = {
@@ -156,7 +157,8 @@ pack_reply(msgpack_packer *pk, const struct proto_reply *r)
 {
 	uint32_t i;
 	size_t n = 3 + (r->version != NULL) + (r->backend != NULL)
-	    + (r->has_counts ? 5 : 0) + (r->has_sessions ? 1 : 0);
+	    + (r->unhealthy != NULL) + (r->has_counts ? 5 : 0)
+	    + (r->has_sessions ? 1 : 0);
 
 	msgpack_pack_map(pk, n);
 	pack_key_str(pk, "node", r->node);
@@ -166,6 +168,8 @@ pack_reply(msgpack_packer *pk, const struct proto_reply *r)
 		pack_key_str(pk, "version", r->version);
 	if (r->backend != NULL)
 		pack_key_str(pk, "backend", r->backend);
+	if (r->unhealthy != NULL)
+		pack_key_str(pk, "unhealthy", r->unhealthy);
 	if (r->has_counts)
 		pack_counts(pk, &r->counts);
 	if (!r->has_sessions)
@@ -207,7 +211,8 @@ reply_valid(const struct proto_reply *r)
 
 	if (!util_valid_id(r->node)
 	    || (unsigned)r->code >= COUNT_OF(code_names) || !text_valid(r->msg)
-	    || !text_valid(r->version) || !text_valid(r->backend))
+	    || !text_valid(r->version) || !text_valid(r->backend)
+	    || !text_valid(r->unhealthy))
 		return false;
 	if (!r->has_sessions)
 		return true;
@@ -247,6 +252,7 @@ msg_valid(const struct proto_msg *m)
 		return util_valid_id(m->u.renew.session)
 		    && m->u.renew.lease_ms <= LEASE_MAX_MS;
 	case PROTO_PING:
+	case PROTO_CLEAR:
 		return true;
 	case PROTO_REPLY:
 		return reply_valid(&m->u.reply);
@@ -277,6 +283,7 @@ pack_body(msgpack_packer *pk, const struct proto_msg *m)
 		pack_key_u64(pk, "lease_ms", m->u.renew.lease_ms);
 		break;
 	case PROTO_PING:
+	case PROTO_CLEAR:
 		msgpack_pack_map(pk, 0);
 		break;
 	case PROTO_REPLY:
@@ -654,6 +661,7 @@ decode_reply(struct dec *d, struct proto_reply *r)
 	r->msg = get_text(d, "msg", true);
 	r->version = get_text(d, "version", false);
 	r->backend = get_text(d, "backend", false);
+	r->unhealthy = get_text(d, "unhealthy", false);
 	r->has_counts = get_field(d, "workers", false) != NULL;
 	if (r->has_counts) {
 		r->counts.workers
@@ -691,6 +699,7 @@ decode_body(struct dec *d, struct proto_msg *m)
 		    = get_uint(d, "lease_ms", true, LEASE_MAX_MS);
 		break;
 	case PROTO_PING:
+	case PROTO_CLEAR:
 		break;
 	case PROTO_REPLY:
 		decode_reply(d, &m->u.reply);
@@ -780,6 +789,7 @@ reply_free(struct proto_reply *r)
 	free(r->msg);
 	free(r->version);
 	free(r->backend);
+	free(r->unhealthy);
 	for (i = 0; i < r->nsessions; i++) {
 		free(r->sessions[i].session);
 		free(r->sessions[i].profile);
@@ -809,6 +819,7 @@ proto_msg_free(struct proto_msg *m)
 		free(m->u.renew.session);
 		break;
 	case PROTO_PING:
+	case PROTO_CLEAR:
 		break;
 	case PROTO_REPLY:
 		reply_free(&m->u.reply);
@@ -851,12 +862,13 @@ proto_reply_copy(const struct proto_reply *src, struct proto_reply *dst)
 
 	/* r must hold none of src's pointers before a dup can fail, or the
 	 * cleanup would free src's strings. */
-	r.node = r.msg = r.version = r.backend = NULL;
+	r.node = r.msg = r.version = r.backend = r.unhealthy = NULL;
 	r.nsessions = 0;
 	r.sessions = NULL;
 	ok = dup_opt(src->node, &r.node) && dup_opt(src->msg, &r.msg)
 	    && dup_opt(src->version, &r.version)
-	    && dup_opt(src->backend, &r.backend);
+	    && dup_opt(src->backend, &r.backend)
+	    && dup_opt(src->unhealthy, &r.unhealthy);
 	if (ok && src->nsessions > 0) {
 		r.sessions = calloc(src->nsessions, sizeof(*r.sessions));
 		ok = r.sessions != NULL;

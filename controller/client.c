@@ -190,12 +190,27 @@ hpcxl_renew_session(struct hpcxl_client *c, const char *session,
 	return client_call(c, &req, session, timeout_ms, out);
 }
 
-int
-hpcxl_ping(struct hpcxl_client *c, int timeout_ms, struct hpcxl_report **out)
+/* A request about the node itself: empty body, no session. */
+static int
+client_node_call(struct hpcxl_client *c, enum proto_type type, int timeout_ms,
+    struct hpcxl_report **out)
 {
-	struct proto_msg req = { .type = PROTO_PING };
+	struct proto_msg req = { .type = type };
 
 	if (c == NULL || out == NULL)
 		return HPCXL_EINVAL;
 	return client_call(c, &req, NULL, timeout_ms, out);
+}
+
+int
+hpcxl_ping(struct hpcxl_client *c, int timeout_ms, struct hpcxl_report **out)
+{
+	return client_node_call(c, PROTO_PING, timeout_ms, out);
+}
+
+int
+hpcxl_clear_unhealthy(
+    struct hpcxl_client *c, int timeout_ms, struct hpcxl_report **out)
+{
+	return client_node_call(c, PROTO_CLEAR, timeout_ms, out);
 }

@@ -144,6 +144,7 @@ report_row(struct hpcxl_node_report *row, const char *url,
 	row->node = report_take(&reply->node);
 	row->version = report_take(&reply->version);
 	row->backend = report_take(&reply->backend);
+	row->unhealthy = report_take(&reply->unhealthy);
 	row->msg = report_msg(row->state, reply);
 	return row->msg != NULL && report_sessions(row, reply);
 }
@@ -188,6 +189,7 @@ report_row_free(struct hpcxl_node_report *row)
 	free(row->msg);
 	free(row->version);
 	free(row->backend);
+	free(row->unhealthy);
 	for (i = 0; i < row->nsessions; i++) {
 		free(row->sessions[i].session);
 		free(row->sessions[i].profile);

@@ -65,6 +65,7 @@ static const struct {
 	[CLI_PING] = { "ping", OPT_BIT(OPT_TIMEOUT), 0 },
 	[CLI_RENEW]
 	= { "renew-session", OPT_BIT(OPT_LEASE) | OPT_BIT(OPT_TIMEOUT), 1 },
+	[CLI_CLEAR] = { "clear-unhealthy", OPT_BIT(OPT_TIMEOUT), 0 },
 };
 
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -113,8 +114,13 @@ cli_usage(FILE *f)
 	      "(0 removes the lease;\n"
 	      "      default timeout 5000)\n"
 	      "  ping [--timeout MS]\n"
-	      "      ask every node for its name, version and backend "
-	      "(default timeout 5000)\n"
+	      "      ask every node for its name, version, backend and "
+	      "health (default\n"
+	      "      timeout 5000)\n"
+	      "  clear-unhealthy [--timeout MS]\n"
+	      "      clear the unhealthy mark of every node, once its cause "
+	      "is dealt with, so\n"
+	      "      that it accepts sessions again (default timeout 5000)\n"
 	      "\n"
 	      "options:\n"
 	      "  --nodes URL[,URL...]  agents to talk to, e.g. "
@@ -130,7 +136,9 @@ cli_usage(FILE *f)
 	      "\n"
 	      "exit status: 0 every node succeeded, 1 some node failed, was "
 	      "partial or\n"
-	      "unreachable, 2 usage or configuration error.\n",
+	      "unreachable, or reported itself unhealthy (it refuses new "
+	      "sessions until\n"
+	      "clear-unhealthy), 2 usage or configuration error.\n",
 	    f);
 }
 

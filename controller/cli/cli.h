@@ -12,7 +12,8 @@
 /* Exit statuses. */
 enum {
 	CLI_EXIT_OK = 0, /* every node succeeded */
-	CLI_EXIT_FAIL = 1, /* some node did not, or the call failed */
+	CLI_EXIT_FAIL = 1, /* some node did not succeed or is unhealthy, or
+	                      the call failed */
 	CLI_EXIT_USAGE = 2, /* usage or configuration error */
 };
 
@@ -22,9 +23,11 @@ enum cli_cmd {
 	CLI_STATUS,
 	CLI_PING,
 	CLI_RENEW,
+	CLI_CLEAR,
 };
 
-/* Default --timeout of status and ping: they do not wait for processes. */
+/* Default --timeout of status, ping, renew-session and clear-unhealthy:
+ * they do not wait for processes. */
 #define CLI_QUERY_TIMEOUT_MS 5000
 /* "s-" and 12 hex digits: 48 random bits. */
 #define CLI_SESSION_LEN (2 + 12)
@@ -76,6 +79,8 @@ int roster_add_file(struct roster *r, const char *path);
 int roster_check(const struct roster *r);
 void roster_free(struct roster *r);
 
+/* Rows whose node reported an unhealthy mark. */
+size_t output_unhealthy_count(const struct hpcxl_report *r);
 /* Prints the report as one JSON object (--json). Returns 0 or -1. */
 int output_json(const struct cli_args *a, const struct hpcxl_report *r);
 /* Prints the report as aligned tables. Returns 0 or -1. */

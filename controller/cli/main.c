@@ -5,7 +5,8 @@
  *              COMMAND ...          (see cli_usage() or hpcxl --help)
  *
  * Exit status: 0 every node succeeded, 1 some node failed, was partial or
- * unreachable (or the call itself failed), 2 usage or configuration error.
+ * unreachable, or reported itself unhealthy (or the call itself failed),
+ * 2 usage or configuration error.
  */
 #include "cli.h"
 
@@ -63,6 +64,8 @@ main_call(
 	case CLI_RENEW:
 		return hpcxl_renew_session(
 		    c, a->session, a->open.lease_ms, a->timeout_ms, r);
+	case CLI_CLEAR:
+		return hpcxl_clear_unhealthy(c, a->timeout_ms, r);
 	}
 	return HPCXL_EINVAL;
 }
@@ -87,6 +90,10 @@ main_run(const struct cli_args *a)
 		fputs("hpcxl: cannot write the report\n", stderr);
 		rv = HPCXL_ENOMEM;
 	}
+	/* An unhealthy node answers, but refuses new sessions: a health
+	 * check run by a script must see that in the exit status. */
+	if (rv == 0 && output_unhealthy_count(r) > 0)
+		rv = HPCXL_EPARTIAL;
 out:
 	hpcxl_report_free(r);
 	hpcxl_client_close(c);

@@ -8,6 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The commands whose replies say whether a node is unhealthy. */
+static bool
+cmd_reports_health(enum cli_cmd cmd)
+{
+	return cmd == CLI_PING || cmd == CLI_STATUS || cmd == CLI_CLEAR
+	    || cmd == CLI_OPEN;
+}
+
+/* Known healthy: the node answered and carries no unhealthy mark. A node
+ * that did not answer is not known healthy. */
+static bool
+node_healthy(const struct hpcxl_node_report *n)
+{
+	return n->node != NULL && n->unhealthy == NULL;
+}
+
+size_t
+output_unhealthy_count(const struct hpcxl_report *r)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < r->nnodes; i++)
+		n += r->nodes[i].unhealthy != NULL;
+	return n;
+}
+
 /* ---- JSON -------------------------------------------------------------- */
 
 /* Agents' texts are bytes; JSON strings must be UTF-8. */
@@ -120,6 +146,10 @@ json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n, bool *ok)
 		json_put(o, "version", json_text(n->version), ok);
 	if (cmd == CLI_PING || cmd == CLI_STATUS)
 		json_put(o, "backend", json_text(n->backend), ok);
+	if (cmd_reports_health(cmd)) {
+		json_put(o, "healthy", json_boolean(node_healthy(n)), ok);
+		json_put(o, "unhealthy", json_text(n->unhealthy), ok);
+	}
 	if (cmd == CLI_STATUS)
 		json_put(o, "sessions", json_sessions(n, ok), ok);
 	return o;
@@ -192,6 +222,14 @@ table_print(
 	printf("%s\n", cells[t->ncols - 1]);
 }
 
+static const char *
+health_cell(const struct hpcxl_node_report *n)
+{
+	if (n->unhealthy != NULL)
+		return "UNHEALTHY";
+	return n->node != NULL ? "healthy" : "-";
+}
+
 /* The cells of a node row; numbers go to buf (CELL_MAX bytes a cell). */
 static size_t
 node_cells(enum cli_cmd cmd, const struct hpcxl_node_report *n,
@@ -216,6 +254,8 @@ node_cells(enum cli_cmd cmd, const struct hpcxl_node_report *n,
 		cells[k++] = n->version != NULL ? n->version : "-";
 	if (cmd == CLI_PING || cmd == CLI_STATUS)
 		cells[k++] = n->backend != NULL ? n->backend : "-";
+	if (cmd == CLI_PING || cmd == CLI_STATUS || cmd == CLI_CLEAR)
+		cells[k++] = health_cell(n);
 	if (cmd == CLI_STATUS) {
 		snprintf(buf[0], CELL_MAX, "%zu", n->nsessions);
 		cells[k++] = buf[0];
@@ -233,16 +273,26 @@ node_header(enum cli_cmd cmd, const char **cells)
 	    = { "NODE", "URL", "STATE", "WORKERS", "EXITED", "KILLED",
 		      "REMAINING", "ELAPSED", "MESSAGE" };
 	static const char *const ping[] = { "NODE", "URL", "STATE", "VERSION",
-		"BACKEND", "ELAPSED", "MESSAGE" };
+		"BACKEND", "HEALTH", "ELAPSED", "MESSAGE" };
 	static const char *const status[] = { "NODE", "URL", "STATE",
-		"BACKEND", "SESSIONS", "ELAPSED", "MESSAGE" };
-	const char *const *h = cmd == CLI_PING ? ping
-	    : cmd == CLI_STATUS                ? status
-	                                       : open_close;
-	size_t n = cmd == CLI_PING || cmd == CLI_STATUS ? 7 : 9;
+		"BACKEND", "HEALTH", "SESSIONS", "ELAPSED", "MESSAGE" };
+	static const char *const clear[]
+	    = { "NODE", "URL", "STATE", "HEALTH", "ELAPSED", "MESSAGE" };
 
-	memcpy(cells, h, n * sizeof(*h));
-	return n;
+	switch (cmd) {
+	case CLI_PING:
+		memcpy(cells, ping, sizeof(ping));
+		return sizeof(ping) / sizeof(ping[0]);
+	case CLI_STATUS:
+		memcpy(cells, status, sizeof(status));
+		return sizeof(status) / sizeof(status[0]);
+	case CLI_CLEAR:
+		memcpy(cells, clear, sizeof(clear));
+		return sizeof(clear) / sizeof(clear[0]);
+	default:
+		memcpy(cells, open_close, sizeof(open_close));
+		return sizeof(open_close) / sizeof(open_close[0]);
+	}
 }
 
 static void
@@ -287,6 +337,16 @@ print_session(const struct hpcxl_session_info *si)
 	}
 }
 
+/* The reason under its node's row: free text, too long for a column. */
+static void
+print_unhealthy(const struct hpcxl_node_report *n)
+{
+	if (n->unhealthy != NULL)
+		printf("    UNHEALTHY: %s\n",
+		    n->unhealthy[0] != '\0' ? n->unhealthy
+		                            : "(no reason given)");
+}
+
 static size_t
 count_ok(const struct hpcxl_report *r)
 {
@@ -307,7 +367,7 @@ output_table(const struct cli_args *a, const struct hpcxl_report *r)
 	char buf[5][CELL_MAX];
 	const char *cells[TABLE_MAX_COLS];
 	struct table t = { .ncols = 0 };
-	size_t i, j;
+	size_t i, j, unhealthy;
 
 	if (a->session_generated)
 		printf("session %s\n", a->session);
@@ -322,12 +382,17 @@ output_table(const struct cli_args *a, const struct hpcxl_report *r)
 	for (i = 0; i < r->nnodes; i++) {
 		node_cells(a->cmd, &r->nodes[i], buf, cells);
 		table_print(&t, "", cells);
+		print_unhealthy(&r->nodes[i]);
 		for (j = 0; j < r->nodes[i].nsessions; j++)
 			print_session(&r->nodes[i].sessions[j]);
 	}
-	printf("%s%s%s: %zu of %zu nodes succeeded in %lld ms\n",
+	printf("%s%s%s: %zu of %zu nodes succeeded in %lld ms",
 	    cli_cmd_name(a->cmd), r->session != NULL ? " " : "",
 	    r->session != NULL ? r->session : "", count_ok(r), r->nnodes,
 	    (long long)r->elapsed_ms);
+	unhealthy = output_unhealthy_count(r);
+	if (unhealthy > 0)
+		printf("; %zu unhealthy (see clear-unhealthy)", unhealthy);
+	putchar('\n');
 	return fflush(stdout) == 0 ? 0 : -1;
 }

@@ -99,7 +99,7 @@ write_config(const struct harness_agent *a, const char *xl)
 }
 
 static char **
-agent_argv(struct harness_agent *a, const char *const *extra)
+agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 {
 	const char *xl = harness_bin("xlsim");
 	char **v = saved_args[nsaved++ % 64];
@@ -127,6 +127,9 @@ agent_argv(struct harness_agent *a, const char *const *extra)
 	ARG("%s", a->node);
 	ARG("--stop-grace");
 	ARG("1000");
+	/* Tests that do not test restarts leave nothing behind them. */
+	if (!keep)
+		ARG("--close-on-exit");
 	ARG("--profile");
 	ARG("xl=%s", xl);
 	ARG("--profile");
@@ -177,9 +180,9 @@ agent_spawn(struct harness_agent *a, char **argv)
 	return -1;
 }
 
-int
-harness_agent_start(
-    struct harness_agent *a, const char *node, const char *const *extra_args)
+static int
+agent_start(struct harness_agent *a, const char *node,
+    const char *const *extra_args, bool keep)
 {
 	char **argv;
 
@@ -187,8 +190,22 @@ harness_agent_start(
 	harness_unique(node, a->node, sizeof(a->node));
 	snprintf(a->dir, sizeof(a->dir), "/tmp/hpcxl-test-%s", a->node);
 	mkdir(a->dir, 0755);
-	argv = agent_argv(a, extra_args);
+	argv = agent_argv(a, extra_args, keep);
 	return agent_spawn(a, argv);
+}
+
+int
+harness_agent_start(
+    struct harness_agent *a, const char *node, const char *const *extra_args)
+{
+	return agent_start(a, node, extra_args, false);
+}
+
+int
+harness_agent_start_keeping(
+    struct harness_agent *a, const char *node, const char *const *extra_args)
+{
+	return agent_start(a, node, extra_args, true);
 }
 
 int
@@ -306,8 +323,10 @@ harness_proc_env(pid_t pid, const char *name, char *out, size_t len)
 	return 0;
 }
 
-int
-harness_session_procs(const char *session)
+/* Sends sig (when > 0) to every live process of session; returns how many
+ * there are. */
+static int
+session_procs_signal(const char *session, int sig)
 {
 	static char env[1 << 16];
 	struct dirent *de;
@@ -325,12 +344,27 @@ harness_session_procs(const char *session)
 			continue;
 		env[n] = '\0';
 		v = environ_find(env, (size_t)n, "HPCXL_SESSION");
-		if (v != NULL && strcmp(v, session) == 0
-		    && !is_zombie(de->d_name))
-			count++;
+		if (v == NULL || strcmp(v, session) != 0
+		    || is_zombie(de->d_name))
+			continue;
+		count++;
+		if (sig > 0)
+			kill((pid_t)atoi(de->d_name), sig);
 	}
 	closedir(d);
 	return count;
+}
+
+int
+harness_session_procs(const char *session)
+{
+	return session_procs_signal(session, 0);
+}
+
+void
+harness_session_kill(const char *session)
+{
+	session_procs_signal(session, SIGKILL);
 }
 
 bool

@@ -45,6 +45,14 @@ void harness_unique(const char *prefix, char *out, size_t len);
 int harness_agent_start(
     struct harness_agent *a, const char *node, const char *const *extra_args);
 
+/*
+ * The agents above run with --close-on-exit, so a test that fails leaves
+ * no process behind. This one runs with the agent's default instead: its
+ * sessions survive a SIGTERM, for the next agent to re-adopt.
+ */
+int harness_agent_start_keeping(
+    struct harness_agent *a, const char *node, const char *const *extra_args);
+
 /* Starts again with the same node, dir and args (a restarted agent). */
 int harness_agent_restart(struct harness_agent *a);
 
@@ -63,6 +71,9 @@ bool harness_wait_ready(
 
 /* Counts live (non-zombie) processes with HPCXL_SESSION=session. */
 int harness_session_procs(const char *session);
+
+/* SIGKILLs every process of session (a failed test's clean-up). */
+void harness_session_kill(const char *session);
 
 /* Waits until harness_session_procs(session) == n or timeout_ms passed. */
 bool harness_wait_procs(const char *session, int n, int timeout_ms);

@@ -597,7 +597,7 @@ Test(agent, oversized_frame_does_not_stop_the_agent)
 	proto_msg_free(&h);
 }
 
-Test(agent, sigterm_closes_sessions_then_exits_zero)
+Test(agent, sigterm_with_close_on_exit_closes_sessions_then_exits_zero)
 {
 	char id[64];
 	int st;

@@ -105,13 +105,14 @@ run_cli(const char *const *args, char **out, int64_t *elapsed_ms)
 }
 
 /*
- * Runs "hpcxl --nodes ROSTER --json" + args, checks the exit status and
+ * Runs "hpcxl --nodes NODES --json" + args, checks the exit status and
  * returns the parsed JSON object (json_decref it).
  */
 static json_t *
-run_json(const char *const *args, int want_exit, int64_t *elapsed_ms)
+run_json_on(const char *nodes, const char *const *args, int want_exit,
+    int64_t *elapsed_ms)
 {
-	const char *full[MAX_ARGS] = { "--nodes", roster, "--json" };
+	const char *full[MAX_ARGS] = { "--nodes", nodes, "--json" };
 	json_error_t jerr;
 	json_t *root;
 	char *out = NULL;
@@ -131,14 +132,28 @@ run_json(const char *const *args, int want_exit, int64_t *elapsed_ms)
 	return root;
 }
 
+/* run_json_on() with the suite's roster. */
 static json_t *
-node_at(json_t *root, size_t i)
+run_json(const char *const *args, int want_exit, int64_t *elapsed_ms)
+{
+	return run_json_on(roster, args, want_exit, elapsed_ms);
+}
+
+/* Row i of a report on a roster of n nodes. */
+static json_t *
+node_of(json_t *root, size_t i, size_t n)
 {
 	json_t *nodes = json_object_get(root, "nodes");
 
 	cr_assert(json_is_array(nodes));
-	cr_assert_eq(json_array_size(nodes), NAGENTS);
+	cr_assert_eq(json_array_size(nodes), n);
 	return json_array_get(nodes, i);
+}
+
+static json_t *
+node_at(json_t *root, size_t i)
+{
+	return node_of(root, i, NAGENTS);
 }
 
 static const char *
@@ -383,6 +398,9 @@ static const char *const usage_errors[][8] = {
 	{ "renew-session", "s1", NULL },
 	{ "renew-session", "s1", "--lease", "soon", NULL },
 	{ "renew-session", "s1", "--lease", "1000", "--workers", "2", NULL },
+	{ "clear-unhealthy", "extra", NULL },
+	{ "clear-unhealthy", "--lease", "1000", NULL },
+	{ "clear-unhealthy", "--timeout", "soon", NULL },
 };
 
 Test(cli, usage_errors_exit_2)
@@ -423,6 +441,7 @@ Test(cli, roster_errors_exit_2)
 	cr_assert_eq(run_cli(twice, NULL, NULL), 2);
 	cr_assert_eq(run_cli(help, &out, NULL), 0);
 	cr_assert_not_null(strstr(out, "close-session"));
+	cr_assert_not_null(strstr(out, "clear-unhealthy"));
 	free(out);
 }
 
@@ -452,6 +471,58 @@ Test(cli, roster_from_file_and_environment)
 	cr_assert_not_null(strstr(out, agents[NAGENTS - 1].url));
 	free(out);
 	unsetenv("HPCXL_NODES");
+}
+
+/* ---- node health ------------------------------------------------------- */
+
+/* The row says its node answered and carries no unhealthy mark. */
+static void
+assert_healthy(json_t *node)
+{
+	cr_assert(json_is_true(json_object_get(node, "healthy")),
+	    "node %s is not healthy", str_of(node, "url"));
+	cr_assert(json_is_null(json_object_get(node, "unhealthy")));
+}
+
+Test(cli, clear_unhealthy_on_healthy_agents_reports_healthy)
+{
+	const char *clear_args[] = { "clear-unhealthy", NULL };
+	const char *ping_args[] = { "ping", NULL };
+	const char *status_args[] = { "status", NULL };
+	const char *table_args[]
+	    = { "--nodes", roster, "clear-unhealthy", NULL };
+	json_t *root;
+	char *out;
+	int i;
+
+	root = run_json(clear_args, 0, NULL);
+	cr_assert(json_is_true(json_object_get(root, "ok")));
+	cr_assert_null(json_object_get(root, "session"));
+	assert_rows_in_roster_order(root);
+	for (i = 0; i < NAGENTS; i++) {
+		json_t *node = node_at(root, i);
+
+		cr_assert_str_eq(str_of(node, "state"), "ok");
+		cr_assert_str_eq(str_of(node, "node"), agents[i].node);
+		/* Nothing to clear on a healthy node. */
+		cr_assert_str_eq(str_of(node, "msg"), "healthy");
+		assert_healthy(node);
+	}
+	json_decref(root);
+
+	root = run_json(ping_args, 0, NULL);
+	for (i = 0; i < NAGENTS; i++)
+		assert_healthy(node_at(root, i));
+	json_decref(root);
+	root = run_json(status_args, 0, NULL);
+	for (i = 0; i < NAGENTS; i++)
+		assert_healthy(node_at(root, i));
+	json_decref(root);
+
+	cr_assert_eq(run_cli(table_args, &out, NULL), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "HEALTH"), "%s", out);
+	cr_assert_null(strstr(out, "UNHEALTHY"), "%s", out);
+	free(out);
 }
 
 /* ---- the library ------------------------------------------------------- */
@@ -512,6 +583,8 @@ Test(cli, library_rejects_bad_arguments)
 	cr_assert_eq(hpcxl_close_session(c, "no/slash", -1, &r), HPCXL_EINVAL);
 	cr_assert_eq(hpcxl_status(c, "", 1000, &r), HPCXL_EINVAL);
 	cr_assert_eq(hpcxl_open_session(c, &p, 1000, &r), HPCXL_EINVAL);
+	cr_assert_eq(hpcxl_clear_unhealthy(NULL, 1000, &r), HPCXL_EINVAL);
+	cr_assert_eq(hpcxl_clear_unhealthy(c, 1000, NULL), HPCXL_EINVAL);
 	cr_assert_eq(r, &untouched_report);
 	cr_assert_str_neq(hpcxl_strerror(HPCXL_EPARTIAL), "unknown error");
 	hpcxl_client_close(c);
@@ -530,6 +603,30 @@ Test(cli, library_ping_reports_every_node)
 		cr_assert_eq(r->nodes[i].state, HPCXL_NODE_OK);
 		cr_assert_not_null(r->nodes[i].version);
 		cr_assert_not_null(r->nodes[i].backend);
+		cr_assert_null(r->nodes[i].unhealthy);
+	}
+	hpcxl_report_free(r);
+	hpcxl_client_close(c);
+}
+
+Test(cli, library_clear_unhealthy_reports_every_node)
+{
+	struct hpcxl_client *c = client_open();
+	struct hpcxl_report *r = NULL;
+	size_t i;
+
+	cr_assert_eq(hpcxl_clear_unhealthy(c, 5000, &r), 0);
+	cr_assert(r->ok);
+	cr_assert_null(r->session);
+	cr_assert_eq(r->nnodes, NAGENTS);
+	for (i = 0; i < NAGENTS; i++) {
+		const struct hpcxl_node_report *n = &r->nodes[i];
+
+		cr_assert_eq(n->state, HPCXL_NODE_OK, "node %zu: %s (%s)", i,
+		    hpcxl_node_state_name(n->state), n->msg);
+		cr_assert_str_eq(n->node, agents[i].node);
+		cr_assert_str_eq(n->msg, "healthy");
+		cr_assert_null(n->unhealthy);
 	}
 	hpcxl_report_free(r);
 	hpcxl_client_close(c);

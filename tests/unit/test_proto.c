@@ -186,6 +186,7 @@ expect_reply_eq(const struct proto_reply *got, const struct proto_reply *want)
 	expect_str(got->msg, want->msg != NULL ? want->msg : "", "msg");
 	expect_str(got->version, want->version, "version");
 	expect_str(got->backend, want->backend, "backend");
+	expect_str(got->unhealthy, want->unhealthy, "unhealthy");
 	cr_assert_eq(got->has_counts, want->has_counts);
 	if (want->has_counts) {
 		cr_assert_eq(got->counts.workers, want->counts.workers);
@@ -242,6 +243,7 @@ expect_msg_eq(const struct proto_msg *got, const struct proto_msg *want)
 		cr_assert_eq(got->u.renew.lease_ms, want->u.renew.lease_ms);
 		break;
 	case PROTO_PING:
+	case PROTO_CLEAR:
 		break;
 	case PROTO_REPLY:
 		expect_reply_eq(&got->u.reply, &want->u.reply);
@@ -393,6 +395,7 @@ fx_reply(void)
 	m.u.reply.msg = "all good";
 	m.u.reply.version = "0.1.0";
 	m.u.reply.backend = "cgroup2";
+	m.u.reply.unhealthy = "session s1: 2 processes unkillable";
 	m.u.reply.has_counts = true;
 	m.u.reply.counts = (struct proto_counts) { .workers = 5,
 		.exited = 3,
@@ -422,15 +425,18 @@ fx_open(void)
 
 Test(names, every_enum_value_has_its_wire_name)
 {
-	static const char *const types[]
-	    = { NULL, "open", "close", "status", "renew", "ping", "reply" };
+	static const char *const types[] = { NULL, "open", "close", "status",
+		"renew", "ping", "reply", "clear" };
 	static const char *const codes[] = { "ok", "not_found", "partial",
 		"refused", "bad_request", "error" };
 	static const char *const states[]
 	    = { "running", "stopping", "exited", "killed", "failed" };
 	int i;
 
-	for (i = PROTO_OPEN; i <= PROTO_REPLY; i++)
+	/* The wire values are fixed: clear came after reply. */
+	cr_assert_eq(PROTO_REPLY, 6);
+	cr_assert_eq(PROTO_CLEAR, 7);
+	for (i = PROTO_OPEN; i <= PROTO_CLEAR; i++)
 		cr_assert_str_eq(proto_type_name(i), types[i]);
 	for (i = PROTO_CODE_OK; i <= PROTO_CODE_ERROR; i++)
 		cr_assert_str_eq(proto_code_name(i), codes[i]);
@@ -441,7 +447,7 @@ Test(names, every_enum_value_has_its_wire_name)
 Test(names, out_of_range_values_give_a_placeholder)
 {
 	cr_assert_str_eq(proto_type_name(0), "?");
-	cr_assert_str_eq(proto_type_name(PROTO_REPLY + 1), "?");
+	cr_assert_str_eq(proto_type_name(PROTO_CLEAR + 1), "?");
 	cr_assert_str_eq(proto_type_name((enum proto_type) - 1), "?");
 	cr_assert_str_eq(proto_code_name(PROTO_CODE_ERROR + 1), "?");
 	cr_assert_str_eq(proto_code_name((enum proto_code) - 1), "?");
@@ -531,17 +537,21 @@ Test(roundtrip, renew)
 	roundtrip(&m);
 }
 
-Test(roundtrip, ping_with_every_width_of_op)
+Test(roundtrip, ping_and_clear_with_every_width_of_op)
 {
 	static const uint64_t ops[] = { 0, 1, 127, 128, 255, 256, 65535, 65536,
 		UINT32_MAX, (uint64_t)UINT32_MAX + 1, INT64_MAX,
 		(uint64_t)INT64_MAX + 1, UINT64_MAX };
-	struct proto_msg m = { .type = PROTO_PING };
-	size_t i;
+	static const enum proto_type types[] = { PROTO_PING, PROTO_CLEAR };
+	struct proto_msg m;
+	size_t i, t;
 
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		m.op = ops[i];
-		roundtrip(&m);
+	for (t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+			m = (struct proto_msg) { .type = types[t],
+				.op = ops[i] };
+			roundtrip(&m);
+		}
 	}
 }
 
@@ -551,6 +561,7 @@ Test(roundtrip, reply_with_counts)
 
 	m.u.reply.version = NULL;
 	m.u.reply.backend = NULL;
+	m.u.reply.unhealthy = NULL;
 	m.u.reply.has_sessions = false;
 	m.u.reply.counts.remaining = UINT32_MAX;
 	roundtrip(&m);
@@ -580,6 +591,28 @@ Test(roundtrip, reply_with_version_and_backend_only)
 	m.u.reply.has_counts = false;
 	m.u.reply.has_sessions = false;
 	m.u.reply.backend = "pgroup";
+	m.u.reply.unhealthy = NULL;
+	roundtrip(&m);
+}
+
+/* Present means unhealthy, whatever the text: "" must survive as "". */
+Test(roundtrip, reply_with_unhealthy_at_its_limits)
+{
+	static char reason[PROTO_MAX_TEXT + 1];
+	struct proto_msg m = fx_reply();
+
+	m.u.reply.has_counts = false;
+	m.u.reply.has_sessions = false;
+	m.u.reply.unhealthy = "";
+	roundtrip(&m);
+	memset(reason, 'r', PROTO_MAX_TEXT);
+	memcpy(reason, "\xe2\x9c\x97 ", 4); /* any UTF-8 */
+	m.u.reply.unhealthy = reason;
+	roundtrip(&m);
+	/* A refused open carries it with no other optional key. */
+	m.u.reply.code = PROTO_CODE_REFUSED;
+	m.u.reply.version = NULL;
+	m.u.reply.backend = NULL;
 	roundtrip(&m);
 }
 
@@ -711,6 +744,10 @@ static const struct golden {
 	    "94 01 a4 70 69 6e 67 cf 8c 3f 1a 2b 4d 5e 6f 74"
 	    "80",
 	    { .type = PROTO_PING, .op = OP_EX + 4 } },
+	{ "clear",
+	    "94 01 a5 63 6c 65 61 72 cf 8c 3f 1a 2b 4d 5e 6f"
+	    "75 80",
+	    { .type = PROTO_CLEAR, .op = OP_EX + 5 } },
 	{ "reply to open",
 	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f"
 	    "70 89 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63"
@@ -738,6 +775,20 @@ static const struct golden {
 	            .has_sessions = true,
 	            .nsessions = 1,
 	            .sessions = &ex_opened } } },
+	{ "refused reply to open on an unhealthy node",
+	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f"
+	    "70 84 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63"
+	    "6f 64 65 a7 72 65 66 75 73 65 64 a3 6d 73 67 b1"
+	    "6e 6f 64 65 20 69 73 20 75 6e 68 65 61 6c 74 68"
+	    "79 a9 75 6e 68 65 61 6c 74 68 79 b9 73 65 73 73"
+	    "69 6f 6e 20 64 65 6d 6f 2d 31 20 75 6e 6b 69 6c"
+	    "6c 61 62 6c 65",
+	    { .type = PROTO_REPLY,
+	        .op = OP_EX,
+	        .u.reply = { .node = "node07",
+	            .code = PROTO_CODE_REFUSED,
+	            .msg = "node is unhealthy",
+	            .unhealthy = "session demo-1 unkillable" } } },
 	{ "reply to close",
 	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f"
 	    "71 88 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63"
@@ -837,6 +888,33 @@ static const struct golden {
 	            .msg = "pong",
 	            .version = "0.1.0",
 	            .backend = "cgroup2" } } },
+	{ "reply to ping from an unhealthy node",
+	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f"
+	    "74 86 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63"
+	    "6f 64 65 a2 6f 6b a3 6d 73 67 a4 70 6f 6e 67 a7"
+	    "76 65 72 73 69 6f 6e a5 30 2e 31 2e 30 a7 62 61"
+	    "63 6b 65 6e 64 a7 63 67 72 6f 75 70 32 a9 75 6e"
+	    "68 65 61 6c 74 68 79 b9 73 65 73 73 69 6f 6e 20"
+	    "64 65 6d 6f 2d 31 20 75 6e 6b 69 6c 6c 61 62 6c"
+	    "65",
+	    { .type = PROTO_REPLY,
+	        .op = OP_EX + 4,
+	        .u.reply = { .node = "node07",
+	            .code = PROTO_CODE_OK,
+	            .msg = "pong",
+	            .version = "0.1.0",
+	            .backend = "cgroup2",
+	            .unhealthy = "session demo-1 unkillable" } } },
+	{ "reply to clear",
+	    "94 01 a5 72 65 70 6c 79 cf 8c 3f 1a 2b 4d 5e 6f"
+	    "75 83 a4 6e 6f 64 65 a6 6e 6f 64 65 30 37 a4 63"
+	    "6f 64 65 a2 6f 6b a3 6d 73 67 a7 63 6c 65 61 72"
+	    "65 64",
+	    { .type = PROTO_REPLY,
+	        .op = OP_EX + 5,
+	        .u.reply = { .node = "node07",
+	            .code = PROTO_CODE_OK,
+	            .msg = "cleared" } } },
 	{ "bad_request reply",
 	    "94 01 a5 72 65 70 6c 79 00 83 a4 6e 6f 64 65 a6"
 	    "6e 6f 64 65 30 37 a4 63 6f 64 65 ab 62 61 64 5f"
@@ -981,6 +1059,7 @@ static const struct {
 	{ "reply: msg too long", REPLY(.msg = long_text) },
 	{ "reply: version too long", REPLY(.version = long_text) },
 	{ "reply: backend too long", REPLY(.backend = long_text) },
+	{ "reply: unhealthy too long", REPLY(.unhealthy = long_text) },
 	{ "reply: sessions NULL",
 	    REPLY(.has_sessions = true, .nsessions = 1, .sessions = NULL) },
 	{ "reply: session NULL", BAD_SESSION(0) },
@@ -1161,6 +1240,9 @@ static const struct field renew_tmpl[] = {
 static const struct field ping_tmpl[] = {
 	{ NULL },
 };
+static const struct field clear_tmpl[] = {
+	{ NULL },
+};
 static const struct field worker_tmpl[] = {
 	{ "index", UINT(0) },
 	{ "pid", UINT(4242) },
@@ -1181,6 +1263,7 @@ static const struct field reply_tmpl[] = {
 	{ "msg", STR("fine") },
 	{ "version", STR("0.1.0") },
 	{ "backend", STR("cgroup2") },
+	{ "unhealthy", STR("session s1 unkillable") },
 	{ "workers", UINT(1) },
 	{ "exited", UINT(1) },
 	{ "killed", UINT(0) },
@@ -1200,6 +1283,7 @@ static const struct {
 	{ "renew", renew_tmpl },
 	{ "ping", ping_tmpl },
 	{ "reply", reply_tmpl },
+	{ "clear", clear_tmpl },
 };
 
 enum where { W_BODY, W_SESSION, W_WORKER };
@@ -1427,6 +1511,8 @@ Test(decode, every_template_is_a_valid_frame)
 			cr_assert_eq(m.u.reply.sessions[0].nworkers, 1);
 			cr_assert_eq(
 			    m.u.reply.sessions[0].workers[0].pid, 4242);
+			cr_assert_str_eq(
+			    m.u.reply.unhealthy, "session s1 unkillable");
 		}
 		proto_msg_free(&m);
 		msgpack_sbuffer_destroy(&sb);
@@ -1573,6 +1659,9 @@ static const struct mcase bad_cases[] = {
 	/* ping */
 	KEY(ping, EPROTO_, UINT(0)),
 	KEY(ping, EPROTO_, FLT(0.5)),
+	/* clear: an empty body, but still a map with string keys */
+	KEY(clear, EPROTO_, UINT(0)),
+	KEY(clear, EPROTO_, NIL),
 	/* reply: body */
 	BAD_IDS("reply", "", W_BODY, "node"),
 	DROP(reply, "node", EPROTO_),
@@ -1597,6 +1686,16 @@ static const struct mcase bad_cases[] = {
 	SET(reply, "version", ETOOBIG_, FILL(PROTO_MAX_TEXT + 1)),
 	SET(reply, "backend", EPROTO_, NILS(1)),
 	SET(reply, "backend", ETOOBIG_, FILL(PROTO_MAX_TEXT + 1)),
+	SET(reply, "unhealthy", EPROTO_, NIL), /* nil is not "healthy" */
+	SET(reply, "unhealthy", EPROTO_, FALSE_),
+	SET(reply, "unhealthy", EPROTO_, TRUE_),
+	SET(reply, "unhealthy", EPROTO_, UINT(1)),
+	SET(reply, "unhealthy", EPROTO_, BIN("stuck")),
+	SET(reply, "unhealthy", EPROTO_, NILS(1)),
+	SET(reply, "unhealthy", EPROTO_, MAP0),
+	SET(reply, "unhealthy", EPROTO_, STR("stu\0ck")),
+	SET(reply, "unhealthy", ETOOBIG_, FILL(PROTO_MAX_TEXT + 1)),
+	ADD(reply, "unhealthy", EPROTO_, STR("again")),
 	SET(reply, "workers", EPROTO_, STR("1")),
 	SET(reply, "workers", EPROTO_, INT(-1)),
 	SET(reply, "workers", ETOOBIG_, UINT((uint64_t)UINT32_MAX + 1)),
@@ -1714,9 +1813,15 @@ static const struct mcase good_cases[] = {
 	SET(close, "deadline_ms", 0, RAW("\xd1\x00\x05")), /* int16 5 */
 	DROP(status, "session", 0),
 	ADD(ping, "future", 0, STR("x")),
+	ADD(clear, "future", 0, STR("x")),
+	ADD(clear, "session", 0, STR("s1")), /* not a key of clear */
 	SET(renew, "lease_ms", 0, UINT(0)),
 	DROP(reply, "version", 0),
 	DROP(reply, "backend", 0),
+	DROP(reply, "unhealthy", 0),
+	SET(reply, "unhealthy", 0, STR("")),
+	SET(reply, "unhealthy", 0, FILL(PROTO_MAX_TEXT)),
+	SET(reply, "unhealthy", 0, RAW("\xd9\x05stuck")), /* str8 */
 	DROP(reply, "sessions", 0),
 	DROP(reply, "workers", 0), /* then no counts, and exited etc. are
 	                              unknown keys */
@@ -1832,6 +1937,14 @@ static const struct rcase {
 	RC("type ping NUL", "\x94\x01\xa5ping\x00\x01\x80", EPROTO_),
 	RC("type empty", "\x94\x01\xa0\x01\x80", EPROTO_),
 	RC("type ?", "\x94\x01\xa1?\x01\x80", EPROTO_),
+	RC("type CLEAR",
+	    "\x94\x01\xa5"
+	    "CLEAR\x01\x80",
+	    EPROTO_),
+	RC("type clea",
+	    "\x94\x01\xa4"
+	    "clea\x01\x80",
+	    EPROTO_),
 	RC("type as bin", "\x94\x01\xc4\x04ping\x01\x80", EPROTO_),
 	RC("type as int", "\x94\x01\x05\x01\x80", EPROTO_),
 	RC("type nil", "\x94\x01\xc0\x01\x80", EPROTO_),
@@ -2301,6 +2414,7 @@ Test(alloc, reply_copy_is_deep)
 	cr_assert_eq(proto_reply_copy(&src.u.reply, &copy.u.reply), 0);
 	cr_assert_neq(copy.u.reply.node, src.u.reply.node);
 	cr_assert_neq(copy.u.reply.msg, src.u.reply.msg);
+	cr_assert_neq(copy.u.reply.unhealthy, src.u.reply.unhealthy);
 	cr_assert_neq(copy.u.reply.sessions, src.u.reply.sessions);
 	for (i = 0; i < src.u.reply.nsessions; i++) {
 		cr_assert_neq(copy.u.reply.sessions[i].session,
@@ -2317,6 +2431,7 @@ Test(alloc, reply_copy_is_deep)
 	/* Absent strings stay absent. */
 	want.u.reply.version = NULL;
 	want.u.reply.backend = NULL;
+	want.u.reply.unhealthy = NULL;
 	want.u.reply.has_sessions = false;
 	want.u.reply.nsessions = 0;
 	want.u.reply.sessions = NULL;

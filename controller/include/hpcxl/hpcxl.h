@@ -80,6 +80,13 @@ struct hpcxl_node_report {
 	              NULL, may be "" */
 	char *version; /* ping: agent version; else NULL */
 	char *backend; /* ping, status: "cgroup2" or "pgroup"; else NULL */
+	/* ping, status, and an open the node refused for it: why the agent
+	 * marked its node unhealthy (it refuses new sessions until
+	 * hpcxl_clear_unhealthy()); may be "". NULL when the node reported
+	 * no mark, or did not answer (then node is NULL too). The state of
+	 * the row is not changed by the mark: a ping of an unhealthy node is
+	 * still "ok". */
+	char *unhealthy;
 	/* open: workers started; close: the session's workers, those that
 	 * exited on their own or on SIGTERM, those killed at the end of
 	 * grace, and processes still alive. Zero where not reported. */
@@ -92,8 +99,8 @@ struct hpcxl_node_report {
 };
 
 struct hpcxl_report {
-	char
-	    *session; /* the call's session; NULL for ping and status of all */
+	/* The call's session; NULL for ping, clear and status of all. */
+	char *session;
 	bool ok; /* every node succeeded */
 	int64_t elapsed_ms; /* wall time of the whole call */
 	size_t nnodes; /* always the roster size */
@@ -112,7 +119,7 @@ struct hpcxl_open_params {
 };
 
 /*
- * The four operations below share these rules.
+ * The operations below share these rules.
  *
  * timeout_ms < 0 means HPCXL_DEFAULT_TIMEOUT_MS; 0 gives up at once.
  * On return 0 every node succeeded. On HPCXL_EPARTIAL a report was made
@@ -153,9 +160,21 @@ int hpcxl_status(struct hpcxl_client *c, const char *session, int timeout_ms,
 int hpcxl_renew_session(struct hpcxl_client *c, const char *session,
     uint64_t lease_ms, int timeout_ms, struct hpcxl_report **out);
 
-/* Asks every node for its name, version and process-tracking backend.
- * Node states: ok, error, unreachable. */
+/* Asks every node for its name, version, process-tracking backend and
+ * health (unhealthy). Node states: ok, error, unreachable. */
 int hpcxl_ping(
+    struct hpcxl_client *c, int timeout_ms, struct hpcxl_report **out);
+
+/*
+ * Clears the unhealthy mark of every node (an operator's call, once the
+ * cause, e.g. processes stuck in uninterruptible sleep, is dealt with), so
+ * that the nodes accept new sessions again. Node states: ok (the node is
+ * healthy now: its msg is "cleared" if it was unhealthy, "healthy" if there
+ * was nothing to clear), error (the agent could not remove its stored mark,
+ * or is too old to know the request), unreachable. Errors and ownership as
+ * for hpcxl_ping().
+ */
+int hpcxl_clear_unhealthy(
     struct hpcxl_client *c, int timeout_ms, struct hpcxl_report **out);
 
 /* Frees r and everything it points to (NULL is fine). */

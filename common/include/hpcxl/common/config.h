@@ -8,6 +8,7 @@
  *   state_dir = /var/lib/hpcxl
  *   backend = auto             ; auto | cgroup2 | pgroup
  *   cgroup_root = auto         ; or a directory on a cgroup2 mount
+ *   log_max_bytes = 10485760   ; cap of each worker log; 0 = no cap
  *
  *   [profile.excel]
  *   command = /opt/xl/bin/excel-worker --quiet
@@ -15,10 +16,19 @@
  *   workdir = /tmp
  *   restart = on-failure       ; never | on-failure | always
  *   max_restarts = 5
+ *   user = excel               ; name or number; default: the agent's
+ *   group = excel              ; default: the user's primary group
+ *   env = LANG=C.UTF-8         ; may repeat; a later NAME wins
+ *   limit_nofile = 4096        ; integer, -1 (inherit) or infinity
  *
  * A profile's command is split into words with wordexp(3) under
  * WRDE_NOCMD | WRDE_UNDEF: shell quoting and $VARS work, command
  * substitution does not.
+ *
+ * user and group are only checked for form here (a name, or a decimal id)
+ * and resolved by the agent each time it starts a worker, so an account
+ * created (or an LDAP/sssd source that comes up) after the agent started
+ * works without a restart.
  */
 #ifndef HPCXL_COMMON_CONFIG_H
 #define HPCXL_COMMON_CONFIG_H
@@ -30,6 +40,10 @@
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/hpcxl"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PROFILES 256
+/* Distinct NAMEs one profile's env may set. */
+#define CONFIG_MAX_ENV 64
+/* 10 MiB per worker log file. */
+#define CONFIG_DEFAULT_LOG_MAX_BYTES 10485760
 
 /* When a worker that ended on its own is started again (not while closing). */
 enum config_restart {
@@ -40,6 +54,25 @@ enum config_restart {
 
 #define CONFIG_DEFAULT_MAX_RESTARTS 5
 
+/*
+ * Resource limits a profile may set, each applied as soft and hard limit
+ * with setrlimit(2) in the worker before exec. Units are the kernel's:
+ * bytes for CORE, AS and FSIZE, seconds for CPU, counts for the others.
+ */
+enum config_limit {
+	CONFIG_LIMIT_NOFILE, /* limit_nofile: RLIMIT_NOFILE */
+	CONFIG_LIMIT_NPROC, /* limit_nproc: RLIMIT_NPROC (per user) */
+	CONFIG_LIMIT_CORE, /* limit_core: RLIMIT_CORE */
+	CONFIG_LIMIT_AS, /* limit_as: RLIMIT_AS */
+	CONFIG_LIMIT_CPU, /* limit_cpu: RLIMIT_CPU */
+	CONFIG_LIMIT_FSIZE, /* limit_fsize: RLIMIT_FSIZE */
+	CONFIG_NLIMITS,
+};
+
+/* A limit's value: keep the agent's own limit, or RLIM_INFINITY. */
+#define CONFIG_LIMIT_INHERIT (-1)
+#define CONFIG_LIMIT_INFINITY INT64_MAX
+
 struct config_profile {
 	char *name;
 	char **argv; /* NULL-terminated; argv[0] is the program */
@@ -47,6 +80,14 @@ struct config_profile {
 	char *workdir; /* NULL = the agent's working directory */
 	enum config_restart restart;
 	int64_t max_restarts; /* per worker, over the session's life */
+	char *user; /* NULL = the agent's user; a name or a decimal uid */
+	char *group; /* NULL = the user's primary group (or the agent's) */
+	/* "NAME=VALUE" entries in the order of their first line; a later
+	 * line with the same NAME replaced the value in place. Never an
+	 * HPCXL_* name: those are the agent's. */
+	char **env;
+	size_t nenv;
+	int64_t limits[CONFIG_NLIMITS]; /* CONFIG_LIMIT_INHERIT when unset */
 };
 
 struct config {
@@ -57,6 +98,7 @@ struct config {
 	char *backend; /* "auto", "cgroup2" or "pgroup" */
 	char *cgroup_root; /* "auto" or a directory */
 	int64_t default_grace_ms;
+	int64_t log_max_bytes; /* cap of each worker log file; 0 = none */
 	struct config_profile profiles[CONFIG_MAX_PROFILES];
 	size_t nprofiles;
 };
@@ -86,6 +128,9 @@ int config_set_str(char **slot, const char *val);
 
 /* Checks cross-field rules (a node name, at least one listen URL...). */
 int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* The config key of a limit ("limit_nofile"...); static storage. */
+const char *config_limit_key(enum config_limit lim);
 
 const struct config_profile *config_find_profile(
     const struct config *c, const char *name);

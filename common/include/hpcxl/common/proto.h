@@ -22,7 +22,8 @@
 #define PROTO_MAX_REQUEST (64 * 1024)
 /* Largest reply frame a controller accepts (status of a busy node). */
 #define PROTO_MAX_REPLY (4 * 1024 * 1024)
-/* Longest free-text string (msg, workbook, version, backend), in bytes. */
+/* Longest free-text string (msg, workbook, version, backend, unhealthy),
+ * in bytes. */
 #define PROTO_MAX_TEXT 4096
 /* Most workers in one session on one node, and most sessions in a reply. */
 #define PROTO_MAX_WORKERS 4096

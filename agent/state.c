@@ -1,0 +1,480 @@
+#include "state.h"
+
+#include "hpcxl/common/err.h"
+#include "hpcxl/common/log.h"
+#include "hpcxl/common/proto.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATE_FORMAT 1
+/* A record of PROTO_MAX_WORKERS workers is well under this. */
+#define STATE_MAX_FILE (2 * 1024 * 1024)
+
+static const char *const phase_names[] = {
+	[STATE_RUNNING] = "running",
+	[STATE_STOPPING] = "stopping",
+	[STATE_KILLING] = "killing",
+};
+
+/* Index of name in names[n], or -1. */
+static int
+name_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int
+wstate_from_name(const char *name)
+{
+	for (int i = PROTO_W_RUNNING; i <= PROTO_W_FAILED; i++) {
+		if (strcmp(proto_wstate_name((enum proto_wstate)i), name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+static void
+read_boot_id(char *out, size_t len)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	snprintf(out, len, "unknown");
+	if (f == NULL)
+		return;
+	if (fgets(out, (int)len, f) != NULL)
+		out[strcspn(out, "\n")] = '\0';
+	fclose(f);
+}
+
+int
+state_open(struct state_dir *sd, const char *state_dir)
+{
+	int n1, n2;
+
+	memset(sd, 0, sizeof(*sd));
+	sd->dir_fd = -1;
+	n1 = snprintf(
+	    sd->sessions, sizeof(sd->sessions), "%s/sessions", state_dir);
+	n2 = snprintf(
+	    sd->health, sizeof(sd->health), "%s/unhealthy", state_dir);
+	if (n1 < 0 || (size_t)n1 >= sizeof(sd->sessions) || n2 < 0
+	    || (size_t)n2 >= sizeof(sd->health))
+		return HPCXL_ECONFIG;
+	if (mkdir(sd->sessions, 0750) != 0 && errno != EEXIST) {
+		log_err("cannot create %s: %s", sd->sessions, strerror(errno));
+		return HPCXL_ESYSTEM;
+	}
+	sd->dir_fd = open(sd->sessions, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sd->dir_fd < 0) {
+		log_err("cannot open %s: %s", sd->sessions, strerror(errno));
+		return HPCXL_ESYSTEM;
+	}
+	read_boot_id(sd->boot_id, sizeof(sd->boot_id));
+	return 0;
+}
+
+void
+state_close(struct state_dir *sd)
+{
+	if (sd->dir_fd >= 0)
+		close(sd->dir_fd);
+	sd->dir_fd = -1;
+}
+
+/* ---- atomic replace -------------------------------------------------- */
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Replaces path with text: a reader (or a crash) sees the old file or the
+ * new one. The directory is fsynced so the rename itself survives a power
+ * cut, not only the data.
+ */
+static int
+replace_file(const char *path, const char *text)
+{
+	char tmp[PATH_MAX + 8];
+	char dir[PATH_MAX];
+	int fd, dfd, rv = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return HPCXL_ESYSTEM;
+	if (write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0)
+		rv = HPCXL_ESYSTEM;
+	if (close(fd) != 0)
+		rv = HPCXL_ESYSTEM;
+	if (rv == 0 && rename(tmp, path) != 0)
+		rv = HPCXL_ESYSTEM;
+	if (rv != 0) {
+		log_err("cannot write %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return rv;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static int
+dump_to_file(const char *path, json_t *root)
+{
+	char *text;
+	int rv;
+
+	if (root == NULL)
+		return HPCXL_ENOMEM;
+	text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (text == NULL)
+		return HPCXL_ENOMEM;
+	rv = replace_file(path, text);
+	free(text);
+	return rv;
+}
+
+/* ---- sessions ------------------------------------------------------------
+ */
+
+static int
+record_path(const struct state_dir *sd, const char *id, const char *suffix,
+    char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/%s.json%s", sd->sessions, id, suffix);
+
+	return n < 0 || (size_t)n >= len ? HPCXL_ESYSTEM : 0;
+}
+
+static json_t *
+worker_to_json(const struct worker *w)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "index",
+	    (json_int_t)w->index, "pid", (json_int_t)w->pid, "start_ticks",
+	    (json_int_t)w->start_ticks, "pgid", (json_int_t)w->pgid, "state",
+	    proto_wstate_name(w->state), "exit_status",
+	    (json_int_t)w->exit_status, "restarts", (json_int_t)w->restarts);
+}
+
+static json_t *
+session_to_json(const struct state_dir *sd, const struct state_session *r)
+{
+	json_t *workers = json_array();
+
+	for (uint32_t i = 0; workers != NULL && i < r->nworkers; i++) {
+		if (json_array_append_new(
+		        workers, worker_to_json(&r->workers[i]))
+		    != 0) {
+			json_decref(workers);
+			return NULL;
+		}
+	}
+	if (workers == NULL)
+		return NULL;
+	return json_pack("{s:i, s:s, s:s, s:s, s:s*, s:s, s:I, s:I, s:I, s:o}",
+	    "format", STATE_FORMAT, "boot_id", sd->boot_id, "session", r->id,
+	    "profile", r->profile, "workbook", r->workbook, "phase",
+	    phase_names[r->phase], "lease_end_ms", (json_int_t)r->lease_end_ms,
+	    "close_start_ms", (json_int_t)r->close_start_ms, "grace_end_ms",
+	    (json_int_t)r->grace_end_ms, "workers", workers);
+}
+
+int
+state_save(const struct state_dir *sd, const struct state_session *r)
+{
+	char path[PATH_MAX];
+	int rv;
+
+	if ((rv = record_path(sd, r->id, "", path, sizeof(path))) != 0)
+		return rv;
+	return dump_to_file(path, session_to_json(sd, r));
+}
+
+void
+state_forget(const struct state_dir *sd, const char *id)
+{
+	char path[PATH_MAX];
+
+	if (record_path(sd, id, "", path, sizeof(path)) == 0
+	    && unlink(path) != 0 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", path, strerror(errno));
+}
+
+/* ---- loading ------------------------------------------------------------
+ */
+
+static bool
+in_range(json_int_t v, json_int_t min, json_int_t max)
+{
+	return v >= min && v <= max;
+}
+
+static int
+worker_from_json(json_t *j, uint32_t index, struct worker *w)
+{
+	json_int_t idx, pid, ticks, pgid, status, restarts;
+	const char *st;
+	int wstate;
+
+	if (json_unpack(j, "{s:I, s:I, s:I, s:I, s:s, s:I, s:I !}", "index",
+	        &idx, "pid", &pid, "start_ticks", &ticks, "pgid", &pgid,
+	        "state", &st, "exit_status", &status, "restarts", &restarts)
+	    != 0)
+		return HPCXL_EPROTO;
+	wstate = wstate_from_name(st);
+	if (idx != (json_int_t)index || !in_range(pid, 0, INT32_MAX)
+	    || !in_range(pgid, 0, INT32_MAX) || ticks < 0 || wstate < 0
+	    || !in_range(status, -1, INT32_MAX)
+	    || !in_range(restarts, 0, UINT32_MAX))
+		return HPCXL_EPROTO;
+	*w = (struct worker) { .index = index,
+		.pid = (pid_t)pid,
+		.pidfd = -1,
+		.pgid = (pid_t)pgid,
+		.state = (enum proto_wstate)wstate,
+		.exit_status = (int)status,
+		.restarts = (uint32_t)restarts,
+		.start_ticks = (uint64_t)ticks };
+	return 0;
+}
+
+static int
+workers_from_json(json_t *arr, struct state_session *r)
+{
+	size_t n = json_array_size(arr);
+
+	if (!json_is_array(arr) || n > PROTO_MAX_WORKERS)
+		return HPCXL_EPROTO;
+	if ((r->workers = calloc(n + 1, sizeof(*r->workers))) == NULL)
+		return HPCXL_ENOMEM;
+	r->nworkers = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		if (worker_from_json(
+		        json_array_get(arr, i), (uint32_t)i, &r->workers[i])
+		    != 0)
+			return HPCXL_EPROTO;
+	}
+	return 0;
+}
+
+/* Fills r from root; on failure r may own memory (free it). */
+static int
+session_from_json(json_t *root, const char *boot_id, struct state_session *r)
+{
+	const char *boot, *id, *profile, *workbook = NULL, *phase;
+	json_int_t format, lease, start, grace;
+	json_t *workers;
+	int ph;
+
+	if (json_unpack(root,
+	        "{s:I, s:s, s:s, s:s, s?s, s:s, s:I, s:I, s:I, s:o !}",
+	        "format", &format, "boot_id", &boot, "session", &id, "profile",
+	        &profile, "workbook", &workbook, "phase", &phase,
+	        "lease_end_ms", &lease, "close_start_ms", &start,
+	        "grace_end_ms", &grace, "workers", &workers)
+	    != 0)
+		return HPCXL_EPROTO;
+	if (strcmp(boot, boot_id) != 0)
+		return HPCXL_ENOTFOUND; /* an earlier boot: nothing is left */
+	ph = name_index(phase_names, 3, phase);
+	if (format != STATE_FORMAT || ph < 0 || !util_valid_id(id)
+	    || !util_valid_id(profile) || lease < 0 || start < 0 || grace < 0)
+		return HPCXL_EPROTO;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	snprintf(r->profile, sizeof(r->profile), "%s", profile);
+	r->phase = (enum state_phase)ph;
+	r->lease_end_ms = lease;
+	r->close_start_ms = start;
+	r->grace_end_ms = grace;
+	if (workbook != NULL && (r->workbook = strdup(workbook)) == NULL)
+		return HPCXL_ENOMEM;
+	return workers_from_json(workers, r);
+}
+
+static int
+load_one(const struct state_dir *sd, const char *path, const char *id,
+    struct state_session *r)
+{
+	json_error_t jerr;
+	json_t *root;
+	int rv;
+
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return HPCXL_EPROTO;
+	memset(r, 0, sizeof(*r));
+	rv = session_from_json(root, sd->boot_id, r);
+	json_decref(root);
+	if (rv == 0 && strcmp(r->id, id) != 0)
+		rv = HPCXL_EPROTO; /* the name must say whose record it is */
+	if (rv != 0) {
+		free(r->workbook);
+		free(r->workers);
+	}
+	return rv;
+}
+
+static bool
+file_too_big(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) != 0 || !S_ISREG(st.st_mode)
+	    || st.st_size > STATE_MAX_FILE;
+}
+
+/* The session id of a file name "<id>.json", or false. */
+static bool
+record_name(const char *name, char *id, size_t len)
+{
+	size_t n = strlen(name);
+
+	if (n <= 5 || strcmp(name + n - 5, ".json") != 0 || n - 5 >= len)
+		return false;
+	memcpy(id, name, n - 5);
+	id[n - 5] = '\0';
+	return util_valid_id(id);
+}
+
+static void
+set_aside(const char *path, const char *why)
+{
+	char bad[PATH_MAX + 8];
+
+	snprintf(bad, sizeof(bad), "%s.bad", path);
+	log_err("state record %s %s; kept as %s", path, why, bad);
+	rename(path, bad);
+}
+
+size_t
+state_load_all(const struct state_dir *sd,
+    void (*take)(void *arg, struct state_session *r), void *arg)
+{
+	char path[PATH_MAX], id[HPCXL_ID_MAX + 1];
+	struct state_session r;
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+	int rv;
+
+	if ((d = opendir(sd->sessions)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (!record_name(de->d_name, id, sizeof(id))
+		    || record_path(sd, id, "", path, sizeof(path)) != 0)
+			continue;
+		if (file_too_big(path)) {
+			set_aside(path, "is not a small regular file");
+			continue;
+		}
+		rv = load_one(sd, path, id, &r);
+		if (rv == HPCXL_ENOTFOUND) {
+			log_info(
+			    "dropping %s: written before the last boot", path);
+			unlink(path);
+		} else if (rv != 0)
+			set_aside(path, "cannot be parsed");
+		else {
+			take(arg, &r);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* ---- health ---------------------------------------------------------------
+ */
+
+int
+state_save_health(const struct state_dir *sd, const char *reason)
+{
+	if (reason == NULL) {
+		if (unlink(sd->health) != 0 && errno != ENOENT)
+			return HPCXL_ESYSTEM;
+		return 0;
+	}
+	return dump_to_file(sd->health,
+	    json_pack("{s:s, s:s}", "boot_id", sd->boot_id, "reason", reason));
+}
+
+bool
+state_load_health(const struct state_dir *sd, char *reason, size_t len)
+{
+	const char *boot, *text;
+	json_error_t jerr;
+	json_t *root;
+	bool found = false;
+
+	if (file_too_big(sd->health))
+		return false;
+	if ((root = json_load_file(sd->health, 0, &jerr)) == NULL)
+		return false;
+	if (json_unpack(root, "{s:s, s:s}", "boot_id", &boot, "reason", &text)
+	        == 0
+	    && strcmp(boot, sd->boot_id) == 0) {
+		snprintf(reason, len, "%s", text);
+		found = true;
+	}
+	json_decref(root);
+	return found;
+}
+
+uint64_t
+state_proc_start_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ticks = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* comm may hold spaces and ')': fields resume after the last ')'.
+	 * starttime is field 22; field 3 (state) follows ") ". */
+	if ((p = strrchr(buf, ')')) == NULL
+	    || sscanf(p + 2,
+	           "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
+	           "%*d "
+	           "%*d %*d %*d %*d %llu",
+	           &ticks)
+	        != 1)
+		return 0;
+	return ticks;
+}

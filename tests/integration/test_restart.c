@@ -1,0 +1,439 @@
+/*
+ * Nothing that happens to the agent loses track of a worker: a stopped
+ * agent leaves its sessions running and the next one re-adopts them; an
+ * agent killed in the middle of a close finishes it after a restart; and
+ * processes the kill cannot end mark the node unhealthy until an operator
+ * clears it. Real agents, real xlsim workers, real cgroups.
+ */
+#include "harness.h"
+
+#include "hpcxl/common/util.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REPLY_TIMEOUT_MS 10000
+#define WAIT_MS 8000
+
+static struct harness_agent agent;
+static char session[64];
+
+/* Whatever a test leaves behind goes, pass or fail. */
+static void
+clean_up(void)
+{
+	harness_agent_kill(&agent);
+	if (session[0] != '\0')
+		harness_session_kill(session);
+}
+
+TestSuite(restart, .fini = clean_up, .timeout = 90);
+
+static struct proto_reply
+ask(struct proto_msg *req, struct proto_msg *holder)
+{
+	req->op = util_random_u64();
+	cr_assert_eq(harness_request(agent.url, req, REPLY_TIMEOUT_MS, holder),
+	    0, "no reply to %s", proto_type_name(req->type));
+	cr_assert_eq(holder->op, req->op);
+	return holder->u.reply;
+}
+
+static struct proto_reply
+ask_open(
+    const char *id, const char *profile, uint32_t n, struct proto_msg *holder)
+{
+	struct proto_msg req = { .type = PROTO_OPEN };
+
+	req.u.open.session = (char *)id;
+	req.u.open.profile = (char *)profile;
+	req.u.open.workers = n;
+	return ask(&req, holder);
+}
+
+static struct proto_reply
+ask_close(const char *id, uint64_t deadline_ms, struct proto_msg *holder)
+{
+	struct proto_msg req = { .type = PROTO_CLOSE };
+
+	req.u.close.session = (char *)id;
+	req.u.close.deadline_ms = deadline_ms;
+	return ask(&req, holder);
+}
+
+static struct proto_reply
+ask_status(const char *id, struct proto_msg *holder)
+{
+	struct proto_msg req = { .type = PROTO_STATUS };
+
+	req.u.status.session = (char *)id;
+	return ask(&req, holder);
+}
+
+static struct proto_reply
+ask_type(enum proto_type type, struct proto_msg *holder)
+{
+	struct proto_msg req = { .type = type };
+
+	return ask(&req, holder);
+}
+
+/* Opens session (a fresh id) with n workers of profile, all running. */
+static void
+open_running(const char *profile, uint32_t n)
+{
+	struct proto_msg h;
+	struct proto_reply r;
+
+	harness_unique("rs", session, sizeof(session));
+	r = ask_open(session, profile, n, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
+	proto_msg_free(&h);
+	cr_assert(harness_wait_ready(&agent, session, (int)n, WAIT_MS));
+	cr_assert_eq(harness_session_procs(session), (int)n);
+}
+
+/* The workers status lists for session; fills pids (n of them). */
+static void
+worker_pids(pid_t *pids, uint32_t n)
+{
+	struct proto_msg h;
+	struct proto_reply r = ask_status(session, &h);
+
+	cr_assert_eq(r.code, PROTO_CODE_OK, "status: %s", r.msg);
+	cr_assert_eq(r.nsessions, 1);
+	cr_assert_eq(r.sessions[0].nworkers, n);
+	for (uint32_t i = 0; i < n; i++)
+		pids[i] = r.sessions[0].workers[i].pid;
+	proto_msg_free(&h);
+}
+
+/* Waits until status of session says not_found (its close completed). */
+static bool
+wait_session_gone(int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	for (;;) {
+		struct proto_msg h;
+		enum proto_code code = ask_status(session, &h).code;
+
+		proto_msg_free(&h);
+		if (code == PROTO_CODE_NOT_FOUND)
+			return true;
+		if (util_now_ms() >= deadline)
+			return false;
+		harness_nap_ms(20);
+	}
+}
+
+Test(restart, sigterm_leaves_workers_and_the_next_agent_readopts_them)
+{
+	struct proto_msg h;
+	struct proto_reply r;
+	pid_t pids[2];
+	int st;
+
+	cr_assert_eq(harness_agent_start_keeping(&agent, "rk", NULL), 0);
+	open_running("xl", 2);
+	worker_pids(pids, 2);
+
+	st = harness_agent_stop(&agent, 15000);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+	cr_assert_eq(
+	    harness_session_procs(session), 2, "workers must survive");
+	/* One worker ends while no agent watches it. */
+	cr_assert_eq(kill(pids[1], SIGKILL), 0);
+	cr_assert(harness_wait_procs(session, 1, WAIT_MS));
+
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	r = ask_status(session, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "status: %s", r.msg);
+	cr_assert_eq(r.nsessions, 1);
+	cr_assert_str_eq(r.sessions[0].profile, "xl");
+	cr_assert_eq(r.sessions[0].workers[0].pid, pids[0]);
+	cr_assert_eq(r.sessions[0].workers[0].state, PROTO_W_RUNNING);
+	cr_assert_eq(r.sessions[0].workers[1].state, PROTO_W_EXITED);
+	cr_assert_eq(r.sessions[0].workers[1].exit_status, -1,
+	    "how it ended is unknown to the new agent");
+	proto_msg_free(&h);
+
+	r = ask_close(session, 8000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(r.counts.workers, 2);
+	cr_assert_eq(r.counts.remaining, 0);
+	proto_msg_free(&h);
+	cr_assert_eq(harness_session_procs(session), 0);
+	cr_assert(wait_session_gone(WAIT_MS));
+}
+
+Test(restart, adopted_worker_that_ends_is_seen_without_a_close)
+{
+	pid_t pid;
+
+	cr_assert_eq(harness_agent_start_keeping(&agent, "rw", NULL), 0);
+	open_running("xl", 1);
+	worker_pids(&pid, 1);
+	cr_assert_eq(harness_agent_stop(&agent, 15000), 0, "exit status 0");
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	/* Not the new agent's child: it learns of the end from the pidfd. */
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	for (int64_t end = util_now_ms() + WAIT_MS;; harness_nap_ms(20)) {
+		struct proto_msg h;
+		struct proto_reply r = ask_status(session, &h);
+		enum proto_wstate state;
+
+		cr_assert_eq(r.code, PROTO_CODE_OK, "status: %s", r.msg);
+		state = r.sessions[0].workers[0].state;
+
+		proto_msg_free(&h);
+		if (state == PROTO_W_EXITED)
+			break;
+		cr_assert_lt(util_now_ms(), end, "state still %d", state);
+	}
+}
+
+Test(restart, sigkill_in_the_middle_of_a_close_then_restart_completes_it)
+{
+	struct proto_msg req = { .type = PROTO_CLOSE }, h;
+
+	cr_assert_eq(harness_agent_start_keeping(&agent, "rc", NULL), 0);
+	/* They ignore SIGTERM: the close waits out the 1 s grace. */
+	open_running("xl-ignore", 2);
+	req.op = util_random_u64();
+	req.u.close.session = session;
+	req.u.close.deadline_ms = 8000;
+	/* No reply within 200 ms: the close is under way, in its grace. */
+	cr_assert_neq(harness_request(agent.url, &req, 200, &h), 0);
+	cr_assert_eq(harness_session_procs(session), 2);
+	harness_agent_kill(&agent);
+	cr_assert_eq(harness_session_procs(session), 2);
+
+	/* Nobody asks again: the new agent finishes the close by itself. */
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	cr_assert(harness_wait_procs(session, 0, WAIT_MS),
+	    "%d process(es) left", harness_session_procs(session));
+	cr_assert(wait_session_gone(WAIT_MS));
+}
+
+Test(restart, a_session_of_an_earlier_boot_is_dropped)
+{
+	char path[PATH_MAX + 64];
+	struct proto_msg h;
+	struct proto_reply r;
+	FILE *f;
+
+	cr_assert_eq(harness_agent_start_keeping(&agent, "rb", NULL), 0);
+	harness_agent_kill(&agent);
+	snprintf(
+	    path, sizeof(path), "%s/state/sessions/old-boot.json", agent.dir);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f,
+	    "{\"format\":1,\"boot_id\":\"not-this-boot\",\"session\":"
+	    "\"old-boot\",\"profile\":\"xl\",\"workbook\":null,\"phase\":"
+	    "\"running\",\"lease_end_ms\":0,\"close_start_ms\":0,"
+	    "\"grace_end_ms\":0,\"workers\":[]}");
+	fclose(f);
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	r = ask_status("old-boot", &h);
+	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
+	proto_msg_free(&h);
+	cr_assert_eq(access(path, F_OK), -1, "the stale record must go");
+}
+
+Test(restart, a_broken_record_is_set_aside_and_the_agent_starts)
+{
+	char path[PATH_MAX + 64], bad[PATH_MAX + 80];
+	struct proto_msg h;
+	FILE *f;
+
+	cr_assert_eq(harness_agent_start_keeping(&agent, "rx", NULL), 0);
+	harness_agent_kill(&agent);
+	snprintf(path, sizeof(path), "%s/state/sessions/junk.json", agent.dir);
+	snprintf(bad, sizeof(bad), "%s.bad", path);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f, "{\"format\":1, \"session\": 42");
+	fclose(f);
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	cr_assert_eq(ask_type(PROTO_PING, &h).code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	cr_assert_eq(access(bad, F_OK), 0, "kept for a human to read");
+	cr_assert_eq(access(path, F_OK), -1);
+}
+
+/* ---- unkillable processes ------------------------------------------------
+ *
+ * A task in a frozen cgroup-v1 freezer cannot die, not even of SIGKILL,
+ * until it is thawed: a real unkillable process, under the test's control.
+ */
+static char freezer[PATH_MAX];
+
+static bool
+freezer_write(const char *file, const char *text)
+{
+	char path[PATH_MAX + 32];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", freezer, file);
+	if ((f = fopen(path, "w")) == NULL)
+		return false;
+	ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+static void
+thaw_and_remove(void)
+{
+	if (freezer[0] == '\0')
+		return;
+	freezer_write("freezer.state", "THAWED");
+	clean_up();
+	/* rmdir succeeds once the killed tasks have left. */
+	for (int64_t end = util_now_ms() + WAIT_MS;
+	     rmdir(freezer) != 0 && errno == EBUSY && util_now_ms() < end;)
+		harness_nap_ms(20);
+	freezer[0] = '\0';
+}
+
+/* Freezes pid in a v1 freezer cgroup of its own; false when there is none. */
+static bool
+freeze(pid_t pid)
+{
+	char text[32];
+
+	snprintf(
+	    freezer, sizeof(freezer), "/sys/fs/cgroup/freezer/%s", session);
+	if (mkdir(freezer, 0755) != 0) {
+		freezer[0] = '\0';
+		return false;
+	}
+	snprintf(text, sizeof(text), "%d", (int)pid);
+	return freezer_write("cgroup.procs", text)
+	    && freezer_write("freezer.state", "FROZEN");
+}
+
+static const char *
+ping_unhealthy(struct proto_msg *h)
+{
+	return ask_type(PROTO_PING, h).unhealthy;
+}
+
+static void
+wait_unhealthy(void)
+{
+	for (int64_t end = util_now_ms() + WAIT_MS;; harness_nap_ms(20)) {
+		struct proto_msg h;
+		bool marked = ping_unhealthy(&h) != NULL;
+
+		proto_msg_free(&h);
+		if (marked)
+			return;
+		cr_assert_lt(util_now_ms(), end, "never marked unhealthy");
+	}
+}
+
+/*
+ * What an ops script sees: `hpcxl --nodes URL --json CMD`; returns the one
+ * node row and checks the exit status.
+ */
+static json_t *
+cli_node(const char *cmd, int want_exit)
+{
+	const char *argv[] = { harness_bin("hpcxl"), "--nodes", agent.url,
+		"--json", cmd, NULL };
+	json_t *root, *node;
+	json_error_t jerr;
+	int64_t ms;
+	char *out = NULL;
+	int st;
+
+	cr_assert_eq(harness_run(argv, &out, &st, &ms), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == want_exit,
+	    "hpcxl %s: status 0x%x, output %s", cmd, st, out);
+	root = json_loads(out, 0, &jerr);
+	cr_assert_not_null(root, "not JSON: %s", out);
+	free(out);
+	node = json_array_get(json_object_get(root, "nodes"), 0);
+	cr_assert_not_null(node);
+	json_incref(node);
+	json_decref(root);
+	return node;
+}
+
+TestSuite(unkillable, .fini = thaw_and_remove, .timeout = 90);
+
+Test(unkillable, survivors_of_the_kill_mark_the_node_until_cleared)
+{
+	static const char *const args[]
+	    = { "--unkillable-limit", "300", NULL };
+	struct proto_msg h;
+	struct proto_reply r;
+	char other[64];
+	json_t *node;
+	pid_t pid;
+
+	cr_assert_eq(harness_agent_start_keeping(&agent, "ru", args), 0);
+	open_running("xl", 1);
+	worker_pids(&pid, 1);
+	if (!freeze(pid))
+		cr_skip_test("no writable cgroup-v1 freezer on this machine");
+
+	r = ask_close(session, 1500, &h);
+	cr_assert_eq(r.code, PROTO_CODE_PARTIAL, "close: %s", r.msg);
+	cr_assert_geq(r.counts.remaining, 1);
+	proto_msg_free(&h);
+	wait_unhealthy();
+
+	/* Refused while marked, with the reason; and the mark survives an
+	 * agent restart. */
+	harness_agent_kill(&agent);
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	cr_assert_not_null(ping_unhealthy(&h));
+	cr_assert(strstr(h.u.reply.unhealthy, session) != NULL,
+	    "reason '%s' names the session", h.u.reply.unhealthy);
+	proto_msg_free(&h);
+	harness_unique("rs", other, sizeof(other));
+	r = ask_open(other, "xl", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_REFUSED, "open: %s", r.msg);
+	cr_assert_not_null(r.unhealthy);
+	proto_msg_free(&h);
+	node = cli_node("ping", 1);
+	cr_assert(json_is_false(json_object_get(node, "healthy")));
+	cr_assert(json_is_string(json_object_get(node, "unhealthy")));
+	json_decref(node);
+
+	/* Thawed, the process dies of the pending kill; the close ends. */
+	cr_assert(freezer_write("freezer.state", "THAWED"));
+	cr_assert(harness_wait_procs(session, 0, WAIT_MS));
+	cr_assert(wait_session_gone(WAIT_MS));
+
+	/* Still marked until an operator clears it. */
+	cr_assert_not_null(ping_unhealthy(&h));
+	proto_msg_free(&h);
+	node = cli_node("clear-unhealthy", 0);
+	cr_assert_str_eq(
+	    json_string_value(json_object_get(node, "msg")), "cleared");
+	json_decref(node);
+	cr_assert_null(ping_unhealthy(&h));
+	proto_msg_free(&h);
+	node = cli_node("ping", 0);
+	cr_assert(json_is_true(json_object_get(node, "healthy")));
+	json_decref(node);
+	r = ask_type(PROTO_CLEAR, &h);
+	cr_assert_str_eq(r.msg, "healthy");
+	proto_msg_free(&h);
+
+	snprintf(session, sizeof(session), "%s", other);
+	r = ask_open(session, "xl", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open after clear: %s", r.msg);
+	proto_msg_free(&h);
+}
