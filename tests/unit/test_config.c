@@ -151,6 +151,8 @@ Test(config, defaults_after_init)
 	cr_assert_str_eq(cfg.cgroup_root, "auto");
 	cr_assert_eq(cfg.default_grace_ms, 10000);
 	cr_assert_eq(cfg.default_grace_ms, CONFIG_DEFAULT_GRACE_MS);
+	cr_assert_eq(cfg.log_max_bytes, 10485760);
+	cr_assert_eq(cfg.log_max_bytes, CONFIG_DEFAULT_LOG_MAX_BYTES);
 	cr_assert_eq(cfg.nlisten, 0);
 	cr_assert_eq(cfg.nprofiles, 0);
 	cr_assert_null(config_find_profile(&cfg, "excel"));
@@ -254,6 +256,13 @@ Test(config, profile_without_optional_keys_inherits)
 	cr_assert_null(p->workdir);
 	cr_assert_eq(p->restart, CONFIG_RESTART_NEVER);
 	cr_assert_eq(p->max_restarts, CONFIG_DEFAULT_MAX_RESTARTS);
+	cr_assert_null(p->user);
+	cr_assert_null(p->group);
+	cr_assert_null(p->env);
+	cr_assert_eq(p->nenv, 0);
+	for (int l = 0; l < CONFIG_NLIMITS; l++)
+		cr_assert_eq(
+		    p->limits[l], CONFIG_LIMIT_INHERIT, "limit %d", l);
 }
 
 Test(config, grace_limits_and_blanks)
@@ -330,6 +339,316 @@ Test(config, bad_restart_values)
 	    "[profile.p]\nmax_restarts = +3\n", 2, "max_restarts");
 	/* Profile keys only. */
 	assert_file_error("[agent]\nrestart = always\n", 2, "restart");
+}
+
+/* ---- log cap ------------------------------------------------------------ */
+
+Test(config, log_max_bytes)
+{
+	assert_loads("[agent]\nlog_max_bytes = 1048576\n");
+	cr_assert_eq(cfg.log_max_bytes, 1048576);
+	assert_loads("[agent]\nlog_max_bytes = 0\n");
+	cr_assert_eq(cfg.log_max_bytes, 0, "0 means no cap");
+	assert_loads("[agent]\nlog_max_bytes = 9223372036854775807\n");
+	cr_assert_eq(cfg.log_max_bytes, INT64_MAX);
+}
+
+Test(config, bad_log_max_bytes)
+{
+	static const char *const bad[] = { "-1", "abc", "10M", "1.5", "+5",
+		"0x10", "", "99999999999999999999" };
+	char text[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		    "[agent]\nnode = n1\nlog_max_bytes = %s\n", bad[i]);
+		assert_file_error(text, 3, "log_max_bytes");
+	}
+	cr_assert_eq(cfg.log_max_bytes, CONFIG_DEFAULT_LOG_MAX_BYTES);
+	/* An agent key only. */
+	assert_file_error(
+	    "[profile.p]\nlog_max_bytes = 5\n", 2, "log_max_bytes");
+}
+
+/* ---- user and group ----------------------------------------------------- */
+
+Test(config, user_and_group_names_and_ids)
+{
+	const struct config_profile *p;
+
+	/* Names are kept as written: they are looked up at spawn, so an
+	 * account that does not exist yet is not an error here. */
+	assert_loads("[profile.a]\ncommand = /bin/true\nuser = nobody\n"
+	             "group = nogroup\n"
+	             "[profile.b]\ncommand = /bin/true\nuser = 65534\n"
+	             "group = 0\n"
+	             "[profile.c]\ncommand = /bin/true\n"
+	             "user = not-created-yet_1.x\n"
+	             "[profile.d]\ncommand = /bin/true\ngroup = 4294967294\n");
+	p = config_find_profile(&cfg, "a");
+	cr_assert_str_eq(p->user, "nobody");
+	cr_assert_str_eq(p->group, "nogroup");
+	p = config_find_profile(&cfg, "b");
+	cr_assert_str_eq(p->user, "65534");
+	cr_assert_str_eq(p->group, "0");
+	p = config_find_profile(&cfg, "c");
+	cr_assert_str_eq(p->user, "not-created-yet_1.x");
+	cr_assert_null(p->group, "group defaults to the user's");
+	p = config_find_profile(&cfg, "d");
+	cr_assert_null(p->user);
+	cr_assert_str_eq(p->group, "4294967294");
+}
+
+Test(config, later_user_line_wins)
+{
+	assert_loads("[profile.a]\nuser = one\nuser = two\n");
+	cr_assert_str_eq(config_find_profile(&cfg, "a")->user, "two");
+}
+
+Test(config, bad_users_and_groups)
+{
+	static const char *const bad[] = {
+		"", /* empty */
+		"a b", /* blank inside */
+		"a:b", /* passwd separator */
+		"a/b",
+		"a,b",
+		"-x", /* looks like an option */
+		"4294967295", /* (uid_t)-1 means "unchanged" to setuid */
+		"99999999999999999999",
+	};
+	static const char *const keys[] = { "user", "group" };
+	char text[256];
+
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(text, sizeof(text),
+			    "[profile.p]\ncommand = /bin/true\n%s = %s\n",
+			    keys[k], bad[i]);
+			assert_file_error(text, 3, keys[k]);
+		}
+	}
+	cr_assert_null(config_find_profile(&cfg, "p")->user);
+	cr_assert_null(config_find_profile(&cfg, "p")->group);
+	/* Profile keys only. */
+	assert_file_error("[agent]\nuser = nobody\n", 2, "user");
+	assert_file_error("[agent]\ngroup = nogroup\n", 2, "group");
+}
+
+/* ---- env ---------------------------------------------------------------- */
+
+Test(config, env_keeps_order_and_later_name_wins)
+{
+	const struct config_profile *p;
+
+	assert_loads("[profile.e]\ncommand = /bin/true\n"
+	             "env = B=1\n"
+	             "env = A=first\n"
+	             "env = EMPTY=\n"
+	             "env = EQ=x=y==z\n"
+	             "env = _u9=ok\n"
+	             "env = A=second value\n"
+	             "env = hpcxl_session=lower case is another name\n"
+	             "env = HPCXLX=not the prefix\n");
+	p = config_find_profile(&cfg, "e");
+	cr_assert_not_null(p);
+	cr_assert_eq(p->nenv, 7);
+	cr_assert_str_eq(p->env[0], "B=1");
+	cr_assert_str_eq(p->env[1], "A=second value");
+	cr_assert_str_eq(p->env[2], "EMPTY=");
+	cr_assert_str_eq(p->env[3], "EQ=x=y==z");
+	cr_assert_str_eq(p->env[4], "_u9=ok");
+	cr_assert_str_eq(
+	    p->env[5], "hpcxl_session=lower case is another name");
+	cr_assert_str_eq(p->env[6], "HPCXLX=not the prefix");
+	cr_assert_null(p->env[7], "the vector is NULL-terminated");
+}
+
+Test(config, env_name_prefix_is_not_the_same_name)
+{
+	const struct config_profile *p;
+
+	assert_loads("[profile.e]\nenv = AB=1\nenv = A=2\nenv = ABC=3\n"
+	             "env = A=4\n");
+	p = config_find_profile(&cfg, "e");
+	cr_assert_eq(p->nenv, 3);
+	cr_assert_str_eq(p->env[0], "AB=1");
+	cr_assert_str_eq(p->env[1], "A=4");
+	cr_assert_str_eq(p->env[2], "ABC=3");
+}
+
+Test(config, env_second_file_adds_and_overrides)
+{
+	const struct config_profile *p;
+	const char *first = ini_write("first.ini",
+	    "[profile.e]\ncommand = /bin/true\nenv = X=1\nenv = Y=2\n");
+
+	cr_assert_eq(
+	    config_load_file(&cfg, first, err, sizeof(err)), 0, "%s", err);
+	assert_loads("[profile.e]\nenv = Y=two\nenv = Z=3\n");
+	p = config_find_profile(&cfg, "e");
+	cr_assert_eq(p->nenv, 3);
+	cr_assert_str_eq(p->env[0], "X=1");
+	cr_assert_str_eq(p->env[1], "Y=two");
+	cr_assert_str_eq(p->env[2], "Z=3");
+}
+
+Test(config, bad_env_entries)
+{
+	static const char *const bad[] = {
+		"FOO", /* no '=' */
+		"=x", /* empty name */
+		"1A=x", /* leading digit */
+		"A-B=x",
+		"A.B=x",
+		"A B=x",
+		"\xc3\xa9=x", /* not ASCII */
+		"",
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		    "[profile.p]\ncommand = /bin/true\nenv = %s\n", bad[i]);
+		assert_file_error(text, 3, "env");
+	}
+	cr_assert_eq(config_find_profile(&cfg, "p")->nenv, 0);
+	assert_file_error("[agent]\nenv = A=1\n", 2, "env");
+}
+
+Test(config, env_cannot_set_hpcxl_variables)
+{
+	static const char *const names[] = { "HPCXL_SESSION", "HPCXL_NODE",
+		"HPCXL_WORKER", "HPCXL_WORKBOOK", "HPCXL_ANYTHING", "HPCXL_" };
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(text, sizeof(text),
+		    "[profile.p]\ncommand = /bin/true\nenv = OK=1\n"
+		    "env = %s=x\n",
+		    names[i]);
+		assert_file_error(text, 4, "HPCXL_");
+		cr_assert_not_null(strstr(err, "env"), "%s", err);
+		cr_assert_not_null(strstr(err, names[i]), "%s", err);
+	}
+}
+
+Test(config, env_up_to_the_limit)
+{
+	char text[8192] = "[profile.p]\ncommand = /bin/true\n";
+	size_t n = strlen(text);
+	const struct config_profile *p;
+	int i;
+
+	for (i = 0; i < CONFIG_MAX_ENV; i++)
+		n += (size_t)snprintf(
+		    text + n, sizeof(text) - n, "env = V%d=%d\n", i, i);
+	/* Replacing a value does not take a new slot. */
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "env = V0=again\n");
+	cr_assert_lt(n, sizeof(text));
+	assert_loads(text);
+	p = config_find_profile(&cfg, "p");
+	cr_assert_eq(p->nenv, CONFIG_MAX_ENV);
+	cr_assert_str_eq(p->env[0], "V0=again");
+	cr_assert_null(p->env[CONFIG_MAX_ENV]);
+	/* One more name is refused on its line: 2 header lines + 65. */
+	config_free(&cfg);
+	cr_assert_eq(config_init(&cfg), 0);
+	n += (size_t)snprintf(
+	    text + n, sizeof(text) - n, "env = ONE_MORE=x\n");
+	cr_assert_lt(n, sizeof(text));
+	assert_file_error(text, 2 + CONFIG_MAX_ENV + 2, "env");
+	cr_assert_eq(config_find_profile(&cfg, "p")->nenv, CONFIG_MAX_ENV);
+}
+
+/* ---- resource limits ---------------------------------------------------- */
+
+Test(config, limits_numbers_infinity_and_inherit)
+{
+	const struct config_profile *p;
+
+	assert_loads("[profile.l]\ncommand = /bin/true\n"
+	             "limit_nofile = 64\n"
+	             "limit_nproc = infinity\n"
+	             "limit_core = 0\n"
+	             "limit_as = 17179869184\n"
+	             "limit_cpu = 3600\n"
+	             "limit_fsize = -1\n");
+	p = config_find_profile(&cfg, "l");
+	cr_assert_not_null(p);
+	cr_assert_eq(p->limits[CONFIG_LIMIT_NOFILE], 64);
+	cr_assert_eq(p->limits[CONFIG_LIMIT_NPROC], CONFIG_LIMIT_INFINITY);
+	cr_assert_eq(p->limits[CONFIG_LIMIT_CORE], 0);
+	cr_assert_eq(p->limits[CONFIG_LIMIT_AS], 17179869184LL);
+	cr_assert_eq(p->limits[CONFIG_LIMIT_CPU], 3600);
+	cr_assert_eq(p->limits[CONFIG_LIMIT_FSIZE], CONFIG_LIMIT_INHERIT);
+}
+
+Test(config, every_limit_but_nofile_takes_infinity)
+{
+	char text[128];
+
+	for (int l = 0; l < CONFIG_NLIMITS; l++) {
+		config_free(&cfg);
+		cr_assert_eq(config_init(&cfg), 0);
+		snprintf(text, sizeof(text),
+		    "[profile.l]\ncommand = /bin/true\n%s = infinity\n",
+		    config_limit_key((enum config_limit)l));
+		if (l == CONFIG_LIMIT_NOFILE) {
+			/* setrlimit would refuse it: fs.nr_open. */
+			assert_file_error(text, 3, "limit_nofile");
+			continue;
+		}
+		assert_loads(text);
+		cr_assert_eq(config_find_profile(&cfg, "l")->limits[l],
+		    CONFIG_LIMIT_INFINITY, "%s",
+		    config_limit_key((enum config_limit)l));
+	}
+}
+
+Test(config, later_limit_line_wins_and_minus_one_resets)
+{
+	const struct config_profile *p;
+
+	assert_loads("[profile.l]\nlimit_cpu = 5\nlimit_cpu = 7\n"
+	             "limit_core = 0\nlimit_core = -1\n");
+	p = config_find_profile(&cfg, "l");
+	cr_assert_eq(p->limits[CONFIG_LIMIT_CPU], 7);
+	cr_assert_eq(p->limits[CONFIG_LIMIT_CORE], CONFIG_LIMIT_INHERIT);
+}
+
+Test(config, limit_keys_are_named)
+{
+	cr_assert_str_eq(
+	    config_limit_key(CONFIG_LIMIT_NOFILE), "limit_nofile");
+	cr_assert_str_eq(config_limit_key(CONFIG_LIMIT_NPROC), "limit_nproc");
+	cr_assert_str_eq(config_limit_key(CONFIG_LIMIT_CORE), "limit_core");
+	cr_assert_str_eq(config_limit_key(CONFIG_LIMIT_AS), "limit_as");
+	cr_assert_str_eq(config_limit_key(CONFIG_LIMIT_CPU), "limit_cpu");
+	cr_assert_str_eq(config_limit_key(CONFIG_LIMIT_FSIZE), "limit_fsize");
+}
+
+Test(config, bad_limit_values)
+{
+	static const char *const bad[] = { "abc", "-2", "1.5", "", "10k", "+1",
+		"0x40", "Infinity", "inf", "unlimited", "9223372036854775807",
+		"99999999999999999999" };
+	char text[256];
+
+	for (int l = 0; l < CONFIG_NLIMITS; l++) {
+		const char *key = config_limit_key((enum config_limit)l);
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(text, sizeof(text),
+			    "[profile.p]\ncommand = /bin/true\n%s = %s\n", key,
+			    bad[i]);
+			assert_file_error(text, 3, key);
+		}
+		cr_assert_eq(config_find_profile(&cfg, "p")->limits[l],
+		    CONFIG_LIMIT_INHERIT);
+	}
+	assert_file_error("[profile.p]\nlimit_stack = 5\n", 2, "limit_stack");
+	assert_file_error("[agent]\nlimit_nofile = 5\n", 2, "limit_nofile");
 }
 
 /* ---- config_find_profile ------------------------------------------------ */
@@ -753,6 +1072,7 @@ Test(config, shipped_example_loads)
 	cr_assert_not_null(p->argv);
 	cr_assert_null(p->workdir);
 	cr_assert_eq(p->restart, CONFIG_RESTART_ON_FAILURE);
+	cr_assert_eq(cfg.log_max_bytes, CONFIG_DEFAULT_LOG_MAX_BYTES);
 	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
 }
 
