@@ -30,12 +30,15 @@ wait_for() {
 	return 1
 }
 
+# The demo leaves nothing behind, even when it fails half-way: its agents
+# close their sessions when stopped (--close-on-exit).
 nodes=()
 for n in 1 2 3; do
 	node="demo-node$n"
 	"$bin/hpcxl-agent" --node "$node" --listen tcp://127.0.0.1:0 \
 		--ready-file "$work/$node.url" --state-dir "$work/$node" \
-		--stop-grace 5000 --profile "excel=$bin/xlsim --children 1 --detach" \
+		--stop-grace 5000 --close-on-exit \
+		--profile "excel=$bin/xlsim --children 1 --detach" \
 		2>"$work/$node.log" &
 	agents+=($!)
 	wait_for "$work/$node.url"
