@@ -37,9 +37,6 @@ struct agent {
 	struct server *srv;
 	struct session_table sessions;
 	int stop_signals; /* SIGTERM/SIGINT received so far */
-	bool close_on_exit; /* SIGTERM closes sessions instead of leaving them
-	                     */
-	int64_t unkillable_ms;
 	struct pollfd *fds; /* the loop's poll set, grown as needed */
 	size_t fds_cap;
 };
@@ -142,7 +139,7 @@ apply_option(
 		a->cfg.default_grace_ms = v;
 		return 0;
 	case OPT_CLOSE_ON_EXIT:
-		a->close_on_exit = true;
+		a->cfg.close_on_exit = true;
 		return 0;
 	case OPT_UNKILLABLE:
 		if (util_parse_i64(arg, 0, 86400000, &v) != 0) {
@@ -150,7 +147,7 @@ apply_option(
 			    err, errlen, "bad --unkillable-limit '%s'", arg);
 			return HPCXL_ECONFIG;
 		}
-		a->unkillable_ms = v;
+		a->cfg.unkillable_limit_ms = v;
 		return 0;
 	case 'v':
 		log_set_level(
@@ -246,7 +243,7 @@ static void
 begin_shutdown(struct agent *a, int sig)
 {
 	a->stop_signals++;
-	if (a->stop_signals == 1 && a->close_on_exit) {
+	if (a->stop_signals == 1 && a->cfg.close_on_exit) {
 		log_notice(
 		    "signal %d: closing every session, then exiting", sig);
 		session_table_close_all(
@@ -431,18 +428,13 @@ agent_start(struct agent *a)
 		return HPCXL_ENOMEM;
 	if ((rv = server_open(&a->cfg, a->ready_file, &a->srv)) != 0)
 		return rv;
-	if ((rv = session_table_init(&a->sessions, &a->cfg, &a->pt, a->srv))
-	    != 0)
-		return rv;
-	if (a->unkillable_ms >= 0)
-		a->sessions.unkillable_ms = a->unkillable_ms;
-	return 0;
+	return session_table_init(&a->sessions, &a->cfg, &a->pt, a->srv);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct agent a = { .sig_fd = -1, .unkillable_ms = -1 };
+	struct agent a = { .sig_fd = -1 };
 	int rv;
 
 	log_init("hpcxl-agent", LOG_INFO);

@@ -3,6 +3,7 @@
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
+#include "logcap.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -14,6 +15,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* Worker logs are measured this often: a log may pass its cap by what a
+ * worker writes in this time. */
+#define LOGCAP_EVERY_MS 2000
 
 /* First re-kill after this long, doubling up to KILL_BACKOFF_MAX_MS. */
 #define KILL_BACKOFF_MIN_MS 50
@@ -69,7 +74,6 @@ session_table_init(struct session_table *t, const struct config *cfg,
 		log_err("cannot create %s: %s", t->log_root, strerror(errno));
 		return HPCXL_ESYSTEM;
 	}
-	t->unkillable_ms = SESSION_DEFAULT_UNKILLABLE_MS;
 	if ((n = state_open(&t->state, cfg->state_dir)) != 0)
 		return n;
 	if (state_load_health(&t->state, t->unhealthy, sizeof(t->unhealthy)))
@@ -792,7 +796,7 @@ check_unkillable(struct session_table *t, struct session *s, int64_t now_ms)
 	char why[sizeof(t->unhealthy)];
 
 	if (s->unkillable_noted
-	    || now_ms - s->kill_start_ms < t->unkillable_ms)
+	    || now_ms - s->kill_start_ms < t->cfg->unkillable_limit_ms)
 		return;
 	s->unkillable_noted = true;
 	if (t->unhealthy[0] != '\0')
@@ -849,6 +853,28 @@ session_step(struct session_table *t, struct session *s, int64_t now_ms)
 	answer_overdue(t, s, now_ms);
 }
 
+static void
+cap_session_logs(const struct session_table *t, const struct session *s)
+{
+	char path[PATH_MAX + 96];
+
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		snprintf(path, sizeof(path), "%s/%s/worker-%u.log",
+		    t->log_root, s->id, i);
+		logcap_enforce(path, t->cfg->log_max_bytes);
+	}
+}
+
+static void
+cap_logs(struct session_table *t, int64_t now_ms)
+{
+	if (t->cfg->log_max_bytes <= 0 || now_ms < t->next_logcap_ms)
+		return;
+	t->next_logcap_ms = now_ms + LOGCAP_EVERY_MS;
+	for (const struct session *s = t->head; s != NULL; s = s->next)
+		cap_session_logs(t, s);
+}
+
 void
 session_table_step(struct session_table *t, int64_t now_ms)
 {
@@ -867,6 +893,7 @@ session_table_step(struct session_table *t, int64_t now_ms)
 			session_persist(t, s);
 		pp = &s->next;
 	}
+	cap_logs(t, now_ms);
 }
 
 static void
@@ -883,6 +910,8 @@ session_table_next_wakeup(const struct session_table *t)
 	const struct session *s;
 	int64_t best = -1;
 
+	if (t->head != NULL && t->cfg->log_max_bytes > 0)
+		min_time(&best, t->next_logcap_ms);
 	for (s = t->head; s != NULL; s = s->next) {
 		if (s->state == SESSION_RUNNING && s->lease_end_ms > 0)
 			min_time(&best, s->lease_end_ms);

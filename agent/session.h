@@ -17,8 +17,8 @@
  * Every session is stored in the state directory (state.h) when it opens
  * and on every change, and forgotten when DONE; a new agent re-adopts the
  * stored sessions and resumes a close that was under way. A session whose
- * processes outlive the kill by unkillable_ms marks the node unhealthy:
- * opens are refused until an operator clears the mark.
+ * processes outlive the kill by cfg->unkillable_limit_ms marks the node
+ * unhealthy: opens are refused until an operator clears the mark.
  */
 #ifndef HPCXL_AGENT_SESSION_H
 #define HPCXL_AGENT_SESSION_H
@@ -41,11 +41,9 @@ struct session_table {
 	struct server *srv;
 	char log_root[PATH_MAX]; /* <state_dir>/logs */
 	struct state_dir state;
-	int64_t unkillable_ms; /* the limit before the node is unhealthy */
 	char unhealthy[512]; /* why the node refuses opens; "" = healthy */
+	int64_t next_logcap_ms; /* worker logs are measured again then */
 };
-
-#define SESSION_DEFAULT_UNKILLABLE_MS 60000
 
 /*
  * Borrows cfg, pt and srv for the table's lifetime; re-adopts the sessions

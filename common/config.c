@@ -43,6 +43,7 @@ config_init(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->default_grace_ms = CONFIG_DEFAULT_GRACE_MS;
 	c->log_max_bytes = CONFIG_DEFAULT_LOG_MAX_BYTES;
+	c->unkillable_limit_ms = CONFIG_DEFAULT_UNKILLABLE_MS;
 	gethostname(host, sizeof(host) - 1);
 	if (config_set_str(&c->node, host) != 0
 	    || config_set_str(&c->state_dir, CONFIG_DEFAULT_STATE_DIR) != 0
@@ -191,6 +192,21 @@ parse_ms(const char *val, int64_t *out)
 }
 
 static int
+parse_bool(struct ini_ctx *x, const char *val, bool *out)
+{
+	if (strcmp(val, "true") == 0 || strcmp(val, "yes") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcmp(val, "false") == 0 || strcmp(val, "no") == 0) {
+		*out = false;
+		return 0;
+	}
+	set_err(x->err, x->errlen, "'%s' is not true, false, yes or no", val);
+	return HPCXL_ECONFIG;
+}
+
+static int
 agent_key(struct ini_ctx *x, const char *key, const char *val)
 {
 	struct config *c = x->c;
@@ -217,6 +233,14 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 		if (parse_ms(val, &v) != 0)
 			return HPCXL_ECONFIG;
 		c->default_grace_ms = v;
+		return 0;
+	}
+	if (strcmp(key, "close_on_exit") == 0)
+		return parse_bool(x, val, &c->close_on_exit);
+	if (strcmp(key, "unkillable_limit_ms") == 0) {
+		if (parse_ms(val, &v) != 0)
+			return HPCXL_ECONFIG;
+		c->unkillable_limit_ms = v;
 		return 0;
 	}
 	if (strcmp(key, "log_max_bytes") == 0) {

@@ -18,11 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define REPLY_TIMEOUT_MS 10000
 #define CLOSE_DEADLINE_MS 8000
 #define PROCS_TIMEOUT_MS 5000
+/* The chatty profile writes CHATTY_BYTES to its log at once, over the cap
+ * (xlsim's ready line is far under it). */
+#define LOG_CAP 4096
+#define CHATTY_BYTES 20000
 
 static struct harness_agent agent;
 static char cfg_dir[PATH_MAX]; /* mkdtemp: 0700, so "nobody" cannot enter */
@@ -37,6 +42,9 @@ write_profiles(void)
 
 	cr_assert_not_null(f, "cannot write %s", cfg_path);
 	fprintf(f,
+	    "[agent]\nlog_max_bytes = %d\n\n"
+	    "[profile.chatty]\ncommand = /bin/sh -c "
+	    "'head -c %d /dev/zero; exec sleep 600'\n\n"
 	    "[profile.xl-nobody]\ncommand = %s\nuser = nobody\n\n"
 	    "[profile.xl-env]\ncommand = %s\n"
 	    "env = FOO=first\nenv = PROFILE_T_OVER=profile\n"
@@ -49,7 +57,8 @@ write_profiles(void)
 	    "[profile.xl-nobody-wd]\ncommand = %s\nuser = nobody\n"
 	    "workdir = %s\n\n"
 	    "[profile.xl-root-wd]\ncommand = %s\nworkdir = %s\n",
-	    xl, xl, xl, xl, xl, xl, cfg_dir, xl, cfg_dir);
+	    LOG_CAP, CHATTY_BYTES, xl, xl, xl, xl, xl, xl, cfg_dir, xl,
+	    cfg_dir);
 	cr_assert_eq(fclose(f), 0);
 }
 
@@ -389,4 +398,37 @@ Test(profile, limits_are_set_soft_and_hard)
 	cr_assert_str_neq(soft, "64");
 	cr_assert_str_neq(hard, "64");
 	close_all_gone(ref);
+}
+
+/* ---- log cap ------------------------------------------------------------ */
+
+static long long
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+Test(profile, worker_log_over_the_cap_is_rotated_and_truncated)
+{
+	char id[64], log[PATH_MAX + 128], old[PATH_MAX + 136];
+	struct proto_msg h;
+	struct proto_reply r;
+	int64_t deadline = util_now_ms() + PROCS_TIMEOUT_MS;
+
+	harness_unique("lc", id, sizeof(id));
+	r = open_session(id, "chatty", 1, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
+	proto_msg_free(&h);
+	snprintf(
+	    log, sizeof(log), "%s/state/logs/%s/worker-0.log", agent.dir, id);
+	snprintf(old, sizeof(old), "%s.1", log);
+	/* The agent measures logs every 2 s: wait for the rotation. */
+	while (file_size(old) < CHATTY_BYTES && util_now_ms() < deadline)
+		harness_nap_ms(50);
+	cr_assert_eq(file_size(old), CHATTY_BYTES, "rotated copy of %s", log);
+	cr_assert_leq(
+	    file_size(log), LOG_CAP, "the live log is under the cap");
+	close_all_gone(id);
 }

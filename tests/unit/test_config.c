@@ -370,6 +370,40 @@ Test(config, bad_log_max_bytes)
 	    "[profile.p]\nlog_max_bytes = 5\n", 2, "log_max_bytes");
 }
 
+/* ---- restarts and unkillable processes ---------------------------------- */
+
+Test(config, close_on_exit_and_unkillable_limit)
+{
+	cr_assert_not(
+	    cfg.close_on_exit, "sessions survive a restart by default");
+	cr_assert_eq(cfg.unkillable_limit_ms, CONFIG_DEFAULT_UNKILLABLE_MS);
+	cr_assert_eq(cfg.unkillable_limit_ms, 60000);
+	assert_loads(
+	    "[agent]\nclose_on_exit = yes\nunkillable_limit_ms = 250\n");
+	cr_assert(cfg.close_on_exit);
+	cr_assert_eq(cfg.unkillable_limit_ms, 250);
+	assert_loads("[agent]\nclose_on_exit = false\n");
+	cr_assert_not(cfg.close_on_exit);
+}
+
+Test(config, bad_close_on_exit_and_unkillable_limit)
+{
+	static const char *const bad_bool[] = { "1", "True", "on", "" };
+	static const char *const bad_ms[] = { "-1", "1s", "", "86400001" };
+	char text[128];
+
+	for (size_t i = 0; i < sizeof(bad_bool) / sizeof(bad_bool[0]); i++) {
+		snprintf(text, sizeof(text), "[agent]\nclose_on_exit = %s\n",
+		    bad_bool[i]);
+		assert_file_error(text, 2, "close_on_exit");
+	}
+	for (size_t i = 0; i < sizeof(bad_ms) / sizeof(bad_ms[0]); i++) {
+		snprintf(text, sizeof(text),
+		    "[agent]\nunkillable_limit_ms = %s\n", bad_ms[i]);
+		assert_file_error(text, 2, "unkillable_limit_ms");
+	}
+}
+
 /* ---- user and group ----------------------------------------------------- */
 
 Test(config, user_and_group_names_and_ids)

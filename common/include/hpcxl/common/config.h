@@ -9,6 +9,9 @@
  *   backend = auto             ; auto | cgroup2 | pgroup
  *   cgroup_root = auto         ; or a directory on a cgroup2 mount
  *   log_max_bytes = 10485760   ; cap of each worker log; 0 = no cap
+ *   close_on_exit = false      ; true: SIGTERM closes every session
+ *   unkillable_limit_ms = 60000 ; then survivors of a kill mark the node
+ *                              ; unhealthy
  *
  *   [profile.excel]
  *   command = /opt/xl/bin/excel-worker --quiet
@@ -33,10 +36,12 @@
 #ifndef HPCXL_COMMON_CONFIG_H
 #define HPCXL_COMMON_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_DEFAULT_GRACE_MS 10000
+#define CONFIG_DEFAULT_UNKILLABLE_MS 60000
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/hpcxl"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PROFILES 256
@@ -99,6 +104,12 @@ struct config {
 	char *cgroup_root; /* "auto" or a directory */
 	int64_t default_grace_ms;
 	int64_t log_max_bytes; /* cap of each worker log file; 0 = none */
+	/* SIGTERM closes every session first (else they are left running
+	 * for the next agent to re-adopt). */
+	bool close_on_exit;
+	/* Processes that survive the kill this long mark the node
+	 * unhealthy. */
+	int64_t unkillable_limit_ms;
 	struct config_profile profiles[CONFIG_MAX_PROFILES];
 	size_t nprofiles;
 };
