@@ -3,6 +3,7 @@
  * real nng sockets. Each test starts its own agent with a unique node name
  * and uses unique session ids, so tests may run side by side.
  */
+#include "ask.h"
 #include "harness.h"
 
 #include "hpcxl/common/util.h"
@@ -15,7 +16,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define REPLY_TIMEOUT_MS 10000
 #define CLOSE_DEADLINE_MS 8000
 #define PROCS_TIMEOUT_MS 5000
 
@@ -32,66 +32,6 @@ static void
 stop_agent(void)
 {
 	harness_agent_stop(&agent, 15000);
-}
-
-static struct proto_reply
-request(struct proto_msg *req, struct proto_msg *holder)
-{
-	if (req->op == 0)
-		req->op = util_random_u64();
-	cr_assert_eq(harness_request(agent.url, req, REPLY_TIMEOUT_MS, holder),
-	    0, "no reply to %s", proto_type_name(req->type));
-	cr_assert_eq(holder->type, PROTO_REPLY);
-	cr_assert_eq(holder->op, req->op, "reply carries another op");
-	return holder->u.reply;
-}
-
-/* Opens session with n workers of profile and a lease (0 = none). */
-static struct proto_reply
-open_session_lease(const char *session, const char *profile, uint32_t n,
-    uint64_t lease_ms, struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = PROTO_OPEN };
-
-	req.u.open.session = (char *)session;
-	req.u.open.profile = (char *)profile;
-	req.u.open.workers = n;
-	req.u.open.workbook = "/data/book.xlsx";
-	req.u.open.lease_ms = lease_ms;
-	return request(&req, holder);
-}
-
-static struct proto_reply
-open_session(const char *session, const char *profile, uint32_t n,
-    struct proto_msg *holder)
-{
-	return open_session_lease(session, profile, n, 0, holder);
-}
-
-static struct proto_reply
-renew_session(const char *session, uint64_t lease_ms, struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = PROTO_RENEW };
-
-	req.u.renew.session = (char *)session;
-	req.u.renew.lease_ms = lease_ms;
-	return request(&req, holder);
-}
-
-static struct proto_reply
-close_session_op(const char *session, uint64_t op, struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = PROTO_CLOSE, .op = op };
-
-	req.u.close.session = (char *)session;
-	req.u.close.deadline_ms = CLOSE_DEADLINE_MS;
-	return request(&req, holder);
-}
-
-static struct proto_reply
-close_session(const char *session, struct proto_msg *holder)
-{
-	return close_session_op(session, 0, holder);
 }
 
 static void
@@ -111,7 +51,7 @@ open_running(char *id, size_t len, const char *profile, uint32_t n, int procs)
 	struct proto_reply r;
 
 	new_session(id, len);
-	r = open_session(id, profile, n, &h);
+	r = ask_open(agent.url, id, profile, n, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open %s: %s", profile, r.msg);
 	proto_msg_free(&h);
 	cr_assert(harness_wait_procs(id, procs, PROCS_TIMEOUT_MS));
@@ -122,7 +62,8 @@ static struct proto_counts
 close_all_gone(const char *id)
 {
 	struct proto_msg h;
-	struct proto_reply r = close_session(id, &h);
+	struct proto_reply r
+	    = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	struct proto_counts c = r.counts;
 
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
@@ -137,7 +78,7 @@ static bool
 backend_is_cgroup2(void)
 {
 	struct proto_msg ping = { .type = PROTO_PING }, h;
-	bool yes = strcmp(request(&ping, &h).backend, "cgroup2") == 0;
+	bool yes = strcmp(ask(agent.url, &ping, &h).backend, "cgroup2") == 0;
 
 	proto_msg_free(&h);
 	return yes;
@@ -148,7 +89,7 @@ TestSuite(agent, .init = start_agent, .fini = stop_agent, .timeout = 60);
 Test(agent, ping_names_node_version_and_backend)
 {
 	struct proto_msg req = { .type = PROTO_PING }, h;
-	struct proto_reply r = request(&req, &h);
+	struct proto_reply r = ask(agent.url, &req, &h);
 
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	cr_assert_str_eq(r.node, agent.node);
@@ -166,7 +107,7 @@ Test(agent, open_spawns_workers_with_their_environment)
 	struct proto_reply r;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl", 4, &h);
+	r = ask_open(agent.url, id, "xl", 4, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open failed: %s", r.msg);
 	cr_assert_eq(r.nsessions, 1);
 	cr_assert_eq(r.sessions[0].nworkers, 4);
@@ -191,7 +132,7 @@ Test(agent, open_spawns_workers_with_their_environment)
 		cr_assert_str_eq(val, "/data/book.xlsx");
 	}
 	proto_msg_free(&h);
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 }
@@ -203,7 +144,7 @@ Test(agent, close_ends_workers_and_their_children)
 	struct proto_reply r;
 
 	open_running(id, sizeof(id), "xl-children", 3, 9);
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
 	cr_assert(r.has_counts);
 	cr_assert_eq(r.counts.workers, 3);
@@ -221,12 +162,12 @@ Test(agent, sigterm_ignoring_worker_is_killed_after_grace)
 	struct proto_reply r;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl-ignore", 2, &h);
+	r = ask_open(agent.url, id, "xl-ignore", 2, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 	/* Until xlsim is ready, SIGTERM would still kill it by default. */
 	cr_assert(harness_wait_ready(&agent, id, 2, PROCS_TIMEOUT_MS));
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
 	cr_assert_eq(r.counts.killed, 2, "killed %u exited %u",
 	    r.counts.killed, r.counts.exited);
@@ -245,13 +186,13 @@ Test(agent, stopped_worker_is_continued_and_closed)
 	pid_t pid;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl", 1, &h);
+	r = ask_open(agent.url, id, "xl", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	pid = r.sessions[0].workers[0].pid;
 	proto_msg_free(&h);
 	cr_assert(harness_wait_procs(id, 1, PROCS_TIMEOUT_MS));
 	cr_assert_eq(kill(pid, SIGSTOP), 0);
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
 	cr_assert_eq(r.counts.workers, 1);
 	cr_assert_eq(harness_session_procs(id), 0);
@@ -275,7 +216,7 @@ Test(agent, fork_storm_during_the_close_leaves_nothing)
 	struct proto_reply r;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl-storm", 2, &h);
+	r = ask_open(agent.url, id, "xl-storm", 2, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 	/* The storm is under way once a worker has more than one process. */
@@ -305,16 +246,16 @@ Test(agent, second_close_and_unknown_session_are_not_found)
 	struct proto_reply r;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl", 1, &h);
+	r = ask_open(agent.url, id, "xl", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);
-	r = close_session("never-opened", &h);
+	r = ask_close(agent.url, "never-opened", 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	cr_assert_str_eq(r.node, agent.node);
 	proto_msg_free(&h);
@@ -328,11 +269,11 @@ Test(agent, repeated_op_gets_the_same_reply)
 	uint64_t op = util_random_u64();
 
 	new_session(id, sizeof(id));
-	r1 = open_session(id, "xl", 2, &h1);
+	r1 = ask_open(agent.url, id, "xl", 2, 0, &h1);
 	cr_assert_eq(r1.code, PROTO_CODE_OK);
 	proto_msg_free(&h1);
-	r1 = close_session_op(id, op, &h1);
-	r2 = close_session_op(id, op, &h2);
+	r1 = ask_close(agent.url, id, op, CLOSE_DEADLINE_MS, &h1);
+	r2 = ask_close(agent.url, id, op, CLOSE_DEADLINE_MS, &h2);
 	cr_assert_eq(r1.code, PROTO_CODE_OK);
 	cr_assert_eq(r2.code, PROTO_CODE_OK, "a retry must not see not_found");
 	cr_assert_eq(r2.counts.workers, r1.counts.workers);
@@ -350,10 +291,10 @@ Test(agent, status_lists_running_workers)
 	const struct proto_session *found = NULL;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl", 3, &h);
+	r = ask_open(agent.url, id, "xl", 3, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	st.u.status.session = id;
-	s = request(&st, &sh);
+	s = ask(agent.url, &st, &sh);
 	cr_assert_eq(s.code, PROTO_CODE_OK);
 	cr_assert(s.has_sessions);
 	for (uint32_t i = 0; i < s.nsessions; i++) {
@@ -371,12 +312,12 @@ Test(agent, status_lists_running_workers)
 	}
 	proto_msg_free(&sh);
 	proto_msg_free(&h);
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	proto_msg_free(&h);
 	st.op
 	    = 0; /* a new operation: the same op would get the cached reply */
 	st.u.status.session = id;
-	s = request(&st, &sh);
+	s = ask(agent.url, &st, &sh);
 	cr_assert_eq(s.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&sh);
 }
@@ -391,13 +332,13 @@ Test(agent, crashed_worker_shows_its_exit_status)
 	bool ended = false;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl-crash", 1, &h);
+	r = ask_open(agent.url, id, "xl-crash", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 	st.u.status.session = id;
 	while (!ended && util_now_ms() < deadline) {
 		st.op = 0;
-		s = request(&st, &sh);
+		s = ask(agent.url, &st, &sh);
 		cr_assert_eq(s.nsessions, 1);
 		ended = s.sessions[0].workers[0].state == PROTO_W_EXITED;
 		if (ended) {
@@ -411,7 +352,7 @@ Test(agent, crashed_worker_shows_its_exit_status)
 			harness_nap_ms(20);
 	}
 	cr_assert(ended, "the crash was never reported");
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	cr_assert_eq(r.counts.exited, 1);
 	proto_msg_free(&h);
@@ -427,7 +368,7 @@ Test(agent, failing_worker_is_restarted_up_to_the_limit, .timeout = 60)
 	bool done = false;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "xl-restart", 1, &h);
+	r = ask_open(agent.url, id, "xl-restart", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
 	first_pid = r.sessions[0].workers[0].pid;
 	proto_msg_free(&h);
@@ -437,7 +378,7 @@ Test(agent, failing_worker_is_restarted_up_to_the_limit, .timeout = 60)
 		const struct proto_worker *w;
 
 		st.op = 0;
-		s = request(&st, &sh);
+		s = ask(agent.url, &st, &sh);
 		cr_assert_eq(s.nsessions, 1);
 		w = &s.sessions[0].workers[0];
 		done = w->restarts == 2 && w->state == PROTO_W_EXITED;
@@ -452,7 +393,7 @@ Test(agent, failing_worker_is_restarted_up_to_the_limit, .timeout = 60)
 			harness_nap_ms(50);
 	}
 	cr_assert(done, "the worker was not restarted twice");
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 }
@@ -464,23 +405,23 @@ Test(agent, bad_opens_get_errors_and_leave_nothing)
 	struct proto_reply r;
 
 	new_session(id, sizeof(id));
-	r = open_session(id, "no-such-profile", 1, &h);
+	r = ask_open(agent.url, id, "no-such-profile", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_ERROR);
 	cr_assert_not_null(strstr(r.msg, "profile"));
 	proto_msg_free(&h);
-	r = open_session(id, "broken", 2, &h);
+	r = ask_open(agent.url, id, "broken", 2, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_ERROR);
 	proto_msg_free(&h);
 	cr_assert_eq(harness_session_procs(id), 0);
-	r = open_session(id, "xl", 2, &h);
+	r = ask_open(agent.url, id, "xl", 2, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open after failures: %s", r.msg);
 	proto_msg_free(&h);
-	r = open_session(id, "xl", 1, &h);
+	r = ask_open(agent.url, id, "xl", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_ERROR, "a duplicate id must fail");
 	proto_msg_free(&h);
 	/* The failed duplicate must not have touched the first session. */
 	cr_assert(harness_wait_procs(id, 2, PROCS_TIMEOUT_MS));
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 }
@@ -492,14 +433,14 @@ Test(agent, lapsed_lease_closes_the_session_without_a_close)
 	struct proto_reply r;
 
 	new_session(id, sizeof(id));
-	r = open_session_lease(id, "xl-children", 2, 1000, &h);
+	r = ask_open(agent.url, id, "xl-children", 2, 1000, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
 	proto_msg_free(&h);
 	cr_assert(harness_wait_procs(id, 6, PROCS_TIMEOUT_MS));
 	/* Nobody renews or closes: the agent must end it by itself. */
 	cr_assert(harness_wait_procs(id, 0, 1000 + 1000 + PROCS_TIMEOUT_MS),
 	    "the session outlived its lease");
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);
 }
@@ -510,20 +451,20 @@ Test(agent, renew_sets_and_refuses_leases)
 	struct proto_msg h;
 	struct proto_reply r;
 
-	r = renew_session("never-opened", 1000, &h);
+	r = ask_renew(agent.url, "never-opened", 1000, &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);
 	new_session(id, sizeof(id));
-	r = open_session_lease(id, "xl", 1, 3600 * 1000, &h);
+	r = ask_open(agent.url, id, "xl", 1, 3600 * 1000, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 	cr_assert(harness_wait_procs(id, 1, PROCS_TIMEOUT_MS));
 	/* Shortening the hour-long lease to 200 ms makes it lapse now. */
-	r = renew_session(id, 200, &h);
+	r = ask_renew(agent.url, id, 200, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "renew: %s", r.msg);
 	proto_msg_free(&h);
 	cr_assert(harness_wait_procs(id, 0, 200 + 1000 + PROCS_TIMEOUT_MS));
-	r = renew_session(id, 1000, &h);
+	r = ask_renew(agent.url, id, 1000, &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);
 }
@@ -535,19 +476,19 @@ Test(agent, renew_with_zero_removes_the_lease)
 	struct proto_reply r;
 
 	new_session(id, sizeof(id));
-	r = open_session_lease(id, "xl", 1, 3600 * 1000, &h);
+	r = ask_open(agent.url, id, "xl", 1, 3600 * 1000, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
-	r = renew_session(id, 0, &h);
+	r = ask_renew(agent.url, id, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	cr_assert_str_eq(r.msg, "lease removed");
 	proto_msg_free(&h);
 	st.u.status.session = id;
-	r = request(&st, &sh);
+	r = ask(agent.url, &st, &sh);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	cr_assert_eq(r.sessions[0].workers[0].state, PROTO_W_RUNNING);
 	proto_msg_free(&sh);
-	r = close_session(id, &h);
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 }
@@ -569,14 +510,14 @@ Test(agent, hostile_frames_get_bad_request)
 
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		cr_assert_eq(harness_request_raw(agent.url, frames[i], lens[i],
-		                 REPLY_TIMEOUT_MS, &h),
+		                 ASK_TIMEOUT_MS, &h),
 		    0, "no reply to bad frame %zu", i);
 		cr_assert_eq(
 		    h.u.reply.code, PROTO_CODE_BAD_REQUEST, "frame %zu", i);
 		cr_assert_str_eq(h.u.reply.node, agent.node);
 		proto_msg_free(&h);
 	}
-	r = request(&ping, &h);
+	r = ask(agent.url, &ping, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 }
@@ -592,7 +533,7 @@ Test(agent, oversized_frame_does_not_stop_the_agent)
 	/* The pipe is dropped (RECVMAXSZ): no reply, and no crash. */
 	cr_assert_neq(harness_request_raw(agent.url, big, len, 500, &h), 0);
 	free(big);
-	r = request(&ping, &h);
+	r = ask(agent.url, &ping, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 }
@@ -634,31 +575,19 @@ Test(pgroup, close_ends_workers_children_and_stubborn_ones)
 	const char *profiles[] = { "xl-children", "xl-ignore" };
 
 	for (size_t i = 0; i < 2; i++) {
-		struct proto_msg req = { .type = PROTO_OPEN }, h;
+		struct proto_msg h;
+		struct proto_reply r;
 		char id[64];
 
 		new_session(id, sizeof(id));
-		req.op = util_random_u64();
-		req.u.open.session = id;
-		req.u.open.profile = (char *)profiles[i];
-		req.u.open.workers = 2;
-		cr_assert_eq(
-		    harness_request(pg_agent.url, &req, REPLY_TIMEOUT_MS, &h),
-		    0);
-		cr_assert_eq(h.u.reply.code, PROTO_CODE_OK);
+		r = ask_open(pg_agent.url, id, profiles[i], 2, 0, &h);
+		cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
 		proto_msg_free(&h);
 		cr_assert(
 		    harness_wait_procs(id, i == 0 ? 6 : 2, PROCS_TIMEOUT_MS));
-		req = (struct proto_msg) { .type = PROTO_CLOSE,
-			.op = util_random_u64() };
-		req.u.close.session = id;
-		req.u.close.deadline_ms = CLOSE_DEADLINE_MS;
-		cr_assert_eq(
-		    harness_request(pg_agent.url, &req, REPLY_TIMEOUT_MS, &h),
-		    0);
-		cr_assert_eq(
-		    h.u.reply.code, PROTO_CODE_OK, "%s", h.u.reply.msg);
-		cr_assert_eq(h.u.reply.counts.workers, 2);
+		r = ask_close(pg_agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
+		cr_assert_eq(r.code, PROTO_CODE_OK, "%s", r.msg);
+		cr_assert_eq(r.counts.workers, 2);
 		cr_assert_eq(harness_session_procs(id), 0);
 		proto_msg_free(&h);
 	}
@@ -666,10 +595,9 @@ Test(pgroup, close_ends_workers_children_and_stubborn_ones)
 
 Test(pgroup, ping_reports_pgroup)
 {
-	struct proto_msg req = { .type = PROTO_PING, .op = 5 }, h;
+	struct proto_msg h;
 
-	cr_assert_eq(
-	    harness_request(pg_agent.url, &req, REPLY_TIMEOUT_MS, &h), 0);
-	cr_assert_str_eq(h.u.reply.backend, "pgroup");
+	cr_assert_str_eq(
+	    ask_type(pg_agent.url, PROTO_PING, &h).backend, "pgroup");
 	proto_msg_free(&h);
 }

@@ -7,6 +7,7 @@
  * The user tests need root (the agent drops to "nobody"); they are skipped
  * otherwise. Each test starts its own agent, so tests may run side by side.
  */
+#include "ask.h"
 #include "harness.h"
 
 #include "hpcxl/common/util.h"
@@ -21,7 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define REPLY_TIMEOUT_MS 10000
 #define CLOSE_DEADLINE_MS 8000
 #define PROCS_TIMEOUT_MS 5000
 /* The chatty profile writes CHATTY_BYTES to its log at once, over the cap
@@ -96,31 +96,6 @@ TestSuite(profile, .init = start_agent, .fini = stop_agent, .timeout = 60);
 
 /* ---- requests (as in test_agent.c) -------------------------------------- */
 
-static struct proto_reply
-request(struct proto_msg *req, struct proto_msg *holder)
-{
-	if (req->op == 0)
-		req->op = util_random_u64();
-	cr_assert_eq(harness_request(agent.url, req, REPLY_TIMEOUT_MS, holder),
-	    0, "no reply to %s", proto_type_name(req->type));
-	cr_assert_eq(holder->type, PROTO_REPLY);
-	cr_assert_eq(holder->op, req->op, "reply carries another op");
-	return holder->u.reply;
-}
-
-static struct proto_reply
-open_session(const char *session, const char *profile, uint32_t n,
-    struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = PROTO_OPEN };
-
-	req.u.open.session = (char *)session;
-	req.u.open.profile = (char *)profile;
-	req.u.open.workers = n;
-	req.u.open.workbook = "/data/book.xlsx";
-	return request(&req, holder);
-}
-
 /* Closes id; the reply must be "ok" and no process of id may be left. */
 static void
 close_all_gone(const char *id)
@@ -130,7 +105,7 @@ close_all_gone(const char *id)
 
 	req.u.close.session = (char *)id;
 	req.u.close.deadline_ms = CLOSE_DEADLINE_MS;
-	r = request(&req, &h);
+	r = ask(agent.url, &req, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
 	cr_assert_eq(r.counts.remaining, 0);
 	cr_assert_eq(harness_session_procs(id), 0);
@@ -149,7 +124,7 @@ open_ready(char *id, size_t len, const char *profile, uint32_t n, pid_t *pids)
 	struct proto_reply r;
 
 	harness_unique("p", id, len);
-	r = open_session(id, profile, n, &h);
+	r = ask_open(agent.url, id, profile, n, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open %s: %s", profile, r.msg);
 	cr_assert_eq(r.nsessions, 1);
 	cr_assert_eq(r.sessions[0].nworkers, n);
@@ -173,7 +148,7 @@ open_fails(const char *profile, const char *needle1, const char *needle2)
 	struct proto_reply r;
 
 	harness_unique("p", id, sizeof(id));
-	r = open_session(id, profile, 2, &h);
+	r = ask_open(agent.url, id, profile, 2, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_ERROR, "open %s: code %d (%s)",
 	    profile, r.code, r.msg);
 	cr_assert_not_null(r.msg);
@@ -418,7 +393,7 @@ Test(profile, worker_log_over_the_cap_is_rotated_and_truncated)
 	int64_t deadline = util_now_ms() + PROCS_TIMEOUT_MS;
 
 	harness_unique("lc", id, sizeof(id));
-	r = open_session(id, "chatty", 1, &h);
+	r = ask_open(agent.url, id, "chatty", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
 	proto_msg_free(&h);
 	snprintf(

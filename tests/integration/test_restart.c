@@ -5,6 +5,7 @@
  * processes the kill cannot end mark the node unhealthy until an operator
  * clears it. Real agents, real xlsim workers, real cgroups.
  */
+#include "ask.h"
 #include "harness.h"
 
 #include "hpcxl/common/util.h"
@@ -20,7 +21,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define REPLY_TIMEOUT_MS 10000
 #define WAIT_MS 8000
 
 static struct harness_agent agent;
@@ -37,55 +37,6 @@ clean_up(void)
 
 TestSuite(restart, .fini = clean_up, .timeout = 90);
 
-static struct proto_reply
-ask(struct proto_msg *req, struct proto_msg *holder)
-{
-	req->op = util_random_u64();
-	cr_assert_eq(harness_request(agent.url, req, REPLY_TIMEOUT_MS, holder),
-	    0, "no reply to %s", proto_type_name(req->type));
-	cr_assert_eq(holder->op, req->op);
-	return holder->u.reply;
-}
-
-static struct proto_reply
-ask_open(
-    const char *id, const char *profile, uint32_t n, struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = PROTO_OPEN };
-
-	req.u.open.session = (char *)id;
-	req.u.open.profile = (char *)profile;
-	req.u.open.workers = n;
-	return ask(&req, holder);
-}
-
-static struct proto_reply
-ask_close(const char *id, uint64_t deadline_ms, struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = PROTO_CLOSE };
-
-	req.u.close.session = (char *)id;
-	req.u.close.deadline_ms = deadline_ms;
-	return ask(&req, holder);
-}
-
-static struct proto_reply
-ask_status(const char *id, struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = PROTO_STATUS };
-
-	req.u.status.session = (char *)id;
-	return ask(&req, holder);
-}
-
-static struct proto_reply
-ask_type(enum proto_type type, struct proto_msg *holder)
-{
-	struct proto_msg req = { .type = type };
-
-	return ask(&req, holder);
-}
-
 /* Opens session (a fresh id) with n workers of profile, all running. */
 static void
 open_running(const char *profile, uint32_t n)
@@ -94,7 +45,7 @@ open_running(const char *profile, uint32_t n)
 	struct proto_reply r;
 
 	harness_unique("rs", session, sizeof(session));
-	r = ask_open(session, profile, n, &h);
+	r = ask_open(agent.url, session, profile, n, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
 	proto_msg_free(&h);
 	cr_assert(harness_wait_ready(&agent, session, (int)n, WAIT_MS));
@@ -106,7 +57,7 @@ static void
 worker_pids(pid_t *pids, uint32_t n)
 {
 	struct proto_msg h;
-	struct proto_reply r = ask_status(session, &h);
+	struct proto_reply r = ask_status(agent.url, session, &h);
 
 	cr_assert_eq(r.code, PROTO_CODE_OK, "status: %s", r.msg);
 	cr_assert_eq(r.nsessions, 1);
@@ -124,7 +75,7 @@ wait_session_gone(int timeout_ms)
 
 	for (;;) {
 		struct proto_msg h;
-		enum proto_code code = ask_status(session, &h).code;
+		enum proto_code code = ask_status(agent.url, session, &h).code;
 
 		proto_msg_free(&h);
 		if (code == PROTO_CODE_NOT_FOUND)
@@ -155,7 +106,7 @@ Test(restart, sigterm_leaves_workers_and_the_next_agent_readopts_them)
 	cr_assert(harness_wait_procs(session, 1, WAIT_MS));
 
 	cr_assert_eq(harness_agent_restart(&agent), 0);
-	r = ask_status(session, &h);
+	r = ask_status(agent.url, session, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "status: %s", r.msg);
 	cr_assert_eq(r.nsessions, 1);
 	cr_assert_str_eq(r.sessions[0].profile, "xl");
@@ -166,7 +117,7 @@ Test(restart, sigterm_leaves_workers_and_the_next_agent_readopts_them)
 	    "how it ended is unknown to the new agent");
 	proto_msg_free(&h);
 
-	r = ask_close(session, 8000, &h);
+	r = ask_close(agent.url, session, 0, 8000, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
 	cr_assert_eq(r.counts.workers, 2);
 	cr_assert_eq(r.counts.remaining, 0);
@@ -188,7 +139,7 @@ Test(restart, adopted_worker_that_ends_is_seen_without_a_close)
 	cr_assert_eq(kill(pid, SIGTERM), 0);
 	for (int64_t end = util_now_ms() + WAIT_MS;; harness_nap_ms(20)) {
 		struct proto_msg h;
-		struct proto_reply r = ask_status(session, &h);
+		struct proto_reply r = ask_status(agent.url, session, &h);
 		enum proto_wstate state;
 
 		cr_assert_eq(r.code, PROTO_CODE_OK, "status: %s", r.msg);
@@ -243,7 +194,7 @@ Test(restart, a_session_of_an_earlier_boot_is_dropped)
 	    "\"grace_end_ms\":0,\"workers\":[]}");
 	fclose(f);
 	cr_assert_eq(harness_agent_restart(&agent), 0);
-	r = ask_status("old-boot", &h);
+	r = ask_status(agent.url, "old-boot", &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);
 	cr_assert_eq(access(path, F_OK), -1, "the stale record must go");
@@ -263,7 +214,7 @@ Test(restart, a_broken_record_is_set_aside_and_the_agent_starts)
 	fprintf(f, "{\"format\":1, \"session\": 42");
 	fclose(f);
 	cr_assert_eq(harness_agent_restart(&agent), 0);
-	cr_assert_eq(ask_type(PROTO_PING, &h).code, PROTO_CODE_OK);
+	cr_assert_eq(ask_type(agent.url, PROTO_PING, &h).code, PROTO_CODE_OK);
 	proto_msg_free(&h);
 	cr_assert_eq(access(bad, F_OK), 0, "kept for a human to read");
 	cr_assert_eq(access(path, F_OK), -1);
@@ -324,7 +275,7 @@ freeze(pid_t pid)
 static const char *
 ping_unhealthy(struct proto_msg *h)
 {
-	return ask_type(PROTO_PING, h).unhealthy;
+	return ask_type(agent.url, PROTO_PING, h).unhealthy;
 }
 
 static void
@@ -387,7 +338,7 @@ Test(unkillable, survivors_of_the_kill_mark_the_node_until_cleared)
 	if (!freeze(pid))
 		cr_skip_test("no writable cgroup-v1 freezer on this machine");
 
-	r = ask_close(session, 1500, &h);
+	r = ask_close(agent.url, session, 0, 1500, &h);
 	cr_assert_eq(r.code, PROTO_CODE_PARTIAL, "close: %s", r.msg);
 	cr_assert_geq(r.counts.remaining, 1);
 	proto_msg_free(&h);
@@ -402,7 +353,7 @@ Test(unkillable, survivors_of_the_kill_mark_the_node_until_cleared)
 	    "reason '%s' names the session", h.u.reply.unhealthy);
 	proto_msg_free(&h);
 	harness_unique("rs", other, sizeof(other));
-	r = ask_open(other, "xl", 1, &h);
+	r = ask_open(agent.url, other, "xl", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_REFUSED, "open: %s", r.msg);
 	cr_assert_not_null(r.unhealthy);
 	proto_msg_free(&h);
@@ -428,12 +379,12 @@ Test(unkillable, survivors_of_the_kill_mark_the_node_until_cleared)
 	node = cli_node("ping", 0);
 	cr_assert(json_is_true(json_object_get(node, "healthy")));
 	json_decref(node);
-	r = ask_type(PROTO_CLEAR, &h);
+	r = ask_type(agent.url, PROTO_CLEAR, &h);
 	cr_assert_str_eq(r.msg, "healthy");
 	proto_msg_free(&h);
 
 	snprintf(session, sizeof(session), "%s", other);
-	r = ask_open(session, "xl", 1, &h);
+	r = ask_open(agent.url, session, "xl", 1, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open after clear: %s", r.msg);
 	proto_msg_free(&h);
 }
