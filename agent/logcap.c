@@ -1,6 +1,7 @@
 #include "logcap.h"
 
 #include "hpcxl/common/err.h"
+#include "hpcxl/common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,23 +13,6 @@
 
 /* Bytes copied per read/write round: the only memory a rotation takes. */
 #define LOGCAP_CHUNK (64 * 1024)
-
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /*
  * Copies src from offset 0 to its end into dst, following what the worker
@@ -57,7 +41,7 @@ copy_fd(int src, int dst, off_t limit)
 			goto out;
 		if (n == 0)
 			break;
-		if (write_all(dst, buf, (size_t)n) != 0)
+		if (util_write_all(dst, buf, (size_t)n) != 0)
 			goto out;
 		off += n;
 	}

@@ -3,6 +3,7 @@
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/proto.h"
+#include "hpcxl/common/util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -95,22 +96,6 @@ state_close(struct state_dir *sd)
 
 /* ---- atomic replace -------------------------------------------------- */
 
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Replaces path with text: a reader (or a crash) sees the old file or the
  * new one. The directory is fsynced so the rename itself survives a power
@@ -127,7 +112,7 @@ replace_file(const char *path, const char *text)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return HPCXL_ESYSTEM;
-	if (write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0)
+	if (util_write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0)
 		rv = HPCXL_ESYSTEM;
 	if (close(fd) != 0)
 		rv = HPCXL_ESYSTEM;

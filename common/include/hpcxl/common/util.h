@@ -25,6 +25,10 @@ bool util_valid_id(const char *s);
  */
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* Writes all of buf to fd, retrying short writes and EINTR. Returns 0, or
+ * -1 with errno set. */
+int util_write_all(int fd, const void *buf, size_t len);
+
 /* A random 64-bit value from getrandom(2); never 0. */
 uint64_t util_random_u64(void);
 
