@@ -136,8 +136,12 @@ worker_resolve(const char *prog, char **path, char *why, size_t whylen)
  */
 struct child_plan {
 	const struct worker_spec *spec;
-	/* malloc'd vector; its strings are the spec's and the profile's */
+	/* malloc'd vector; its strings are the spec's, the profile's and
+	 * account's */
 	char **envp;
+	/* HOME, USER, LOGNAME of the profile's user (malloc'd), as login(1)
+	 * and systemd's User= set them; NULL when no user is named. */
+	char *account[4];
 	bool set_groups, set_gid, set_uid; /* only what must change */
 	uid_t uid;
 	gid_t gid;
@@ -184,40 +188,64 @@ env_same_name(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && b[n] == '=';
 }
 
+/* True when one of the n entries of list sets the variable of entry. */
 static bool
-env_in_profile(const char *entry, const struct config_profile *p)
+env_in_list(const char *entry, char *const *list, size_t n)
 {
-	for (size_t i = 0; i < p->nenv; i++) {
-		if (env_same_name(p->env[i], entry))
+	for (size_t i = 0; i < n && list[i] != NULL; i++) {
+		if (env_same_name(list[i], entry))
 			return true;
 	}
 	return false;
 }
 
 /*
- * The worker's environment: base (the agent's plus HPCXL_*, from
- * worker_env_build) with the profile's entries added, a profile NAME
- * replacing the agent's. HPCXL_* stay as base has them: the config refuses
- * them in profiles. Returns a malloc'd vector whose strings still belong to
- * base and p (free only the vector), or NULL.
+ * The worker's environment, later layers winning: base (the agent's plus
+ * HPCXL_*, from worker_env_build), then account (HOME, USER, LOGNAME of the
+ * profile's user; NULL-terminated), then the profile's env. HPCXL_* stay as
+ * base has them: the config refuses them in profiles. Returns a malloc'd
+ * vector whose strings still belong to the callers (free only the vector),
+ * or NULL.
  */
 static char **
-env_merge(char *const *base, const struct config_profile *p)
+env_merge(
+    char *const *base, char *const *account, const struct config_profile *p)
 {
-	size_t n = 0, k = 0, i;
+	size_t n = 0, na = 0, k = 0, i;
 	char **v;
 
 	while (base[n] != NULL)
 		n++;
-	if ((v = calloc(n + p->nenv + 1, sizeof(*v))) == NULL)
+	while (account[na] != NULL)
+		na++;
+	if ((v = calloc(n + na + p->nenv + 1, sizeof(*v))) == NULL)
 		return NULL;
 	for (i = 0; i < n; i++) {
-		if (!env_in_profile(base[i], p))
+		if (!env_in_list(base[i], p->env, p->nenv)
+		    && !env_in_list(base[i], account, na))
 			v[k++] = base[i];
+	}
+	for (i = 0; i < na; i++) {
+		if (!env_in_list(account[i], p->env, p->nenv))
+			v[k++] = account[i];
 	}
 	for (i = 0; i < p->nenv; i++)
 		v[k++] = p->env[i];
 	return v;
+}
+
+/* Fills pl->account from the user's passwd entry. */
+static int
+plan_account_env(struct child_plan *pl, const struct passwd *pw)
+{
+	pl->account[0] = env_entry("HOME=", pw->pw_dir);
+	pl->account[1] = env_entry("USER=", pw->pw_name);
+	pl->account[2] = env_entry("LOGNAME=", pw->pw_name);
+	for (size_t i = 0; i < 3; i++) {
+		if (pl->account[i] == NULL)
+			return ENOMEM;
+	}
+	return 0;
 }
 
 static bool
@@ -349,6 +377,8 @@ plan_user(struct child_plan *pl, const char *user, bool *has_gid, char **name,
 		*has_gid = true;
 		if ((*name = strdup(pw.pw_name)) == NULL)
 			rv = ENOMEM;
+		else
+			rv = plan_account_env(pl, &pw);
 	} else if (is_decimal(user)) {
 		/* A uid without an account: fine, but it has no group. */
 		pl->uid = (uid_t)strtoul(user, NULL, 10);
@@ -476,6 +506,8 @@ plan_free(struct child_plan *pl)
 {
 	free(pl->envp);
 	free(pl->groups);
+	for (size_t i = 0; i < 3; i++)
+		free(pl->account[i]);
 }
 
 static int
@@ -489,18 +521,20 @@ plan_build(struct child_plan *pl, const struct worker_spec *spec, char *why,
 	pl->spec = spec;
 	if (p == NULL)
 		return 0;
-	if ((pl->envp = env_merge(spec->envp, p)) == NULL) {
-		snprintf(why, whylen, "out of memory");
-		return HPCXL_ENOMEM;
-	}
 	plan_limits(pl, p);
 	if ((rv = plan_identity(pl, p, why, whylen)) != 0) {
 		if (why[0] == '\0')
 			snprintf(why, whylen, "cannot resolve user/group: %s",
 			    hpcxl_strerror(rv));
 		plan_free(pl);
+		return rv;
 	}
-	return rv;
+	if ((pl->envp = env_merge(spec->envp, pl->account, p)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		plan_free(pl);
+		return HPCXL_ENOMEM;
+	}
+	return 0;
 }
 
 /* ---- the child ---------------------------------------------------------- */

@@ -267,6 +267,13 @@ Test(profile, user_nobody_runs_as_nobody_with_its_groups)
 	}
 	cr_assert_eq(
 	    ngot, nwant, "Groups: has %d, nobody has %d", ngot, nwant);
+	/* The account's variables, as login(1) and systemd's User= set. */
+	cr_assert_eq(harness_proc_env(pid, "HOME", rest, sizeof(rest)), 0);
+	cr_assert_str_eq(rest, pw.pw_dir);
+	cr_assert_eq(harness_proc_env(pid, "USER", rest, sizeof(rest)), 0);
+	cr_assert_str_eq(rest, "nobody");
+	cr_assert_eq(harness_proc_env(pid, "LOGNAME", rest, sizeof(rest)), 0);
+	cr_assert_str_eq(rest, "nobody");
 	close_all_gone(id);
 }
 
