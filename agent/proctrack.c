@@ -362,8 +362,12 @@ proctrack_set_adopt(
 	if (n < 0 || (size_t)n >= sizeof(found.path))
 		return HPCXL_ENOTFOUND;
 	found.events_fd = open_in(found.path, "cgroup.events", O_RDONLY);
-	if (found.events_fd < 0)
+	/* Writable too: a worker restarted later must join it as well. */
+	found.procs_fd = open_in(found.path, "cgroup.procs", O_WRONLY);
+	if (found.events_fd < 0 || found.procs_fd < 0) {
+		set_close_fds(&found);
 		return HPCXL_ENOTFOUND;
+	}
 	*set = found;
 	return 0;
 }

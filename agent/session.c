@@ -47,7 +47,8 @@ struct session {
 	int64_t kill_backoff_ms;
 	int64_t lease_end_ms; /* closed by the agent at this time; 0 = never */
 	struct server_req *waiters; /* closes waiting for the end */
-	bool dirty; /* changed since last stored */
+	bool dirty; /* changed since last stored (or the store failed) */
+	bool opening; /* workers being started: stored as "opening" */
 	bool unkillable_noted; /* already marked the node unhealthy */
 	struct session *next;
 };
@@ -99,7 +100,7 @@ session_phase(const struct session *s)
 	case SESSION_DONE:
 		return STATE_KILLING;
 	default:
-		return STATE_RUNNING;
+		return s->opening ? STATE_OPENING : STATE_RUNNING;
 	}
 }
 
@@ -118,8 +119,10 @@ session_persist(struct session_table *t, struct session *s)
 
 	snprintf(r.id, sizeof(r.id), "%s", s->id);
 	snprintf(r.profile, sizeof(r.profile), "%s", s->profile);
-	s->dirty = false;
-	return state_save(&t->state, &r);
+	r.kill_start_ms = s->kill_start_ms;
+	/* A failed store is retried at the end of every pass. */
+	s->dirty = state_save(&t->state, &r) != 0;
+	return s->dirty ? HPCXL_ESYSTEM : 0;
 }
 
 static struct session *
@@ -435,8 +438,16 @@ session_open(struct session_table *t, struct server_req *req)
 	t->head = s;
 	if (o->lease_ms > 0)
 		s->lease_end_ms = util_now_ms() + (int64_t)o->lease_ms;
-	rv = session_start(t, s, o, why, sizeof(why));
-	if (rv == 0 && (rv = session_persist(t, s)) != 0)
+	/* Stored before the first fork: an agent killed while spawning
+	 * leaves a record, and the next one undoes the open. */
+	s->opening = true;
+	rv = session_persist(t, s);
+	if (rv == 0)
+		rv = session_start(t, s, o, why, sizeof(why));
+	s->opening = false;
+	if (rv == 0)
+		rv = session_persist(t, s);
+	if (rv == HPCXL_ESYSTEM && why[0] == '\0')
 		snprintf(why, sizeof(why),
 		    "cannot store the session in the state directory");
 	if (rv != 0) {
@@ -457,6 +468,39 @@ session_open(struct session_table *t, struct server_req *req)
 /* ---- close ------------------------------------------------------------- */
 
 /*
+ * pgroup: a group number is the session's only while the group lives. The
+ * kernel does not reuse a pid while it still names a group, so when the
+ * leader's pid (the worker's) is held by a process with another start time,
+ * the group emptied and the number went to a stranger: forget it. Groups
+ * found empty are forgotten too. This is what keeps a re-adopted session,
+ * whose workers are not our children (no SIGCHLD), from signalling anyone
+ * else's group.
+ */
+static void
+forget_stale_groups(struct session *s)
+{
+	if (proctrack_set_is_cgroup(&s->set))
+		return;
+	for (uint32_t i = 0; i < s->nworkers; i++) {
+		uint64_t ticks;
+
+		if (s->pgids[i] == 0)
+			continue;
+		ticks = state_proc_start_ticks(s->pgids[i]);
+		if (ticks != 0 && ticks != s->workers[i].start_ticks)
+			s->pgids[i] = 0;
+	}
+	proctrack_set_empty(&s->set, s->pgids, s->nworkers);
+}
+
+static void
+kill_session(struct session *s)
+{
+	forget_stale_groups(s);
+	proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+}
+
+/*
  * Every process of the session gets sig exactly once (a second SIGTERM
  * means "hurry" to some programs). cgroup2: workers through their pidfds,
  * never a reused pid, then the rest of the cgroup. pgroup: each worker's
@@ -468,6 +512,7 @@ signal_session(struct session *s, int sig)
 	pid_t except[PROTO_MAX_WORKERS];
 	size_t n = 0;
 
+	forget_stale_groups(s);
 	if (proctrack_set_is_cgroup(&s->set)) {
 		for (uint32_t i = 0; i < s->nworkers; i++) {
 			worker_signal(&s->workers[i], sig);
@@ -514,11 +559,12 @@ session_enter(struct session_table *t, struct session *s,
 		if (s->close_start_ms == 0)
 			s->close_start_ms = now_ms;
 		stop_workers(s);
-		s->kill_start_ms = now_ms;
+		if (s->kill_start_ms == 0) /* kept across an agent restart */
+			s->kill_start_ms = now_ms;
 		s->kill_backoff_ms = KILL_BACKOFF_MIN_MS;
 		s->next_kill_ms = now_ms + s->kill_backoff_ms;
 		session_persist(t, s);
-		proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+		kill_session(s);
 		break;
 	case SESSION_DONE:
 		state_forget(&t->state, s->id);
@@ -599,21 +645,24 @@ session_adopt(struct session_table *t, const char *id)
  * pidfd names the stranger and the check fails, so a stranger is never
  * signalled.
  */
-static void
+/* Returns true when the worker ended while no agent watched it. */
+static bool
 reattach_worker(struct session *s, struct worker *w)
 {
 	bool was_alive = worker_alive(w);
 
 	w->adopted = false;
 	w->restart_at_ms = 0;
+	/* Even with its leader gone, a group may hold the worker's helpers;
+	 * forget_stale_groups() drops it if the number was reused. */
+	s->pgids[w->index] = w->pgid;
 	if (!was_alive)
-		return;
+		return false;
 	w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
 	if (w->pidfd >= 0 && w->start_ticks != 0
 	    && state_proc_start_ticks(w->pid) == w->start_ticks) {
 		w->adopted = true;
-		s->pgids[w->index] = w->pgid;
-		return;
+		return false;
 	}
 	/* It ended while no agent watched: how is unknown. */
 	if (w->pidfd >= 0)
@@ -621,6 +670,7 @@ reattach_worker(struct session *s, struct worker *w)
 	w->pidfd = -1;
 	w->state = PROTO_W_EXITED;
 	w->exit_status = -1;
+	return true;
 }
 
 static enum session_state
@@ -637,12 +687,17 @@ static void
 session_adopt_record(void *arg, struct state_session *r)
 {
 	struct session_table *t = arg;
-	struct session *s = calloc(1, sizeof(*s));
+	struct session *s = NULL;
 	uint32_t alive = 0;
 
-	if (s == NULL
+	/* readdir may show a record renamed meanwhile twice; once is enough.
+	 */
+	if (session_find(t, r->id) != NULL
+	    || (s = calloc(1, sizeof(*s))) == NULL
 	    || (s->pgids = calloc(r->nworkers + 1, sizeof(pid_t))) == NULL) {
-		log_err("session %s: out of memory re-adopting it", r->id);
+		if (s != NULL || session_find(t, r->id) == NULL)
+			log_err(
+			    "session %s: out of memory re-adopting it", r->id);
 		free(s);
 		free(r->workbook);
 		free(r->workers);
@@ -656,22 +711,31 @@ session_adopt_record(void *arg, struct state_session *r)
 	s->lease_end_ms = r->lease_end_ms;
 	s->close_start_ms = r->close_start_ms;
 	s->grace_end_ms = r->grace_end_ms;
+	s->kill_start_ms = r->kill_start_ms;
 	s->set.procs_fd = s->set.events_fd = -1;
 	/* No cgroup (pgroup backend, or it is gone): the groups still work. */
 	proctrack_set_adopt(t->pt, s->id, &s->set);
+	s->state = state_from_phase(r->phase);
 	for (uint32_t i = 0; i < s->nworkers; i++) {
-		reattach_worker(s, &s->workers[i]);
+		/* One that ended while no agent ran gets its restart policy.
+		 */
+		if (reattach_worker(s, &s->workers[i])
+		    && s->state == SESSION_RUNNING)
+			plan_restart(t, s, &s->workers[i], util_now_ms());
 		alive += worker_alive(&s->workers[i]);
 	}
-	s->state = state_from_phase(r->phase);
 	s->dirty = true;
 	s->next = t->head;
 	t->head = s;
 	log_notice("session %s re-adopted (%s): %u of %u worker(s) alive",
 	    s->id, proctrack_set_is_cgroup(&s->set) ? "cgroup" : "groups",
 	    alive, s->nworkers);
-	/* A close that was killing resumes at once; the kill is idempotent. */
-	if (s->state == SESSION_KILLING)
+	/* A close that was killing resumes at once; the kill is idempotent.
+	 * An open that was never answered is undone the same way. */
+	if (r->phase == STATE_OPENING)
+		log_warn(
+		    "session %s: its open was cut short; closing it", s->id);
+	if (s->state == SESSION_KILLING || r->phase == STATE_OPENING)
 		session_enter(t, s, SESSION_KILLING, util_now_ms());
 }
 
@@ -712,6 +776,13 @@ session_close(struct session_table *t, struct server_req *req)
 	struct session *s = session_find(t, req->m.u.close.session);
 	int64_t now = util_now_ms();
 
+	if (s == NULL && t->releasing) {
+		/* It may be one just left for the next agent: "not found"
+		 * would tell the controller it is closed. */
+		server_reply_code(t->srv, req, PROTO_CODE_REFUSED,
+		    "the agent is restarting; retry on the next one");
+		return;
+	}
 	if (s == NULL)
 		s = session_adopt(t, req->m.u.close.session);
 	if (s == NULL) {
@@ -747,7 +818,13 @@ session_renew(struct session_table *t, struct server_req *req)
 	}
 	/* lease_ms 0 removes the lease: the session lives until closed. */
 	s->lease_end_ms = lease_ms > 0 ? util_now_ms() + (int64_t)lease_ms : 0;
-	s->dirty = true;
+	/* Acknowledged only once stored: a restart must not bring back the
+	 * old lease. */
+	if (session_persist(t, s) != 0) {
+		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
+		    "cannot store the lease in the state directory");
+		return;
+	}
 	server_reply_code(t->srv, req, PROTO_CODE_OK,
 	    lease_ms > 0 ? "lease renewed" : "lease removed");
 }
@@ -759,7 +836,10 @@ session_gone(struct session *s)
 {
 	/* The set first: reading cgroup.events is what clears its POLLPRI,
 	 * so it must be read on every pass or poll() would spin. */
-	bool set_empty = proctrack_set_empty(&s->set, s->pgids, s->nworkers);
+	bool set_empty;
+
+	forget_stale_groups(s);
+	set_empty = proctrack_set_empty(&s->set, s->pgids, s->nworkers);
 
 	return set_empty && count_alive(s) == 0;
 }
@@ -815,7 +895,7 @@ kill_again(struct session_table *t, struct session *s, int64_t now_ms)
 {
 	if (now_ms < s->next_kill_ms)
 		return;
-	proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+	kill_session(s);
 	s->kill_backoff_ms *= 2;
 	if (s->kill_backoff_ms > KILL_BACKOFF_MAX_MS)
 		s->kill_backoff_ms = KILL_BACKOFF_MAX_MS;
@@ -1014,6 +1094,7 @@ restart_worker(struct session_table *t, struct session *s, uint32_t i)
 	s->dirty = true;
 	/* The new worker gets a new group: what is left of the old one would
 	 * otherwise be forgotten by the pgroup backend. */
+	forget_stale_groups(s);
 	proctrack_set_drop_group(&s->set, &s->pgids[i]);
 	rv = p == NULL ? HPCXL_ENOTFOUND
 	               : make_log_dir(t, s->id, log_dir, sizeof(log_dir));
@@ -1102,6 +1183,7 @@ session_table_release_running(struct session_table *t)
 {
 	struct session **pp = &t->head, *s;
 
+	t->releasing = true;
 	while ((s = *pp) != NULL) {
 		if (s->state != SESSION_RUNNING) {
 			pp = &s->next;

@@ -43,6 +43,7 @@ struct session_table {
 	struct state_dir state;
 	char unhealthy[512]; /* why the node refuses opens; "" = healthy */
 	int64_t next_logcap_ms; /* worker logs are measured again then */
+	bool releasing; /* running sessions were left to the next agent */
 };
 
 /*

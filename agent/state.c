@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #define STATE_MAX_FILE (2 * 1024 * 1024)
 
 static const char *const phase_names[] = {
+	[STATE_OPENING] = "opening",
 	[STATE_RUNNING] = "running",
 	[STATE_STOPPING] = "stopping",
 	[STATE_KILLING] = "killing",
@@ -59,13 +61,33 @@ read_boot_id(char *out, size_t len)
 	fclose(f);
 }
 
+/* Two agents on one state directory would both adopt every session. */
+static int
+lock_state_dir(struct state_dir *sd, const char *state_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/lock", state_dir);
+	sd->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (sd->lock_fd < 0) {
+		log_err("cannot open %s: %s", path, strerror(errno));
+		return HPCXL_ESYSTEM;
+	}
+	if (flock(sd->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		log_err("state directory %s is in use by another agent",
+		    state_dir);
+		return HPCXL_EEXIST;
+	}
+	return 0;
+}
+
 int
 state_open(struct state_dir *sd, const char *state_dir)
 {
-	int n1, n2;
+	int n1, n2, rv;
 
 	memset(sd, 0, sizeof(*sd));
-	sd->dir_fd = -1;
+	sd->dir_fd = sd->lock_fd = -1;
 	n1 = snprintf(
 	    sd->sessions, sizeof(sd->sessions), "%s/sessions", state_dir);
 	n2 = snprintf(
@@ -77,6 +99,8 @@ state_open(struct state_dir *sd, const char *state_dir)
 		log_err("cannot create %s: %s", sd->sessions, strerror(errno));
 		return HPCXL_ESYSTEM;
 	}
+	if ((rv = lock_state_dir(sd, state_dir)) != 0)
+		return rv;
 	sd->dir_fd = open(sd->sessions, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sd->dir_fd < 0) {
 		log_err("cannot open %s: %s", sd->sessions, strerror(errno));
@@ -91,7 +115,9 @@ state_close(struct state_dir *sd)
 {
 	if (sd->dir_fd >= 0)
 		close(sd->dir_fd);
-	sd->dir_fd = -1;
+	if (sd->lock_fd >= 0)
+		close(sd->lock_fd);
+	sd->dir_fd = sd->lock_fd = -1;
 }
 
 /* ---- atomic replace -------------------------------------------------- */
@@ -186,12 +212,14 @@ session_to_json(const struct state_dir *sd, const struct state_session *r)
 	}
 	if (workers == NULL)
 		return NULL;
-	return json_pack("{s:i, s:s, s:s, s:s, s:s*, s:s, s:I, s:I, s:I, s:o}",
+	return json_pack(
+	    "{s:i, s:s, s:s, s:s, s:s*, s:s, s:I, s:I, s:I, s:I, s:o}",
 	    "format", STATE_FORMAT, "boot_id", sd->boot_id, "session", r->id,
 	    "profile", r->profile, "workbook", r->workbook, "phase",
 	    phase_names[r->phase], "lease_end_ms", (json_int_t)r->lease_end_ms,
 	    "close_start_ms", (json_int_t)r->close_start_ms, "grace_end_ms",
-	    (json_int_t)r->grace_end_ms, "workers", workers);
+	    (json_int_t)r->grace_end_ms, "kill_start_ms",
+	    (json_int_t)r->kill_start_ms, "workers", workers);
 }
 
 int
@@ -277,23 +305,29 @@ static int
 session_from_json(json_t *root, const char *boot_id, struct state_session *r)
 {
 	const char *boot, *id, *profile, *workbook = NULL, *phase;
-	json_int_t format, lease, start, grace;
+	json_int_t format, lease, start, grace, kill;
 	json_t *workers;
 	int ph;
 
+	/* Another boot's record is dropped whatever its format. */
+	if (json_unpack(root, "{s:s}", "boot_id", &boot) == 0
+	    && strcmp(boot, boot_id) != 0)
+		return HPCXL_ENOTFOUND;
 	if (json_unpack(root,
-	        "{s:I, s:s, s:s, s:s, s?s, s:s, s:I, s:I, s:I, s:o !}",
+	        "{s:I, s:s, s:s, s:s, s?s, s:s, s:I, s:I, s:I, s:I, s:o !}",
 	        "format", &format, "boot_id", &boot, "session", &id, "profile",
 	        &profile, "workbook", &workbook, "phase", &phase,
 	        "lease_end_ms", &lease, "close_start_ms", &start,
-	        "grace_end_ms", &grace, "workers", &workers)
+	        "grace_end_ms", &grace, "kill_start_ms", &kill, "workers",
+	        &workers)
 	    != 0)
 		return HPCXL_EPROTO;
 	if (strcmp(boot, boot_id) != 0)
 		return HPCXL_ENOTFOUND; /* an earlier boot: nothing is left */
-	ph = name_index(phase_names, 3, phase);
+	ph = name_index(phase_names, 4, phase);
 	if (format != STATE_FORMAT || ph < 0 || !util_valid_id(id)
-	    || !util_valid_id(profile) || lease < 0 || start < 0 || grace < 0)
+	    || !util_valid_id(profile) || lease < 0 || start < 0 || grace < 0
+	    || kill < 0)
 		return HPCXL_EPROTO;
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	snprintf(r->profile, sizeof(r->profile), "%s", profile);
@@ -301,6 +335,7 @@ session_from_json(json_t *root, const char *boot_id, struct state_session *r)
 	r->lease_end_ms = lease;
 	r->close_start_ms = start;
 	r->grace_end_ms = grace;
+	r->kill_start_ms = kill;
 	if (workbook != NULL && (r->workbook = strdup(workbook)) == NULL)
 		return HPCXL_ENOMEM;
 	return workers_from_json(workers, r);
@@ -338,6 +373,14 @@ file_too_big(const char *path)
 	    || st.st_size > STATE_MAX_FILE;
 }
 
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 /* The session id of a file name "<id>.json", or false. */
 static bool
 record_name(const char *name, char *id, size_t len)
@@ -365,7 +408,7 @@ size_t
 state_load_all(const struct state_dir *sd,
     void (*take)(void *arg, struct state_session *r), void *arg)
 {
-	char path[PATH_MAX], id[HPCXL_ID_MAX + 1];
+	char path[PATH_MAX + 256], id[HPCXL_ID_MAX + 1];
 	struct state_session r;
 	struct dirent *de;
 	size_t n = 0;
@@ -375,9 +418,16 @@ state_load_all(const struct state_dir *sd,
 	if ((d = opendir(sd->sessions)) == NULL)
 		return 0;
 	while ((de = readdir(d)) != NULL) {
-		if (!record_name(de->d_name, id, sizeof(id))
-		    || record_path(sd, id, "", path, sizeof(path)) != 0)
+		snprintf(
+		    path, sizeof(path), "%s/%s", sd->sessions, de->d_name);
+		if (ends_with(de->d_name, ".json.tmp"))
+			unlink(path); /* a write cut short by a crash */
+		if (de->d_name[0] == '.' || !ends_with(de->d_name, ".json"))
 			continue;
+		if (!record_name(de->d_name, id, sizeof(id))) {
+			set_aside(path, "is not named <session id>.json");
+			continue;
+		}
 		if (file_too_big(path)) {
 			set_aside(path, "is not a small regular file");
 			continue;

@@ -24,6 +24,7 @@
 
 /* Where a session's close had got to: what a new agent resumes. */
 enum state_phase {
+	STATE_OPENING, /* workers being started; the open was not answered */
 	STATE_RUNNING,
 	STATE_STOPPING, /* SIGTERM sent; the kill comes at grace_end_ms */
 	STATE_KILLING, /* killed; kill again until empty */
@@ -33,6 +34,7 @@ struct state_dir {
 	char sessions[PATH_MAX]; /* <state_dir>/sessions */
 	char health[PATH_MAX]; /* <state_dir>/unhealthy */
 	int dir_fd; /* sessions/, fsynced after each rename */
+	int lock_fd; /* <state_dir>/lock, flock'ed: one agent per state dir */
 	char boot_id[64];
 };
 
@@ -49,11 +51,13 @@ struct state_session {
 	int64_t lease_end_ms; /* 0 = no lease */
 	int64_t close_start_ms;
 	int64_t grace_end_ms;
+	int64_t kill_start_ms; /* when the kill began (the unkillable clock) */
 	uint32_t nworkers;
 	struct worker *workers; /* pidfd is -1 in a loaded record */
 };
 
-/* Creates <state_dir>/sessions if needed. Returns 0 or HPCXL_ESYSTEM. */
+/* Creates <state_dir>/sessions if needed and locks the directory. Returns
+ * 0, HPCXL_EEXIST when another agent holds it, or HPCXL_ESYSTEM. */
 int state_open(struct state_dir *sd, const char *state_dir);
 void state_close(struct state_dir *sd);
 
@@ -65,8 +69,9 @@ void state_forget(const struct state_dir *sd, const char *id);
 
 /*
  * Calls take(arg, r) for every valid record of this boot. A record of an
- * earlier boot is removed; one that cannot be parsed is renamed to
- * <id>.json.bad (kept for a human) and skipped. Returns how many records
+ * earlier boot is removed; one that cannot be parsed, or whose name is not
+ * a valid session id, is renamed to <name>.bad (kept for a human) and
+ * skipped; a temporary left by a crash is removed. Returns how many records
  * were handed over.
  */
 size_t state_load_all(const struct state_dir *sd,

@@ -521,3 +521,22 @@ harness_run(
 		free(text);
 	return 0;
 }
+
+void
+harness_proc_cgroup(pid_t pid, char *out, size_t len)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	out[0] = '\0';
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, len, "%s", line + 3);
+		}
+	}
+	fclose(f);
+}

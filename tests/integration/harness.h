@@ -96,6 +96,9 @@ int harness_request_raw(const char *url, const void *frame, size_t len,
 int harness_run(
     const char *const argv[], char **out, int *status, int64_t *elapsed_ms);
 
+/* The cgroup2 path of pid (the "0::" line of /proc/PID/cgroup), or "". */
+void harness_proc_cgroup(pid_t pid, char *out, size_t len);
+
 /* Value of NAME in the environment of pid, copied into out; -1 if none. */
 int harness_proc_env(pid_t pid, const char *name, char *out, size_t len);
 

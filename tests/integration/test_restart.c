@@ -152,6 +152,104 @@ Test(restart, adopted_worker_that_ends_is_seen_without_a_close)
 	}
 }
 
+/* True once the agent's log holds text (its stderr goes to agent.log). */
+static bool
+agent_logged(const char *text)
+{
+	char path[PATH_MAX + 16], line[1024];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/agent.log", agent.dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
+Test(restart, a_close_while_the_agent_stops_is_refused_not_lost)
+{
+	struct proto_msg req = { .type = PROTO_CLOSE }, h;
+	struct proto_reply r;
+	char closing[64];
+	int64_t end;
+
+	cr_assert_eq(harness_agent_start_keeping(&agent, "rr", NULL), 0);
+	/* closing: SIGTERM-deaf, so its close keeps the agent 1 s (grace). */
+	open_running("xl-ignore", 1);
+	snprintf(closing, sizeof(closing), "%s", session);
+	req.u.close.session = closing;
+	req.u.close.deadline_ms = 8000;
+	req.op = util_random_u64();
+	cr_assert_neq(harness_request(agent.url, &req, 100, &h), 0);
+	open_running("xl", 1);
+	kill(agent.pid, SIGTERM);
+	for (end = util_now_ms() + WAIT_MS; !agent_logged("left running");
+	     harness_nap_ms(20))
+		cr_assert_lt(util_now_ms(), end, "agent never let go");
+	/* The stopping agent no longer has it, but it is not closed. */
+	r = ask_close(agent.url, session, 0, 8000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_REFUSED, "close: %s", r.msg);
+	proto_msg_free(&h);
+	cr_assert_eq(harness_agent_stop(&agent, 15000), 0, "exit status 0");
+	cr_assert_eq(harness_session_procs(closing), 0, "its close finished");
+	cr_assert_eq(harness_session_procs(session), 1, "this one was left");
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	r = ask_close(agent.url, session, 0, 8000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	proto_msg_free(&h);
+	cr_assert_eq(harness_session_procs(session), 0);
+}
+
+/* A worker restarted by the new agent joins the session's cgroup too, so
+ * the close still reaches it and everything it forks. */
+Test(restart, a_worker_restarted_after_readoption_is_still_tracked)
+{
+	char cfg[PATH_MAX + 32], arg[PATH_MAX + 48], cgroup[256];
+	const char *extra[] = { arg, NULL };
+	struct proto_msg h;
+	struct proto_reply r;
+	pid_t pid, again = 0;
+	FILE *f;
+
+	snprintf(cfg, sizeof(cfg), "/tmp/hpcxl-test-always-%d.ini", getpid());
+	cr_assert_not_null(f = fopen(cfg, "w"));
+	fprintf(f, "[profile.xl-always]\ncommand = %s\nrestart = always\n",
+	    harness_bin("xlsim"));
+	cr_assert_eq(fclose(f), 0);
+	snprintf(arg, sizeof(arg), "--config=%s", cfg);
+	cr_assert_eq(harness_agent_start_keeping(&agent, "ra", extra), 0);
+	open_running("xl-always", 1);
+	worker_pids(&pid, 1);
+	cr_assert_eq(harness_agent_stop(&agent, 15000), 0, "exit status 0");
+	cr_assert_eq(harness_agent_restart(&agent), 0);
+	unlink(cfg);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	/* Restarted after the 1 s backoff. */
+	for (int64_t end = util_now_ms() + WAIT_MS; again == 0 || again == pid;
+	     harness_nap_ms(50)) {
+		cr_assert_lt(util_now_ms(), end, "never restarted");
+		r = ask_status(agent.url, session, &h);
+		if (r.sessions[0].workers[0].state == PROTO_W_RUNNING)
+			again = r.sessions[0].workers[0].pid;
+		proto_msg_free(&h);
+	}
+	r = ask_type(agent.url, PROTO_PING, &h);
+	if (strcmp(r.backend, "cgroup2") == 0) {
+		harness_proc_cgroup(again, cgroup, sizeof(cgroup));
+		cr_assert(strstr(cgroup, session) != NULL,
+		    "restarted worker is in cgroup %s", cgroup);
+	}
+	proto_msg_free(&h);
+	r = ask_close(agent.url, session, 0, 8000, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	cr_assert_eq(r.counts.remaining, 0);
+	proto_msg_free(&h);
+	cr_assert_eq(harness_session_procs(session), 0);
+}
+
 Test(restart, sigkill_in_the_middle_of_a_close_then_restart_completes_it)
 {
 	struct proto_msg req = { .type = PROTO_CLOSE }, h;
@@ -198,6 +296,8 @@ Test(restart, a_session_of_an_earlier_boot_is_dropped)
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);
 	cr_assert_eq(access(path, F_OK), -1, "the stale record must go");
+	strcat(path, ".bad");
+	cr_assert_eq(access(path, F_OK), -1, "dropped, not set aside");
 }
 
 Test(restart, a_broken_record_is_set_aside_and_the_agent_starts)
