@@ -11,8 +11,9 @@
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/util.h"
 
+#include "scratch.h"
+
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,11 +31,7 @@ static char err[1024];
 static void
 setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/hpcxl-test-config-XXXXXX",
-	    base != NULL && base[0] != '\0' ? base : "/tmp");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
+	scratch_dir_make(tmpdir, sizeof(tmpdir), "config");
 	cr_assert_eq(config_init(&cfg), 0);
 	err[0] = '\0';
 }
@@ -42,22 +39,8 @@ setup(void)
 static void
 teardown(void)
 {
-	char path[PATH_MAX * 2];
-	struct dirent *de;
-	DIR *d;
-
 	config_free(&cfg);
-	if ((d = opendir(tmpdir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0
-		    || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(tmpdir);
+	scratch_dir_remove(tmpdir);
 }
 
 TestSuite(config, .init = setup, .fini = teardown);

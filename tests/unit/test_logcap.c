@@ -10,6 +10,8 @@
 
 #include "hpcxl/common/err.h"
 
+#include "scratch.h"
+
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -29,11 +31,7 @@ static char old_path[sizeof(log_path) + 2]; /* log_path + ".1" */
 static void
 setup(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/hpcxl-test-logcap-XXXXXX",
-	    base != NULL && base[0] != '\0' ? base : "/tmp");
-	cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
+	scratch_dir_make(tmpdir, sizeof(tmpdir), "logcap");
 	snprintf(log_path, sizeof(log_path), "%s/worker-0.log", tmpdir);
 	snprintf(old_path, sizeof(old_path), "%s.1", log_path);
 }
@@ -41,21 +39,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char path[PATH_MAX * 2];
-	struct dirent *de;
-	DIR *d;
-
-	if ((d = opendir(tmpdir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0
-		    || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(tmpdir);
+	scratch_dir_remove(tmpdir);
 }
 
 TestSuite(logcap, .init = setup, .fini = teardown, .timeout = 30);
