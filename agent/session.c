@@ -113,13 +113,13 @@ session_persist(struct session_table *t, struct session *s)
 		.lease_end_ms = s->lease_end_ms,
 		.close_start_ms = s->close_start_ms,
 		.grace_end_ms = s->grace_end_ms,
+		.kill_start_ms = s->kill_start_ms,
 		.nworkers = s->nworkers,
 		.workers = s->workers,
 	};
 
 	snprintf(r.id, sizeof(r.id), "%s", s->id);
 	snprintf(r.profile, sizeof(r.profile), "%s", s->profile);
-	r.kill_start_ms = s->kill_start_ms;
 	/* A failed store is retried at the end of every pass. */
 	s->dirty = state_save(&t->state, &r) != 0;
 	return s->dirty ? HPCXL_ESYSTEM : 0;
@@ -447,12 +447,14 @@ session_open(struct session_table *t, struct server_req *req)
 	s->opening = false;
 	if (rv == 0)
 		rv = session_persist(t, s);
-	if (rv == HPCXL_ESYSTEM && why[0] == '\0')
-		snprintf(why, sizeof(why),
-		    "cannot store the session in the state directory");
 	if (rv != 0) {
+		/* Spawning explains its system errors; a failed store not. */
 		if (why[0] == '\0')
-			snprintf(why, sizeof(why), "%s", hpcxl_strerror(rv));
+			snprintf(why, sizeof(why), "%s",
+			    rv == HPCXL_ESYSTEM
+			        ? "cannot store the session in "
+			          "the state directory"
+			        : hpcxl_strerror(rv));
 		log_warn("open %s failed: %s", s->id, why);
 		/* Nothing may stay running: the started workers are killed
 		 * and the session ends through the normal state machine. */
@@ -593,6 +595,16 @@ drop_waiter_with_op(struct session *s, uint64_t op)
 	}
 }
 
+/* A stopping session's grace may end earlier, never later. */
+static void
+shorten_grace(struct session *s, int64_t grace_end_ms)
+{
+	if (s->state == SESSION_STOPPING && grace_end_ms < s->grace_end_ms) {
+		s->grace_end_ms = grace_end_ms;
+		s->dirty = true;
+	}
+}
+
 /* A close with deadline d may shorten grace to 80 % of d, never extend it. */
 static void
 session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
@@ -601,10 +613,7 @@ session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
 	int64_t grace_end = now_ms + d * 8 / 10;
 
 	req->reply_by_ms = now_ms + d;
-	if (s->state == SESSION_STOPPING && grace_end < s->grace_end_ms) {
-		s->grace_end_ms = grace_end;
-		s->dirty = true;
-	}
+	shorten_grace(s, grace_end);
 	drop_waiter_with_op(s, req->m.op);
 	req->next = s->waiters;
 	s->waiters = req;
@@ -640,12 +649,11 @@ session_adopt(struct session_table *t, const char *id)
 /* ---- re-adoption after an agent restart --------------------------------- */
 
 /*
- * Takes back a worker an earlier agent started. The pidfd is opened first
- * and the start time checked after: if the pid was reused in between, the
- * pidfd names the stranger and the check fails, so a stranger is never
- * signalled.
+ * Takes back a worker an earlier agent started; returns true when it ended
+ * while no agent watched it. The pidfd is opened first and the start time
+ * checked after: if the pid was reused in between, the pidfd names the
+ * stranger and the check fails, so a stranger is never signalled.
  */
-/* Returns true when the worker ended while no agent watched it. */
 static bool
 reattach_worker(struct session *s, struct worker *w)
 {
@@ -664,12 +672,7 @@ reattach_worker(struct session *s, struct worker *w)
 		w->adopted = true;
 		return false;
 	}
-	/* It ended while no agent watched: how is unknown. */
-	if (w->pidfd >= 0)
-		close(w->pidfd);
-	w->pidfd = -1;
-	w->state = PROTO_W_EXITED;
-	w->exit_status = -1;
+	worker_ended(w, WORKER_STATUS_UNKNOWN, false);
 	return true;
 }
 
@@ -692,12 +695,12 @@ session_adopt_record(void *arg, struct state_session *r)
 
 	/* readdir may show a record renamed meanwhile twice; once is enough.
 	 */
-	if (session_find(t, r->id) != NULL
-	    || (s = calloc(1, sizeof(*s))) == NULL
-	    || (s->pgids = calloc(r->nworkers + 1, sizeof(pid_t))) == NULL) {
-		if (s != NULL || session_find(t, r->id) == NULL)
-			log_err(
-			    "session %s: out of memory re-adopting it", r->id);
+	if (session_find(t, r->id) == NULL
+	    && ((s = calloc(1, sizeof(*s))) == NULL
+	        || (s->pgids = calloc(r->nworkers + 1, sizeof(pid_t)))
+	            == NULL))
+		log_err("session %s: out of memory re-adopting it", r->id);
+	if (s == NULL || s->pgids == NULL) {
 		free(s);
 		free(r->workbook);
 		free(r->workers);
@@ -739,6 +742,19 @@ session_adopt_record(void *arg, struct state_session *r)
 		session_enter(t, s, SESSION_KILLING, util_now_ms());
 }
 
+/* Worker w of s ended (reaped, or seen on its pidfd if adopted). */
+static void
+note_worker_end(struct session_table *t, struct session *s, struct worker *w,
+    int status, int64_t now_ms)
+{
+	worker_ended(w, status, s->state == SESSION_KILLING);
+	s->dirty = true;
+	log_info("session %s worker %u (pid %d) ended, status 0x%x", s->id,
+	    w->index, w->pid, status);
+	if (s->state == SESSION_RUNNING)
+		plan_restart(t, s, w, now_ms);
+}
+
 /* An adopted worker's pidfd turns readable when it ends. */
 static bool
 pidfd_ended(int pidfd)
@@ -755,18 +771,9 @@ check_adopted_workers(
 	for (uint32_t i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 
-		if (!w->adopted || !worker_alive(w) || !pidfd_ended(w->pidfd))
-			continue;
-		close(w->pidfd);
-		w->pidfd = -1;
-		w->exit_status = -1; /* its parent, not us, has the status */
-		w->state = s->state == SESSION_KILLING ? PROTO_W_KILLED
-		                                       : PROTO_W_EXITED;
-		s->dirty = true;
-		log_info("session %s adopted worker %u (pid %d) ended", s->id,
-		    i, w->pid);
-		if (s->state == SESSION_RUNNING)
-			plan_restart(t, s, w, now_ms);
+		if (w->adopted && worker_alive(w) && pidfd_ended(w->pidfd))
+			note_worker_end(
+			    t, s, w, WORKER_STATUS_UNKNOWN, now_ms);
 	}
 }
 
@@ -1134,13 +1141,7 @@ record_worker_end(struct session_table *t, pid_t pid, int status)
 
 			if (w->pid != pid || !worker_alive(w))
 				continue;
-			worker_ended(w, status, s->state == SESSION_KILLING);
-			s->dirty = true;
-			log_info("session %s worker %u (pid %d) ended, status "
-			         "0x%x",
-			    s->id, i, pid, status);
-			if (s->state == SESSION_RUNNING)
-				plan_restart(t, s, w, util_now_ms());
+			note_worker_end(t, s, w, status, util_now_ms());
 			return true;
 		}
 	}
@@ -1171,10 +1172,7 @@ session_table_close_all(struct session_table *t, int64_t deadline_ms)
 		if (s->state != SESSION_RUNNING)
 			continue;
 		session_enter(t, s, SESSION_STOPPING, now);
-		if (s->grace_end_ms > now + deadline_ms * 8 / 10) {
-			s->grace_end_ms = now + deadline_ms * 8 / 10;
-			s->dirty = true;
-		}
+		shorten_grace(s, now + deadline_ms * 8 / 10);
 	}
 }
 

@@ -779,10 +779,11 @@ worker_signal(const struct worker *w, int sig)
 void
 worker_ended(struct worker *w, int status, bool killed)
 {
+	bool by_sigkill = status == WORKER_STATUS_UNKNOWN
+	    || (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
 	w->exit_status = status;
-	w->state = killed && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
-	    ? PROTO_W_KILLED
-	    : PROTO_W_EXITED;
+	w->state = killed && by_sigkill ? PROTO_W_KILLED : PROTO_W_EXITED;
 	if (w->pidfd >= 0)
 		close(w->pidfd);
 	w->pidfd = -1;

@@ -78,7 +78,15 @@ int worker_spawn(struct worker *w, const struct worker_spec *spec, char *why,
 /* Sends sig through the pidfd; a no-op once the worker was reaped. */
 void worker_signal(const struct worker *w, int sig);
 
-/* Records the wait status; killed says whether our SIGKILL phase ran. */
+/* The wait status of a worker that was not our child (re-adopted): its
+ * parent, not the agent, could wait for it. */
+#define WORKER_STATUS_UNKNOWN (-1)
+
+/*
+ * Records the wait status (or WORKER_STATUS_UNKNOWN) and closes the pidfd;
+ * killed says whether our SIGKILL phase ran, which for an unknown status
+ * is taken as the cause.
+ */
 void worker_ended(struct worker *w, int status, bool killed);
 
 bool worker_alive(const struct worker *w);
