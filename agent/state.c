@@ -87,7 +87,7 @@ state_open(struct state_dir *sd, const char *state_dir)
 	int n1, n2, rv;
 
 	memset(sd, 0, sizeof(*sd));
-	sd->dir_fd = sd->lock_fd = -1;
+	sd->lock_fd = -1;
 	n1 = snprintf(
 	    sd->sessions, sizeof(sd->sessions), "%s/sessions", state_dir);
 	n2 = snprintf(
@@ -101,11 +101,6 @@ state_open(struct state_dir *sd, const char *state_dir)
 	}
 	if ((rv = lock_state_dir(sd, state_dir)) != 0)
 		return rv;
-	sd->dir_fd = open(sd->sessions, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sd->dir_fd < 0) {
-		log_err("cannot open %s: %s", sd->sessions, strerror(errno));
-		return HPCXL_ESYSTEM;
-	}
 	read_boot_id(sd->boot_id, sizeof(sd->boot_id));
 	return 0;
 }
@@ -113,11 +108,9 @@ state_open(struct state_dir *sd, const char *state_dir)
 void
 state_close(struct state_dir *sd)
 {
-	if (sd->dir_fd >= 0)
-		close(sd->dir_fd);
 	if (sd->lock_fd >= 0)
 		close(sd->lock_fd);
-	sd->dir_fd = sd->lock_fd = -1;
+	sd->lock_fd = -1;
 }
 
 /* ---- atomic replace -------------------------------------------------- */
@@ -324,7 +317,8 @@ session_from_json(json_t *root, const char *boot_id, struct state_session *r)
 		return HPCXL_EPROTO;
 	if (strcmp(boot, boot_id) != 0)
 		return HPCXL_ENOTFOUND; /* an earlier boot: nothing is left */
-	ph = name_index(phase_names, 4, phase);
+	ph = name_index(
+	    phase_names, sizeof(phase_names) / sizeof(phase_names[0]), phase);
 	if (format != STATE_FORMAT || ph < 0 || !util_valid_id(id)
 	    || !util_valid_id(profile) || lease < 0 || start < 0 || grace < 0
 	    || kill < 0)

@@ -33,7 +33,6 @@ enum state_phase {
 struct state_dir {
 	char sessions[PATH_MAX]; /* <state_dir>/sessions */
 	char health[PATH_MAX]; /* <state_dir>/unhealthy */
-	int dir_fd; /* sessions/, fsynced after each rename */
 	int lock_fd; /* <state_dir>/lock, flock'ed: one agent per state dir */
 	char boot_id[64];
 };
