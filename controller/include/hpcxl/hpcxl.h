@@ -6,10 +6,13 @@
  * with exactly one row per roster URL, in roster order. A call never returns
  * later than its timeout plus a small bounded overshoot (a few tens of ms).
  *
- * A client only holds its roster and is never changed after
- * hpcxl_client_open(): calls on one client may run concurrently from
- * several threads. Errors are hpcxl_err values (<hpcxl/common/err.h>); use
- * hpcxl_strerror() for a text.
+ * A client dials every node of its roster when it is opened and keeps the
+ * connections until hpcxl_client_close() (HPC Pack's client object lives
+ * from OpenSession to CloseSession): a call pays no connection set-up for
+ * nodes that are already connected, and a node that goes away is redialled
+ * in the background. Calls on one client may run concurrently from several
+ * threads; each call's replies are routed to it by its survey id. Errors are
+ * hpcxl_err values (<hpcxl/common/err.h>); use hpcxl_strerror() for a text.
  */
 #ifndef HPCXL_HPCXL_H
 #define HPCXL_HPCXL_H
@@ -29,18 +32,62 @@ extern "C" {
 
 struct hpcxl_client;
 
+/* One node of a roster: the name its report row carries and the nng URL
+ * its agent listens on. */
+struct hpcxl_node {
+	const char *name; /* NULL: the URL is the name */
+	const char *url; /* e.g. "tcp://n017:7420" */
+};
+
 /*
- * Creates a client for the agents at urls[0..nurls) (nng URLs such as
- * "tcp://node1:5555"); the strings are copied. Nothing is dialled yet.
- * Returns 0 and sets *out (release with hpcxl_client_close()), or
- * HPCXL_EINVAL (no URLs, a NULL or unusable URL), HPCXL_ETRANSPORT (nng
- * could not be set up) or HPCXL_ENOMEM, with *out untouched.
+ * Creates a client for the agents nodes[0..n) and starts dialling them all
+ * without waiting (the first call waits for the connections it needs, within
+ * its own timeout). The strings are copied. Returns 0 and sets *out (release
+ * with hpcxl_client_close()), or HPCXL_EINVAL (no nodes, a NULL or unusable
+ * URL, a name or URL listed twice), HPCXL_ETRANSPORT (nng could not be set
+ * up) or HPCXL_ENOMEM, with *out untouched.
  */
+int hpcxl_client_open_nodes(
+    const struct hpcxl_node *nodes, size_t n, struct hpcxl_client **out);
+
+/* hpcxl_client_open_nodes() for unnamed nodes: each URL is its own name. */
 int hpcxl_client_open(
     const char *const *urls, size_t nurls, struct hpcxl_client **out);
 
-/* Frees c (NULL is fine). No call on c may be running. */
+/* Closes every connection and frees c (NULL is fine). No call on c may be
+ * running. */
 void hpcxl_client_close(struct hpcxl_client *c);
+
+/*
+ * Ends every call running on c, and every later one, at once: each returns
+ * the report so far, with HPCXL_NODE_INTERRUPTED for the nodes that had not
+ * answered, and HPCXL_EPARTIAL. Meant for a SIGINT handler (it is
+ * async-signal-safe); a client that was interrupted stays so.
+ */
+void hpcxl_client_interrupt(struct hpcxl_client *c);
+
+/* What a call that is still waiting reports about itself. */
+#define HPCXL_PROGRESS_NAMES 8
+struct hpcxl_progress {
+	size_t answered; /* nodes that answered so far */
+	size_t total; /* nodes the call waits for */
+	/* Names of up to HPCXL_PROGRESS_NAMES nodes still silent, in roster
+	 * order; valid during the callback only. */
+	const char *waiting[HPCXL_PROGRESS_NAMES];
+	size_t nwaiting;
+	int64_t elapsed_ms; /* since the call started */
+	int64_t left_ms; /* until its timeout */
+};
+
+/*
+ * Has every call on c report its progress to fn, on the calling thread,
+ * every interval_ms (> 0) while it waits; the first report comes after
+ * interval_ms. fn must not call into c. NULL turns reports off. Set it
+ * before calls start: it is not synchronised with running calls.
+ */
+void hpcxl_client_set_progress(struct hpcxl_client *c,
+    void (*fn)(const struct hpcxl_progress *p, void *arg), void *arg,
+    int interval_ms);
 
 enum hpcxl_node_state {
 	HPCXL_NODE_OK, /* open, status, ping succeeded */
@@ -50,10 +97,12 @@ enum hpcxl_node_state {
 	                       workers did not start (open) */
 	HPCXL_NODE_UNREACHABLE, /* no reply before the deadline */
 	HPCXL_NODE_ERROR, /* the agent refused or failed; see msg */
+	HPCXL_NODE_INTERRUPTED, /* no reply yet when the call was
+	                           interrupted (hpcxl_client_interrupt()) */
 };
 
-/* "ok", "closed", "already_closed", "partial", "unreachable", "error";
- * "?" for a value outside the enum. Static storage. */
+/* "ok", "closed", "already_closed", "partial", "unreachable", "error",
+ * "interrupted"; "?" for a value outside the enum. Static storage. */
 const char *hpcxl_node_state_name(enum hpcxl_node_state s);
 
 struct hpcxl_worker_info {
@@ -73,6 +122,7 @@ struct hpcxl_session_info {
 };
 
 struct hpcxl_node_report {
+	char *name; /* the roster name of this row (its URL if unnamed) */
 	char *url; /* the roster URL of this row */
 	char *node; /* the name the agent gave; NULL if it never answered */
 	enum hpcxl_node_state state;
@@ -116,6 +166,11 @@ struct hpcxl_open_params {
 	const char *workbook; /* passed to workers; may be NULL */
 	uint64_t lease_ms; /* agents close the session if not renewed
 	                      within this; 0 = no lease */
+	/* Fewest nodes that must open for the call to succeed; 0 = every
+	 * node of the roster. When fewer open, the session is closed again
+	 * on every node that may have opened it, within the same timeout,
+	 * and the call fails: a failed open leaves nothing running. */
+	size_t min_nodes;
 };
 
 /*
@@ -129,8 +184,15 @@ struct hpcxl_open_params {
  * HPCXL_ETRANSPORT (the socket could not be set up), HPCXL_ENOMEM.
  */
 
-/* Starts a session's workers on every node. Node states: ok, partial,
- * error, unreachable. Retrying with the same session is safe. */
+/*
+ * Starts a session's workers on every node. Node states: ok, partial,
+ * error, unreachable. Retrying with the same session is safe. When fewer
+ * than p->min_nodes nodes answered ok, the call closes the session again on
+ * every node that did not refuse it (within the same timeout: the open phase
+ * keeps a quarter of it for that) and returns HPCXL_EPARTIAL; the rows of
+ * those nodes then say what the close found (closed, already_closed,
+ * partial, unreachable) and their msg says why the session was closed.
+ */
 int hpcxl_open_session(struct hpcxl_client *c,
     const struct hpcxl_open_params *p, int timeout_ms,
     struct hpcxl_report **out);
