@@ -1,44 +1,111 @@
 /*
  * The public entry points: argument checks, one request per operation, one
- * survey, one report. Everything that talks to the network is in survey.c.
+ * survey (two for an open that has to be rolled back), one report. The
+ * connections are the fleet's (fleet.c), a call's exchange the survey's
+ * (survey.c).
  */
 #include "hpcxl/hpcxl.h"
 
+#include "fleet.h"
 #include "report.h"
 #include "survey.h"
 
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 
-#include <nng/nng.h>
-#include <nng/protocol/survey0/survey.h>
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct hpcxl_client {
-	size_t nurls;
-	char **urls;
+	size_t n;
+	char **names; /* owned, by row */
+	char **urls; /* owned, by row */
+	struct fleet *fleet;
+	struct survey_opts opts; /* names and progress reports */
 };
 
-/* nng knows the URL's scheme and form: a dialer can be created for it on a
- * surveyor (not started: nothing is resolved or dialled). */
+/* Longest node name accepted (the CLI allows less). */
+#define CLIENT_NAME_MAX 255
+
 static int
-client_check_urls(const char *const *urls, size_t nurls)
+client_cmp_str(const void *a, const void *b)
 {
-	nng_socket sock;
-	nng_dialer d;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* False if two of strs[0..n) are equal; sorts a copy: O(n log n). */
+static int
+client_check_unique(char *const *strs, size_t n)
+{
+	char **sorted;
 	size_t i;
 	int rv = 0;
 
-	if (nng_surveyor0_open(&sock) != 0)
-		return HPCXL_ETRANSPORT;
-	for (i = 0; rv == 0 && i < nurls; i++) {
-		if (urls[i] == NULL
-		    || nng_dialer_create(&d, sock, urls[i]) != 0)
+	if ((sorted = malloc(n * sizeof(*sorted))) == NULL)
+		return HPCXL_ENOMEM;
+	memcpy(sorted, strs, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), client_cmp_str);
+	for (i = 1; rv == 0 && i < n; i++) {
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
 			rv = HPCXL_EINVAL;
 	}
-	nng_close(sock);
+	free(sorted);
+	return rv;
+}
+
+static int
+client_copy_nodes(
+    struct hpcxl_client *c, const struct hpcxl_node *nodes, size_t n)
+{
+	const char *name;
+
+	if ((c->names = calloc(n, sizeof(*c->names))) == NULL
+	    || (c->urls = calloc(n, sizeof(*c->urls))) == NULL)
+		return HPCXL_ENOMEM;
+	for (c->n = 0; c->n < n; c->n++) {
+		if (nodes[c->n].url == NULL)
+			return HPCXL_EINVAL;
+		name = nodes[c->n].name != NULL ? nodes[c->n].name
+		                                : nodes[c->n].url;
+		if (name[0] == '\0' || strlen(name) > CLIENT_NAME_MAX)
+			return HPCXL_EINVAL;
+		c->names[c->n] = strdup(name);
+		c->urls[c->n] = strdup(nodes[c->n].url);
+		if (c->names[c->n] == NULL || c->urls[c->n] == NULL) {
+			c->n++; /* frees what was copied */
+			return HPCXL_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int
+hpcxl_client_open_nodes(
+    const struct hpcxl_node *nodes, size_t n, struct hpcxl_client **out)
+{
+	struct hpcxl_client *c;
+	size_t bad_row;
+	int rv;
+
+	if (nodes == NULL || n == 0 || out == NULL)
+		return HPCXL_EINVAL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return HPCXL_ENOMEM;
+	if ((rv = client_copy_nodes(c, nodes, n)) != 0
+	    || (rv = client_check_unique(c->names, n)) != 0
+	    || (rv = client_check_unique(c->urls, n)) != 0)
+		goto out;
+	rv = fleet_open((const char *const *)c->urls, n, &c->fleet, &bad_row);
+	if (rv == HPCXL_EINVAL)
+		log_debug("cannot dial '%s'", c->urls[bad_row]);
+	if (rv != 0)
+		goto out;
+	c->opts.names = (const char *const *)c->names;
+	*out = c;
+	c = NULL;
+out:
+	hpcxl_client_close(c);
 	return rv;
 }
 
@@ -46,28 +113,18 @@ int
 hpcxl_client_open(
     const char *const *urls, size_t nurls, struct hpcxl_client **out)
 {
-	struct hpcxl_client *c = NULL;
+	struct hpcxl_node *nodes;
+	size_t i;
 	int rv;
 
-	if (urls == NULL || nurls == 0 || out == NULL)
+	if (urls == NULL || nurls == 0)
 		return HPCXL_EINVAL;
-	if ((rv = client_check_urls(urls, nurls)) != 0)
-		return rv;
-	if ((c = calloc(1, sizeof(*c))) == NULL
-	    || (c->urls = calloc(nurls, sizeof(*c->urls))) == NULL) {
-		rv = HPCXL_ENOMEM;
-		goto out;
-	}
-	for (c->nurls = 0; c->nurls < nurls; c->nurls++) {
-		if ((c->urls[c->nurls] = strdup(urls[c->nurls])) == NULL) {
-			rv = HPCXL_ENOMEM;
-			goto out;
-		}
-	}
-	*out = c;
-	c = NULL;
-out:
-	hpcxl_client_close(c);
+	if ((nodes = calloc(nurls, sizeof(*nodes))) == NULL)
+		return HPCXL_ENOMEM;
+	for (i = 0; i < nurls; i++)
+		nodes[i].url = urls[i];
+	rv = hpcxl_client_open_nodes(nodes, nurls, out);
+	free(nodes);
 	return rv;
 }
 
@@ -78,10 +135,33 @@ hpcxl_client_close(struct hpcxl_client *c)
 
 	if (c == NULL)
 		return;
-	for (i = 0; i < c->nurls && c->urls != NULL; i++)
+	fleet_close(c->fleet);
+	for (i = 0; i < c->n; i++) {
+		free(c->names[i]);
 		free(c->urls[i]);
+	}
+	free(c->names);
 	free(c->urls);
 	free(c);
+}
+
+void
+hpcxl_client_interrupt(struct hpcxl_client *c)
+{
+	if (c != NULL)
+		fleet_interrupt(c->fleet);
+}
+
+void
+hpcxl_client_set_progress(struct hpcxl_client *c,
+    void (*fn)(const struct hpcxl_progress *p, void *arg), void *arg,
+    int interval_ms)
+{
+	if (c == NULL)
+		return;
+	c->opts.progress = interval_ms > 0 ? fn : NULL;
+	c->opts.arg = arg;
+	c->opts.interval_ms = interval_ms;
 }
 
 void
@@ -90,11 +170,26 @@ hpcxl_set_log_level(int level)
 	log_set_level(level);
 }
 
+static int
+client_resolve_timeout(int timeout_ms)
+{
+	return timeout_ms < 0 ? HPCXL_DEFAULT_TIMEOUT_MS : timeout_ms;
+}
+
 /*
- * Runs req (type and body set) against the roster under a fresh op and
- * builds the report. The op is the same for every re-survey of this call,
- * so agents answer repeats from their cache (or join a close in progress).
+ * Surveys the targeted rows (NULL: all) with req under a fresh op: the op
+ * is the same for every resend of this survey, so agents answer repeats from
+ * their cache (or join a close in progress). results: c->n zeroed rows.
  */
+static int
+client_survey(struct hpcxl_client *c, struct proto_msg *req, int timeout_ms,
+    const bool *targets, struct survey_result *results)
+{
+	req->op = util_random_u64();
+	return survey_run(c->fleet, req, timeout_ms, targets, &c->opts, results);
+}
+
+/* Runs req against the whole roster and builds the report. */
 static int
 client_call(struct hpcxl_client *c, struct proto_msg *req, const char *session,
     int timeout_ms, struct hpcxl_report **out)
@@ -104,18 +199,16 @@ client_call(struct hpcxl_client *c, struct proto_msg *req, const char *session,
 	struct hpcxl_report *r = NULL;
 	int rv;
 
-	if (timeout_ms < 0)
-		timeout_ms = HPCXL_DEFAULT_TIMEOUT_MS;
-	if ((results = calloc(c->nurls, sizeof(*results))) == NULL)
+	if ((results = calloc(c->n, sizeof(*results))) == NULL)
 		return HPCXL_ENOMEM;
-	req->op = util_random_u64();
-	rv = survey_run(
-	    (const char *const *)c->urls, c->nurls, req, timeout_ms, results);
+	rv = client_survey(
+	    c, req, client_resolve_timeout(timeout_ms), NULL, results);
 	if (rv != 0)
 		goto out;
-	rv = report_build((const char *const *)c->urls, results, c->nurls,
-	    req->type, session, util_now_ms() - start_ms, &r);
-	survey_results_free(results, c->nurls);
+	rv = report_build((const char *const *)c->names,
+	    (const char *const *)c->urls, results, c->n, req->type, session,
+	    util_now_ms() - start_ms, &r);
+	survey_results_free(results, c->n);
 	if (rv != 0)
 		goto out;
 	*out = r;
@@ -125,13 +218,139 @@ out:
 	return rv;
 }
 
+/* ---- open, and its roll-back ------------------------------------------ */
+
+/* A node may run workers of the session unless it answered that it did
+ * not start any (refused, error, bad_request): an unreachable node may have
+ * opened it and lost only the reply. */
+static bool
+client_may_run(const struct survey_result *res)
+{
+	return !res->answered || res->reply.code == PROTO_CODE_OK
+	    || res->reply.code == PROTO_CODE_PARTIAL;
+}
+
+static size_t
+client_count_open(const struct survey_result *results, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += results[i].answered && results[i].reply.code == PROTO_CODE_OK;
+	return k;
+}
+
+/* Puts the close's row in the report in place of the open's, led by why
+ * the session was closed. */
+static int
+client_take_close_row(struct hpcxl_node_report *row,
+    struct hpcxl_node_report *closed, size_t nopen, size_t n, size_t need)
+{
+	struct hpcxl_node_report tmp = *row;
+	char *msg;
+
+	if (asprintf(&msg,
+	        "session closed again: %zu of %zu nodes opened, %zu needed%s%s",
+	        nopen, n, need, closed->msg[0] != '\0' ? "; " : "",
+	        closed->msg)
+	    < 0)
+		return HPCXL_ENOMEM;
+	free(closed->msg);
+	closed->msg = msg;
+	*row = *closed;
+	*closed = tmp; /* freed with the close's report */
+	return 0;
+}
+
+/*
+ * Closes session on every node that may run it, with what is left of the
+ * call's timeout, and rewrites those rows of r with what the close found.
+ */
+static int
+client_roll_back(struct hpcxl_client *c, const char *session,
+    const struct survey_result *opened, size_t need, int64_t deadline_ms,
+    struct hpcxl_report *r)
+{
+	struct proto_msg req = { .type = PROTO_CLOSE };
+	size_t i, nopen = client_count_open(opened, c->n);
+	struct survey_result *results = calloc(c->n, sizeof(*results));
+	bool *targets = calloc(c->n, sizeof(*targets));
+	struct hpcxl_report *closed = NULL;
+	int64_t left_ms = deadline_ms - util_now_ms();
+	int rv = HPCXL_ENOMEM;
+
+	if (results == NULL || targets == NULL)
+		goto out;
+	for (i = 0; i < c->n; i++)
+		targets[i] = client_may_run(&opened[i]);
+	req.u.close.session = (char *)session;
+	log_info("%s: %zu of %zu nodes opened, %zu needed: closing it again",
+	    session, nopen, c->n, need);
+	rv = client_survey(c, &req, left_ms > 0 ? (int)left_ms : 0, targets,
+	    results);
+	if (rv == 0)
+		rv = report_build((const char *const *)c->names,
+		    (const char *const *)c->urls, results, c->n, PROTO_CLOSE,
+		    session, 0, &closed);
+	for (i = 0; rv == 0 && i < c->n; i++) {
+		if (targets[i])
+			rv = client_take_close_row(
+			    &r->nodes[i], &closed->nodes[i], nopen, c->n, need);
+	}
+	r->ok = false;
+	survey_results_free(results, c->n);
+out:
+	hpcxl_report_free(closed);
+	free(results);
+	free(targets);
+	return rv;
+}
+
+/*
+ * The open itself may take three quarters of the timeout: the rest is kept
+ * for closing the session again if fewer than need nodes opened. An
+ * interrupted open is not rolled back: the caller asked to stop waiting.
+ */
+static int
+client_open(struct hpcxl_client *c, struct proto_msg *req, size_t need,
+    int timeout_ms, struct hpcxl_report **out)
+{
+	int64_t start_ms = util_now_ms();
+	int64_t deadline_ms = start_ms + timeout_ms;
+	struct survey_result *results;
+	struct hpcxl_report *r = NULL;
+	const char *session = req->u.open.session;
+	int rv;
+
+	if ((results = calloc(c->n, sizeof(*results))) == NULL)
+		return HPCXL_ENOMEM;
+	rv = client_survey(c, req, timeout_ms - timeout_ms / 4, NULL, results);
+	if (rv == 0)
+		rv = report_build((const char *const *)c->names,
+		    (const char *const *)c->urls, results, c->n, PROTO_OPEN,
+		    session, 0, &r);
+	if (rv == 0 && client_count_open(results, c->n) < need
+	    && !fleet_interrupted(c->fleet))
+		rv = client_roll_back(c, session, results, need, deadline_ms, r);
+	survey_results_free(results, c->n);
+	free(results);
+	if (rv != 0) {
+		hpcxl_report_free(r);
+		return rv;
+	}
+	r->elapsed_ms = util_now_ms() - start_ms;
+	*out = r;
+	return r->ok ? 0 : HPCXL_EPARTIAL;
+}
+
 int
 hpcxl_open_session(struct hpcxl_client *c, const struct hpcxl_open_params *p,
     int timeout_ms, struct hpcxl_report **out)
 {
 	struct proto_msg req = { .type = PROTO_OPEN };
 
-	if (c == NULL || p == NULL || out == NULL || !util_valid_id(p->session)
+	if (c == NULL || p == NULL || out == NULL || p->min_nodes > c->n
+	    || !util_valid_id(p->session)
 	    || !util_valid_id(p->profile)
 	    || (!p->per_core
 	        && (p->workers == 0 || p->workers > PROTO_MAX_WORKERS))
@@ -147,7 +366,8 @@ hpcxl_open_session(struct hpcxl_client *c, const struct hpcxl_open_params *p,
 		.workbook = (char *)p->workbook,
 		.lease_ms = p->lease_ms,
 	};
-	return client_call(c, &req, p->session, timeout_ms, out);
+	return client_open(c, &req, p->min_nodes > 0 ? p->min_nodes : c->n,
+	    client_resolve_timeout(timeout_ms), out);
 }
 
 int

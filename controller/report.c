@@ -11,6 +11,7 @@ static const char *const report_state_names[] = {
 	[HPCXL_NODE_PARTIAL] = "partial",
 	[HPCXL_NODE_UNREACHABLE] = "unreachable",
 	[HPCXL_NODE_ERROR] = "error",
+	[HPCXL_NODE_INTERRUPTED] = "interrupted",
 };
 
 const char *
@@ -26,7 +27,8 @@ static enum hpcxl_node_state
 report_state(enum proto_type op, const struct survey_result *res)
 {
 	if (!res->answered)
-		return HPCXL_NODE_UNREACHABLE;
+		return res->interrupted ? HPCXL_NODE_INTERRUPTED
+		                        : HPCXL_NODE_UNREACHABLE;
 	switch (res->reply.code) {
 	case PROTO_CODE_OK:
 		return op == PROTO_CLOSE ? HPCXL_NODE_CLOSED : HPCXL_NODE_OK;
@@ -41,7 +43,7 @@ report_state(enum proto_type op, const struct survey_result *res)
 	}
 }
 
-static bool
+bool
 report_state_ok(enum hpcxl_node_state s)
 {
 	return s == HPCXL_NODE_OK || s == HPCXL_NODE_CLOSED
@@ -130,14 +132,15 @@ report_msg(enum hpcxl_node_state state, struct proto_reply *reply)
 
 /* Fills row from res; false on a failed allocation (row stays freeable). */
 static bool
-report_row(struct hpcxl_node_report *row, const char *url,
+report_row(struct hpcxl_node_report *row, const char *name, const char *url,
     struct survey_result *res, enum proto_type op)
 {
 	struct proto_reply *reply = &res->reply;
 
 	row->state = report_state(op, res);
 	report_counts(row, res);
-	if ((row->url = strdup(url)) == NULL)
+	if ((row->name = strdup(name)) == NULL
+	    || (row->url = strdup(url)) == NULL)
 		return false;
 	if (!res->answered)
 		return (row->msg = strdup(res->why)) != NULL;
@@ -150,8 +153,8 @@ report_row(struct hpcxl_node_report *row, const char *url,
 }
 
 int
-report_build(const char *const *urls, struct survey_result *results, size_t n,
-    enum proto_type op, const char *session, int64_t elapsed_ms,
+report_build(const char *const *names, const char *const *urls,
+    struct survey_result *results, size_t n, enum proto_type op, const char *session, int64_t elapsed_ms,
     struct hpcxl_report **out)
 {
 	struct hpcxl_report *r;
@@ -167,7 +170,8 @@ report_build(const char *const *urls, struct survey_result *results, size_t n,
 		ok = false;
 	for (i = 0; ok && i < n; i++) {
 		r->nnodes = i + 1;
-		ok = report_row(&r->nodes[i], urls[i], &results[i], op);
+		ok = report_row(
+		    &r->nodes[i], names[i], urls[i], &results[i], op);
 		if (!report_state_ok(r->nodes[i].state))
 			r->ok = false;
 	}
@@ -184,6 +188,7 @@ report_row_free(struct hpcxl_node_report *row)
 {
 	size_t i;
 
+	free(row->name);
 	free(row->url);
 	free(row->node);
 	free(row->msg);

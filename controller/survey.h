@@ -1,13 +1,16 @@
 /*
- * The survey engine: broadcasts one request to a roster of agents over an
- * nng surveyor socket and collects one reply per node until a deadline.
- * It serves every operation; only the close request is adjusted per send
- * (its deadline_ms shrinks with the time left).
+ * One survey: sends one request to the nodes of a fleet that it targets and
+ * collects one valid reply per node until a deadline. It serves every
+ * operation; only the close request is adjusted per send (its deadline_ms
+ * shrinks with the time left).
  */
 #ifndef HPCXL_CONTROLLER_SURVEY_H
 #define HPCXL_CONTROLLER_SURVEY_H
 
+#include "fleet.h"
+
 #include "hpcxl/common/proto.h"
+#include "hpcxl/hpcxl.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@
 /* What the engine learned about one roster node. */
 struct survey_result {
 	bool answered;
+	bool interrupted; /* silent when the fleet was interrupted */
 	/* The first valid reply with our op; owned, valid when answered. */
 	struct proto_reply reply;
 	/* From the start of the survey to the reply, or to the end. */
@@ -27,16 +31,27 @@ struct survey_result {
 	char why[SURVEY_WHY_MAX];
 };
 
+/* How a survey names nodes and reports its progress. */
+struct survey_opts {
+	const char *const *names; /* the roster's names, by row */
+	/* hpcxl_client_set_progress(); NULL: no reports */
+	void (*progress)(const struct hpcxl_progress *p, void *arg);
+	void *arg;
+	int interval_ms;
+};
+
 /*
- * Sends req (type, op and body set; it is not changed) to every URL until
- * each node answered once or timeout_ms (>= 0) passed, and returns within a
- * few ms of that deadline (the socket is closed in the background). results
- * must hold n zeroed elements. On 0, results[i] describes urls[i] and owns its
- * reply (release with survey_results_free()). On HPCXL_ETRANSPORT (socket
- * setup failed) or HPCXL_ENOMEM, results hold nothing to free.
+ * Sends req (type, op and body set; it is not changed) to every node row
+ * with targets[row] set (targets NULL: every node) until each answered once,
+ * timeout_ms (>= 0) passed or the fleet was interrupted; returns within a
+ * few ms of the deadline. results must hold fleet_size(f) zeroed elements;
+ * rows not targeted stay zeroed. On 0, results[i] describes row i and owns
+ * its reply (release with survey_results_free()). On HPCXL_ETRANSPORT or
+ * HPCXL_ENOMEM, results hold nothing to free.
  */
-int survey_run(const char *const *urls, size_t n, const struct proto_msg *req,
-    int timeout_ms, struct survey_result *results);
+int survey_run(struct fleet *f, const struct proto_msg *req, int timeout_ms,
+    const bool *targets, const struct survey_opts *opts,
+    struct survey_result *results);
 
 /* Frees the replies results[0..n) own and zeroes them; not the array. */
 void survey_results_free(struct survey_result *results, size_t n);
