@@ -5,10 +5,12 @@
  *              COMMAND ...          (see cli_usage() or hpcxl --help)
  *
  * Exit status: 0 every node succeeded, 1 some node failed, was partial or
- * unreachable, or reported itself unhealthy (or the call itself failed),
- * 2 usage or configuration error.
+ * unreachable, or reported itself unhealthy (or the call itself failed, or
+ * was interrupted by SIGINT: the report so far is printed), 2 usage or
+ * configuration error.
  */
 #include "cli.h"
+#include "watch.h"
 
 #include "hpcxl/common/log.h"
 
@@ -79,7 +81,9 @@ main_run(const struct cli_args *a)
 
 	if ((rv = main_client(a, &c)) != 0)
 		return rv;
+	watch_start(c, a);
 	rv = main_call(c, a, &r);
+	watch_stop();
 	if (rv != 0 && rv != HPCXL_EPARTIAL) {
 		fprintf(stderr, "hpcxl: %s failed: %s\n", cli_cmd_name(a->cmd),
 		    hpcxl_strerror(rv));
