@@ -329,8 +329,9 @@ client_open(struct hpcxl_client *c, struct proto_msg *req, size_t need,
 		rv = report_build((const char *const *)c->names,
 		    (const char *const *)c->urls, results, c->n, PROTO_OPEN,
 		    session, 0, &r);
-	if (rv == 0 && client_count_open(results, c->n) < need
-	    && !fleet_interrupted(c->fleet))
+	if (rv == 0 && client_count_open(results, c->n) >= need)
+		r->ok = !fleet_interrupted(c->fleet); /* enough nodes opened */
+	else if (rv == 0 && !fleet_interrupted(c->fleet))
 		rv = client_roll_back(c, session, results, need, deadline_ms, r);
 	survey_results_free(results, c->n);
 	free(results);

@@ -151,7 +151,9 @@ struct hpcxl_node_report {
 struct hpcxl_report {
 	/* The call's session; NULL for ping, clear and status of all. */
 	char *session;
-	bool ok; /* every node succeeded */
+	/* Every node succeeded; for an open, at least min_nodes nodes
+	 * opened (the rows of the others still say why). */
+	bool ok;
 	int64_t elapsed_ms; /* wall time of the whole call */
 	size_t nnodes; /* always the roster size */
 	struct hpcxl_node_report *nodes;
@@ -186,7 +188,8 @@ struct hpcxl_open_params {
 
 /*
  * Starts a session's workers on every node. Node states: ok, partial,
- * error, unreachable. Retrying with the same session is safe. When fewer
+ * error, unreachable. Retrying with the same session is safe. Returns 0
+ * when at least p->min_nodes nodes opened (every node by default). When fewer
  * than p->min_nodes nodes answered ok, the call closes the session again on
  * every node that did not refuse it (within the same timeout: the open phase
  * keeps a quarter of it for that) and returns HPCXL_EPARTIAL; the rows of
