@@ -27,6 +27,7 @@ enum cli_opt {
 	OPT_SESSION,
 	OPT_TIMEOUT,
 	OPT_LEASE,
+	OPT_MIN_NODES,
 	OPT_END,
 };
 
@@ -47,6 +48,7 @@ static const struct option cli_options[] = {
 	{ "session", required_argument, NULL, OPT_SESSION },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "lease", required_argument, NULL, OPT_LEASE },
+	{ "min-nodes", required_argument, NULL, OPT_MIN_NODES },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -58,7 +60,8 @@ static const struct {
 	[CLI_OPEN] = { "open-session",
 	    OPT_BIT(OPT_PROFILE) | OPT_BIT(OPT_WORKERS) | OPT_BIT(OPT_PER_CORE)
 	        | OPT_BIT(OPT_WORKBOOK) | OPT_BIT(OPT_SESSION)
-	        | OPT_BIT(OPT_TIMEOUT) | OPT_BIT(OPT_LEASE),
+	        | OPT_BIT(OPT_TIMEOUT) | OPT_BIT(OPT_LEASE)
+	        | OPT_BIT(OPT_MIN_NODES),
 	    0 },
 	[CLI_CLOSE] = { "close-session", OPT_BIT(OPT_TIMEOUT), 1 },
 	[CLI_STATUS] = { "status", OPT_BIT(OPT_TIMEOUT), 1 },
@@ -92,17 +95,21 @@ cli_cmd_name(enum cli_cmd cmd)
 void
 cli_usage(FILE *f)
 {
-	fputs("usage: hpcxl [--nodes URL[,URL...]] [--nodes-file FILE] "
-	      "[--json] [-v] COMMAND ...\n"
+	fputs("usage: hpcxl [--nodes LIST] [--nodes-file FILE] [--json] [-v] "
+	      "COMMAND ...\n"
 	      "\n"
 	      "commands:\n"
 	      "  open-session --profile NAME [--workers N | --per-core]\n"
 	      "               [--workbook PATH] [--session ID] [--timeout MS]"
 	      " [--lease MS]\n"
+	      "               [--min-nodes K]\n"
 	      "      start N workers (default 1) of profile NAME on every "
 	      "node; without\n"
 	      "      --session a new id is made and printed "
-	      "(default timeout 120000)\n"
+	      "(default timeout 120000);\n"
+	      "      with --min-nodes it succeeds when K nodes open (else "
+	      "it closes the\n"
+	      "      session again everywhere); default: every node\n"
 	      "  close-session SESSION [--timeout MS]\n"
 	      "      end every process of SESSION on every node "
 	      "(default timeout 120000)\n"
@@ -123,16 +130,36 @@ cli_usage(FILE *f)
 	      "      that it accepts sessions again (default timeout 5000)\n"
 	      "\n"
 	      "options:\n"
-	      "  --nodes URL[,URL...]  agents to talk to, e.g. "
-	      "tcp://node1:5555 (repeatable)\n"
-	      "  --nodes-file FILE     one URL per line; '#' comments and "
-	      "blank lines allowed\n"
-	      "                        (default roster: $HPCXL_NODES, "
-	      "comma-separated)\n"
+	      "  --nodes LIST          agents to talk to, comma-separated "
+	      "(repeatable): URLs\n"
+	      "                        (tcp://node1:7420) and host lists "
+	      "(n[001-128],\n"
+	      "                        gpu[1-4,7], r[1-2]n[1-3]); a host "
+	      "becomes a node\n"
+	      "                        named by the host, at the URL "
+	      "template\n"
+	      "  --nodes-file FILE     one node per line: 'NAME URL', or "
+	      "'URL' (named by\n"
+	      "                        itself); '#' comments and blank "
+	      "lines allowed\n"
+	      "                        (default roster: $HPCXL_NODES, as "
+	      "--nodes)\n"
 	      "  --json                print one JSON object instead of a "
 	      "table\n"
 	      "  -v, --verbose         log each step to stderr\n"
 	      "  -h, --help            print this help and exit\n"
+	      "\n"
+	      "node names: 1 to 64 of A-Z a-z 0-9 . _ -; names and URLs "
+	      "are unique; at most\n"
+	      "65536 nodes.\n"
+	      "URL template of hosts (%h is the host, %% a '%'), the first "
+	      "found of:\n"
+	      "  1. $HPCXL_URL_TEMPLATE\n"
+	      "  2. url_template in the [client] section of the client "
+	      "config file:\n"
+	      "     $HPCXL_CLIENT_CONFIG, else /etc/hpcxl/client.conf if "
+	      "it exists\n"
+	      "  3. tcp://%h:7420\n"
 	      "\n"
 	      "exit status: 0 every node succeeded, 1 some node failed, was "
 	      "partial or\n"
@@ -302,6 +329,14 @@ cli_open_args(struct cli_args *a, const struct cli_raw *raw)
 	if (v[OPT_LEASE - OPT_NODES] != NULL
 	    && (rv = cli_lease(a, v[OPT_LEASE - OPT_NODES])) != 0)
 		return rv;
+	/* Checked against the roster once it is read (cli_min_nodes()). */
+	if (v[OPT_MIN_NODES - OPT_NODES] != NULL) {
+		if ((rv = cli_number("min-nodes", v[OPT_MIN_NODES - OPT_NODES],
+		         1, CLI_ROSTER_MAX, &n))
+		    != 0)
+			return rv;
+		a->open.min_nodes = (size_t)n;
+	}
 	a->open.workbook = v[OPT_WORKBOOK - OPT_NODES];
 	if (a->open.workbook != NULL
 	    && strlen(a->open.workbook) > PROTO_MAX_TEXT)
@@ -370,18 +405,33 @@ static int
 cli_roster(struct cli_args *a, const struct cli_raw *raw)
 {
 	const char *env = getenv("HPCXL_NODES");
+	struct clientconf cc;
 	size_t i;
-	int rv = 0;
+	int rv;
 
+	if ((rv = clientconf_load(&cc)) != 0)
+		return rv;
 	for (i = 0; rv == 0 && i < raw->nroster; i++) {
 		if (raw->roster[i].opt == OPT_NODES)
-			rv = roster_add_list(&a->roster, raw->roster[i].value);
+			rv = roster_add_list(
+			    &a->roster, raw->roster[i].value, "--nodes", &cc);
 		else
 			rv = roster_add_file(&a->roster, raw->roster[i].value);
 	}
 	if (rv == 0 && raw->nroster == 0 && env != NULL)
-		rv = roster_add_list(&a->roster, env);
+		rv = roster_add_list(&a->roster, env, "HPCXL_NODES", &cc);
 	return rv != 0 ? rv : roster_check(&a->roster);
+}
+
+static int
+cli_min_nodes(const struct cli_args *a)
+{
+	if (a->open.min_nodes > a->roster.n)
+		return cli_usage_error("--min-nodes: %zu is more than the %zu "
+		                       "node%s of the roster",
+		    a->open.min_nodes, a->roster.n,
+		    a->roster.n == 1 ? "" : "s");
+	return 0;
 }
 
 static int
@@ -426,7 +476,8 @@ cli_parse(int argc, char **argv, struct cli_args *a)
 	            a, &raw, argv + optind + 1, (size_t)(argc - optind - 1)))
 	        != 0)
 		goto out;
-	rv = cli_roster(a, &raw);
+	if ((rv = cli_roster(a, &raw)) == 0)
+		rv = cli_min_nodes(a);
 out:
 	free(raw.roster);
 	return rv;

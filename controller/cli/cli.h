@@ -32,9 +32,29 @@ enum cli_cmd {
 /* "s-" and 12 hex digits: 48 random bits. */
 #define CLI_SESSION_LEN (2 + 12)
 
+/* Most nodes in a roster. */
+#define CLI_ROSTER_MAX 65536
+/* Longest node URL, in bytes. */
+#define CLI_URL_MAX 1024
+
+/* The nodes to talk to, in the order given. */
 struct roster {
-	char **urls; /* owned */
+	struct hpcxl_node *nodes; /* name and url of nodes[i] point into
+	                             text[i] */
+	char **text; /* owned: "NAME\0URL\0" of each node */
 	size_t n;
+	size_t cap;
+};
+
+/* The client configuration (clientconf.c). */
+#define CLIENTCONF_DEFAULT_PATH "/etc/hpcxl/client.conf"
+#define CLIENTCONF_DEFAULT_TEMPLATE "tcp://%h:7420"
+#define CLIENTCONF_TEMPLATE_MAX 256
+
+struct clientconf {
+	/* How a host of a host list becomes an agent URL: %h stands for the
+	 * host, %% for a '%'. */
+	char url_template[CLIENTCONF_TEMPLATE_MAX + 1];
 };
 
 /* A parsed command line. Strings point into argv unless said otherwise. */
@@ -67,15 +87,30 @@ int cli_usage_error(const char *fmt, ...)
 const char *cli_cmd_name(enum cli_cmd cmd);
 
 /*
- * Roster building. Each returns 0, or prints what is wrong on stderr and
- * returns CLI_EXIT_USAGE (CLI_EXIT_FAIL when out of memory).
+ * The client configuration and the roster. Each returns 0, or prints what
+ * is wrong on stderr and returns CLI_EXIT_USAGE (CLI_EXIT_FAIL when out of
+ * memory).
  */
-/* Appends the comma-separated URLs of list (empty items are skipped). */
-int roster_add_list(struct roster *r, const char *list);
-/* Appends one URL per line of path; '#' comments and blank lines are
- * allowed. */
+/* Fills *cc from the environment, the client config file and defaults, in
+ * that order of precedence (see clientconf.c). */
+int clientconf_load(struct clientconf *cc);
+/* Writes cc's URL template with host in place of %h into out (len bytes);
+ * returns -1 when it does not fit. */
+int clientconf_url(
+    const struct clientconf *cc, const char *host, char *out, size_t len);
+
+/*
+ * Appends the nodes of a comma-separated list that came from origin (e.g.
+ * "--nodes", for messages): URLs (items with "://"), each named by itself,
+ * and host lists (hostlist.h), whose hosts become nodes named by the host
+ * with cc's URL template as their URL. Empty items are skipped.
+ */
+int roster_add_list(struct roster *r, const char *list, const char *origin,
+    const struct clientconf *cc);
+/* Appends one node per line of path: "NAME URL", or "URL" named by itself;
+ * '#' comments and blank lines are allowed. */
 int roster_add_file(struct roster *r, const char *path);
-/* Refuses an empty roster and duplicates. */
+/* Refuses an empty roster, and names or URLs listed twice. */
 int roster_check(const struct roster *r);
 void roster_free(struct roster *r);
 

@@ -1,7 +1,7 @@
 /*
  * hpcxl: open, close and inspect sessions from the shell.
  *
- * usage: hpcxl [--nodes URL[,URL...]] [--nodes-file FILE] [--json] [-v]
+ * usage: hpcxl [--nodes LIST] [--nodes-file FILE] [--json] [-v]
  *              COMMAND ...          (see cli_usage() or hpcxl --help)
  *
  * Exit status: 0 every node succeeded, 1 some node failed, was partial or
@@ -16,7 +16,8 @@
 
 #include <stdlib.h>
 
-/* Names the URL nng cannot dial (hpcxl_client_open only says EINVAL). */
+/* Names the node whose URL nng cannot dial (hpcxl_client_open_nodes only
+ * says EINVAL; names and duplicates are checked already). */
 static int
 main_bad_url(const struct roster *r)
 {
@@ -24,12 +25,13 @@ main_bad_url(const struct roster *r)
 	size_t i;
 
 	for (i = 0; i < r->n; i++) {
-		const char *url = r->urls[i];
+		const struct hpcxl_node *node = &r->nodes[i];
 
-		if (hpcxl_client_open(&url, 1, &c) == HPCXL_EINVAL)
-			return cli_usage_error("invalid node URL '%s' (e.g. "
-			                       "tcp://host:port)",
-			    url);
+		c = NULL;
+		if (hpcxl_client_open_nodes(node, 1, &c) == HPCXL_EINVAL)
+			return cli_usage_error("node '%s': invalid URL '%s' "
+			                       "(e.g. tcp://host:port)",
+			    node->name, node->url);
 		hpcxl_client_close(c);
 	}
 	return cli_usage_error("invalid node list");
@@ -38,8 +40,7 @@ main_bad_url(const struct roster *r)
 static int
 main_client(const struct cli_args *a, struct hpcxl_client **c)
 {
-	int rv = hpcxl_client_open(
-	    (const char *const *)a->roster.urls, a->roster.n, c);
+	int rv = hpcxl_client_open_nodes(a->roster.nodes, a->roster.n, c);
 
 	if (rv == HPCXL_EINVAL)
 		return main_bad_url(&a->roster);

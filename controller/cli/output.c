@@ -24,6 +24,14 @@ node_healthy(const struct hpcxl_node_report *n)
 	return n->node != NULL && n->unhealthy == NULL;
 }
 
+/* The roster name of a row; a library that names no row names it by its
+ * URL. */
+static const char *
+row_name(const struct hpcxl_node_report *n)
+{
+	return n->name != NULL ? n->name : n->url;
+}
+
 size_t
 output_unhealthy_count(const struct hpcxl_report *r)
 {
@@ -133,8 +141,9 @@ json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n, bool *ok)
 		*ok = false;
 		return NULL;
 	}
-	json_put(o, "node", json_text(n->node), ok);
+	json_put(o, "name", json_text(row_name(n)), ok);
 	json_put(o, "url", json_text(n->url), ok);
+	json_put(o, "node", json_text(n->node), ok);
 	json_put(o, "state", json_text(hpcxl_node_state_name(n->state)), ok);
 	json_put(o, "workers", json_integer(n->workers), ok);
 	json_put(o, "exited", json_integer(n->exited), ok);
@@ -188,7 +197,7 @@ out:
 
 /* ---- tables ------------------------------------------------------------ */
 
-#define TABLE_MAX_COLS 9
+#define TABLE_MAX_COLS 10
 #define CELL_MAX 32
 
 /* Column widths of a table, so rows printed apart still line up. */
@@ -230,70 +239,71 @@ health_cell(const struct hpcxl_node_report *n)
 	return n->node != NULL ? "healthy" : "-";
 }
 
-/* The cells of a node row; numbers go to buf (CELL_MAX bytes a cell). */
+static const char *
+count_cell(char *buf, size_t v)
+{
+	snprintf(buf, CELL_MAX, "%zu", v);
+	return buf;
+}
+
+static const char *
+ms_cell(char *buf, int64_t ms)
+{
+	snprintf(buf, CELL_MAX, "%lld ms", (long long)ms);
+	return buf;
+}
+
+/* A URL column only when some row is named other than by its URL: else
+ * the NAME column says it already. */
+static bool
+table_shows_urls(const struct hpcxl_report *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nnodes; i++) {
+		if (strcmp(row_name(&r->nodes[i]), r->nodes[i].url) != 0)
+			return true;
+	}
+	return false;
+}
+
+/* A cell of a node row, or its column's title when n is NULL (the value is
+ * not evaluated then): one list makes both, so they cannot disagree. */
+#define CELL(title, value) (cells[k++] = n != NULL ? (value) : (title))
+
+/* The cells of node row n, or the titles when n is NULL; numbers go to
+ * buf (CELL_MAX bytes a cell). */
 static size_t
-node_cells(enum cli_cmd cmd, const struct hpcxl_node_report *n,
+node_cells(enum cli_cmd cmd, bool show_url, const struct hpcxl_node_report *n,
     char buf[][CELL_MAX], const char **cells)
 {
 	size_t k = 0;
 
-	cells[k++] = n->node != NULL ? n->node : "-";
-	cells[k++] = n->url;
-	cells[k++] = hpcxl_node_state_name(n->state);
+	CELL("NAME", row_name(n));
+	if (show_url)
+		CELL("URL", n->url);
+	CELL("NODE", n->node != NULL ? n->node : "-");
+	CELL("STATE", hpcxl_node_state_name(n->state));
 	if (cmd == CLI_OPEN || cmd == CLI_CLOSE) {
-		snprintf(buf[0], CELL_MAX, "%u", n->workers);
-		snprintf(buf[1], CELL_MAX, "%u", n->exited);
-		snprintf(buf[2], CELL_MAX, "%u", n->killed);
-		snprintf(buf[3], CELL_MAX, "%u", n->remaining);
-		cells[k++] = buf[0];
-		cells[k++] = buf[1];
-		cells[k++] = buf[2];
-		cells[k++] = buf[3];
+		CELL("WORKERS", count_cell(buf[0], n->workers));
+		CELL("EXITED", count_cell(buf[1], n->exited));
+		CELL("KILLED", count_cell(buf[2], n->killed));
+		CELL("REMAINING", count_cell(buf[3], n->remaining));
 	}
 	if (cmd == CLI_PING)
-		cells[k++] = n->version != NULL ? n->version : "-";
+		CELL("VERSION", n->version != NULL ? n->version : "-");
 	if (cmd == CLI_PING || cmd == CLI_STATUS)
-		cells[k++] = n->backend != NULL ? n->backend : "-";
+		CELL("BACKEND", n->backend != NULL ? n->backend : "-");
 	if (cmd == CLI_PING || cmd == CLI_STATUS || cmd == CLI_CLEAR)
-		cells[k++] = health_cell(n);
-	if (cmd == CLI_STATUS) {
-		snprintf(buf[0], CELL_MAX, "%zu", n->nsessions);
-		cells[k++] = buf[0];
-	}
-	snprintf(buf[4], CELL_MAX, "%lld ms", (long long)n->elapsed_ms);
-	cells[k++] = buf[4];
-	cells[k++] = n->msg;
+		CELL("HEALTH", health_cell(n));
+	if (cmd == CLI_STATUS)
+		CELL("SESSIONS", count_cell(buf[0], n->nsessions));
+	CELL("ELAPSED", ms_cell(buf[4], n->elapsed_ms));
+	CELL("MESSAGE", n->msg);
 	return k;
 }
 
-static size_t
-node_header(enum cli_cmd cmd, const char **cells)
-{
-	static const char *const open_close[]
-	    = { "NODE", "URL", "STATE", "WORKERS", "EXITED", "KILLED",
-		      "REMAINING", "ELAPSED", "MESSAGE" };
-	static const char *const ping[] = { "NODE", "URL", "STATE", "VERSION",
-		"BACKEND", "HEALTH", "ELAPSED", "MESSAGE" };
-	static const char *const status[] = { "NODE", "URL", "STATE",
-		"BACKEND", "HEALTH", "SESSIONS", "ELAPSED", "MESSAGE" };
-	static const char *const clear[]
-	    = { "NODE", "URL", "STATE", "HEALTH", "ELAPSED", "MESSAGE" };
-
-	switch (cmd) {
-	case CLI_PING:
-		memcpy(cells, ping, sizeof(ping));
-		return sizeof(ping) / sizeof(ping[0]);
-	case CLI_STATUS:
-		memcpy(cells, status, sizeof(status));
-		return sizeof(status) / sizeof(status[0]);
-	case CLI_CLEAR:
-		memcpy(cells, clear, sizeof(clear));
-		return sizeof(clear) / sizeof(clear[0]);
-	default:
-		memcpy(cells, open_close, sizeof(open_close));
-		return sizeof(open_close) / sizeof(open_close[0]);
-	}
-}
+#undef CELL
 
 static void
 worker_cells(const struct hpcxl_worker_info *w, char buf[][CELL_MAX],
@@ -367,20 +377,21 @@ output_table(const struct cli_args *a, const struct hpcxl_report *r)
 	char buf[5][CELL_MAX];
 	const char *cells[TABLE_MAX_COLS];
 	struct table t = { .ncols = 0 };
+	bool urls = table_shows_urls(r);
 	size_t i, j, unhealthy;
 
 	if (a->session_generated)
 		printf("session %s\n", a->session);
-	t.ncols = node_header(a->cmd, cells);
+	t.ncols = node_cells(a->cmd, urls, NULL, buf, cells);
 	table_fit(&t, cells);
 	for (i = 0; i < r->nnodes; i++) {
-		node_cells(a->cmd, &r->nodes[i], buf, cells);
+		node_cells(a->cmd, urls, &r->nodes[i], buf, cells);
 		table_fit(&t, cells);
 	}
-	node_header(a->cmd, cells);
+	node_cells(a->cmd, urls, NULL, buf, cells);
 	table_print(&t, "", cells);
 	for (i = 0; i < r->nnodes; i++) {
-		node_cells(a->cmd, &r->nodes[i], buf, cells);
+		node_cells(a->cmd, urls, &r->nodes[i], buf, cells);
 		table_print(&t, "", cells);
 		print_unhealthy(&r->nodes[i]);
 		for (j = 0; j < r->nodes[i].nsessions; j++)

@@ -2,18 +2,28 @@
  * The controller end to end: the hpcxl CLI and libhpcxl against three real
  * hpcxl-agent processes running real xlsim workers. Each test starts its
  * own agents (unique node names) and uses unique session ids.
+ *
+ * Each test also has a private scratch directory: its agents listen there
+ * too, on ipc://SCRATCH/h0 ... h2, so that the host list "h[0-2]" with the
+ * URL template ipc://SCRATCH/%h reaches them; and it holds the test's client
+ * config file, so that no config of the machine's is read.
  */
 #include "harness.h"
 
 #include "hpcxl/hpcxl.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,20 +40,55 @@
 static struct harness_agent agents[NAGENTS];
 static char roster[NAGENTS * 260];
 static char session[64];
+/* Short: it holds ipc sockets, whose paths are limited to 107 bytes. */
+static char scratch[] = "/tmp/hpcxl-cli-XXXXXX";
+static char client_conf[sizeof(scratch) + 16];
+
+/* Every file a test may leave in scratch. */
+static const char *const scratch_files[]
+    = { "h0", "h1", "h2", "client.conf", "other.conf", "nodes" };
 
 /* ---- fixtures ---------------------------------------------------------- */
+
+/* Writes the formatted text to scratch/name; its path goes to path. */
+static void write_scratch(char *path, size_t len, const char *name,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+write_scratch(char *path, size_t len, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, len, "%s/%s", scratch, name);
+	cr_assert_not_null(f = fopen(path, "w"), "cannot write %s", path);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	cr_assert_eq(fclose(f), 0);
+}
 
 static void
 start_agents(void)
 {
+	char ipc[sizeof(scratch) + 16];
+	const char *listen[] = { "--listen", ipc, NULL };
 	size_t len = 0;
 	int i;
 
-	/* The roster must come from the command line only. */
+	/* The roster must come from the command line only, and the URL
+	 * template from the test's own (empty) client config. */
 	unsetenv("HPCXL_NODES");
+	unsetenv("HPCXL_URL_TEMPLATE");
+	snprintf(scratch, sizeof(scratch), "/tmp/hpcxl-cli-XXXXXX");
+	cr_assert_not_null(mkdtemp(scratch), "mkdtemp failed");
+	write_scratch(
+	    client_conf, sizeof(client_conf), "client.conf", "[client]\n");
+	setenv("HPCXL_CLIENT_CONFIG", client_conf, 1);
 	harness_unique("cli", session, sizeof(session));
 	for (i = 0; i < NAGENTS; i++) {
-		cr_assert_eq(harness_agent_start(&agents[i], "tc", NULL), 0,
+		snprintf(ipc, sizeof(ipc), "ipc://%s/h%d", scratch, i);
+		cr_assert_eq(harness_agent_start(&agents[i], "tc", listen), 0,
 		    "agent %d did not start", i);
 		len += (size_t)snprintf(roster + len, sizeof(roster) - len,
 		    "%s%s", i > 0 ? "," : "", agents[i].url);
@@ -76,11 +121,19 @@ kill_session_procs(const char *s)
 static void
 stop_agents(void)
 {
-	int i;
+	char path[sizeof(scratch) + 16];
+	size_t i;
 
 	for (i = 0; i < NAGENTS; i++)
 		harness_agent_stop(&agents[i], 15000);
 	kill_session_procs(session);
+	for (i = 0; i < sizeof(scratch_files) / sizeof(scratch_files[0]);
+	     i++) {
+		snprintf(
+		    path, sizeof(path), "%s/%s", scratch, scratch_files[i]);
+		unlink(path);
+	}
+	rmdir(scratch);
 }
 
 TestSuite(cli, .init = start_agents, .fini = stop_agents, .timeout = 120);
@@ -104,32 +157,57 @@ run_cli(const char *const *args, char **out, int64_t *elapsed_ms)
 	return WEXITSTATUS(status);
 }
 
-/*
- * Runs "hpcxl --nodes NODES --json" + args, checks the exit status and
- * returns the parsed JSON object (json_decref it).
- */
-static json_t *
-run_json_on(const char *nodes, const char *const *args, int want_exit,
-    int64_t *elapsed_ms)
+/* Runs hpcxl with args; returns its exit status and, in *err, what it
+ * wrote on stderr (its stdout goes to /dev/null). */
+static int
+run_cli_stderr(const char *const *args, char **err)
 {
-	const char *full[MAX_ARGS] = { "--nodes", nodes, "--json" };
+	const char *argv[MAX_ARGS] = { "/bin/sh", "-c",
+		"exec \"$0\" \"$@\" 2>&1 >/dev/null", harness_bin("hpcxl") };
+	int n = 4, status;
+
+	for (; *args != NULL && n < MAX_ARGS - 1; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	cr_assert_eq(
+	    harness_run(argv, err, &status, NULL), 0, "cannot run hpcxl");
+	cr_assert(WIFEXITED(status), "hpcxl died (status %#x)", status);
+	return WEXITSTATUS(status);
+}
+
+/* Runs hpcxl with args (which ask for --json), checks the exit status and
+ * returns the parsed JSON object (json_decref it). */
+static json_t *
+run_json_args(const char *const *args, int want_exit, int64_t *elapsed_ms)
+{
 	json_error_t jerr;
 	json_t *root;
 	char *out = NULL;
-	int n = 3, rv;
+	int rv;
 
-	for (; *args != NULL && n < MAX_ARGS - 1; args++)
-		full[n++] = *args;
-	full[n] = NULL;
-	rv = run_cli(full, &out, elapsed_ms);
+	rv = run_cli(args, &out, elapsed_ms);
 	cr_assert_not_null(out);
-	cr_assert_eq(rv, want_exit, "hpcxl %s exited %d, want %d; output:\n%s",
-	    full[3], rv, want_exit, out);
+	cr_assert_eq(rv, want_exit, "hpcxl exited %d, want %d; output:\n%s",
+	    rv, want_exit, out);
 	root = json_loads(out, 0, &jerr);
 	cr_assert_not_null(root, "not JSON (%s):\n%s", jerr.text, out);
 	cr_assert(json_is_object(root));
 	free(out);
 	return root;
+}
+
+/* Runs "hpcxl --nodes NODES --json" + args: see run_json_args(). */
+static json_t *
+run_json_on(const char *nodes, const char *const *args, int want_exit,
+    int64_t *elapsed_ms)
+{
+	const char *full[MAX_ARGS] = { "--nodes", nodes, "--json" };
+	int n = 3;
+
+	for (; *args != NULL && n < MAX_ARGS - 1; args++)
+		full[n++] = *args;
+	full[n] = NULL;
+	return run_json_args(full, want_exit, elapsed_ms);
 }
 
 /* run_json_on() with the suite's roster. */
@@ -174,15 +252,18 @@ int_of(json_t *obj, const char *key)
 	return json_integer_value(v);
 }
 
-/* Every row is for its roster URL, in roster order. */
+/* Every row is for its roster URL, in roster order, and named by it. */
 static void
 assert_rows_in_roster_order(json_t *root)
 {
 	int i;
 
-	for (i = 0; i < NAGENTS; i++)
+	for (i = 0; i < NAGENTS; i++) {
 		cr_assert_str_eq(
 		    str_of(node_at(root, i), "url"), agents[i].url);
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "name"), agents[i].url);
+	}
 }
 
 static void
@@ -442,6 +523,9 @@ Test(cli, roster_errors_exit_2)
 	cr_assert_eq(run_cli(help, &out, NULL), 0);
 	cr_assert_not_null(strstr(out, "close-session"));
 	cr_assert_not_null(strstr(out, "clear-unhealthy"));
+	cr_assert_not_null(strstr(out, "--min-nodes"));
+	cr_assert_not_null(strstr(out, "HPCXL_URL_TEMPLATE"));
+	cr_assert_not_null(strstr(out, "HPCXL_CLIENT_CONFIG"));
 	free(out);
 }
 
@@ -471,6 +555,319 @@ Test(cli, roster_from_file_and_environment)
 	cr_assert_not_null(strstr(out, agents[NAGENTS - 1].url));
 	free(out);
 	unsetenv("HPCXL_NODES");
+}
+
+/* ---- named rosters, host lists, URL templates -------------------------- */
+
+/* A loopback TCP port nobody listens on: bound by the kernel's choice, read,
+ * then closed again. */
+static int
+unused_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_geq(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static const char *const agent_names[NAGENTS] = { "alpha", "beta", "gamma" };
+
+/* A nodes file of the agents as agent_names, then "ghost" at ghost_url. */
+static void
+write_named_roster(char *path, size_t len, const char *ghost_url)
+{
+	write_scratch(path, len, "nodes",
+	    "# named roster\n%s %s\n\t%s\t%s   # the second\n\n%s %s\n"
+	    "ghost %s\n",
+	    agent_names[0], agents[0].url, agent_names[1], agents[1].url,
+	    agent_names[2], agents[2].url, ghost_url);
+}
+
+/* The line of the table whose first cell is name. */
+static const char *
+table_row(const char *out, const char *name)
+{
+	size_t len = strlen(name);
+	const char *line;
+
+	for (line = out; line != NULL && *line != '\0'; line
+	     = strchr(line, '\n') != NULL ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, name, len) == 0 && line[len] == ' ')
+			return line;
+	}
+	cr_assert_fail("no row named %s in:\n%s", name, out);
+	return NULL;
+}
+
+Test(cli, named_roster_names_every_row_even_unreachable)
+{
+	char path[PATH_MAX], ghost[64], timeout[16];
+	const char *json_args[] = { "--nodes-file", path, "--json", "ping",
+		"--timeout", timeout, NULL };
+	const char *table_args[]
+	    = { "--nodes-file", path, "ping", "--timeout", timeout, NULL };
+	json_t *root, *node;
+	char *out;
+	int i;
+
+	snprintf(ghost, sizeof(ghost), "tcp://127.0.0.1:%d", unused_port());
+	snprintf(timeout, sizeof(timeout), "%d", DOWN_TIMEOUT_MS);
+	write_named_roster(path, sizeof(path), ghost);
+
+	root = run_json_args(json_args, 1, NULL);
+	for (i = 0; i < NAGENTS; i++) {
+		node = node_of(root, (size_t)i, NAGENTS + 1);
+		cr_assert_str_eq(str_of(node, "name"), agent_names[i]);
+		cr_assert_str_eq(str_of(node, "url"), agents[i].url);
+		cr_assert_str_eq(str_of(node, "node"), agents[i].node);
+		cr_assert_str_eq(str_of(node, "state"), "ok");
+	}
+	node = node_of(root, NAGENTS, NAGENTS + 1);
+	cr_assert_str_eq(str_of(node, "name"), "ghost");
+	cr_assert_str_eq(str_of(node, "url"), ghost);
+	cr_assert_str_eq(str_of(node, "state"), "unreachable");
+	cr_assert(json_is_null(json_object_get(node, "node")));
+	json_decref(root);
+
+	/* The table names rows by the roster, and shows the URLs as they
+	 * differ from the names. */
+	cr_assert_eq(run_cli(table_args, &out, NULL), 1, "%s", out);
+	cr_assert_eq(strncmp(out, "NAME ", 5), 0, "%s", out);
+	cr_assert_not_null(strstr(table_row(out, "NAME"), " URL "), "%s", out);
+	cr_assert_not_null(
+	    strstr(table_row(out, "ghost"), " unreachable "), "%s", out);
+	cr_assert_not_null(strstr(table_row(out, "ghost"), ghost), "%s", out);
+	cr_assert_not_null(
+	    strstr(table_row(out, "beta"), agents[1].node), "%s", out);
+	free(out);
+}
+
+/* A report of the host list h[0-2] at template url_fmt (%s is scratch,
+ * %d the agent) reached every agent. */
+static void
+assert_rows_are_hosts(json_t *root, const char *url_fmt)
+{
+	char name[16], url[PATH_MAX];
+	json_t *node;
+	int i;
+
+	for (i = 0; i < NAGENTS; i++) {
+		node = node_at(root, (size_t)i);
+		snprintf(name, sizeof(name), "h%d", i);
+		snprintf(url, sizeof(url), url_fmt, scratch, i);
+		cr_assert_str_eq(str_of(node, "name"), name);
+		cr_assert_str_eq(str_of(node, "url"), url);
+		cr_assert_str_eq(str_of(node, "state"), "ok");
+		cr_assert_str_eq(str_of(node, "node"), agents[i].node);
+	}
+}
+
+Test(cli, host_list_reaches_agents_through_the_url_template)
+{
+	char template[PATH_MAX];
+	const char *with_option[]
+	    = { "--nodes", "h[0-2]", "--json", "ping", NULL };
+	const char *from_env[] = { "--json", "ping", NULL };
+	json_t *root;
+
+	snprintf(template, sizeof(template), "ipc://%s/%%h", scratch);
+	setenv("HPCXL_URL_TEMPLATE", template, 1);
+	root = run_json_args(with_option, 0, NULL);
+	assert_rows_are_hosts(root, "ipc://%s/h%d");
+	json_decref(root);
+
+	/* "h0,h[1-2]": a comma inside or outside brackets, and
+	 * $HPCXL_NODES reads as --nodes does. */
+	setenv("HPCXL_NODES", "h0,h[1-2]", 1);
+	root = run_json_args(from_env, 0, NULL);
+	assert_rows_are_hosts(root, "ipc://%s/h%d");
+	json_decref(root);
+	unsetenv("HPCXL_NODES");
+	unsetenv("HPCXL_URL_TEMPLATE");
+}
+
+Test(cli, url_template_environment_over_config_over_default)
+{
+	char conf[PATH_MAX], template[PATH_MAX];
+	const char *hosts[] = { "--nodes", "h[0-2]", "--json", "ping", NULL };
+	const char *loopback[] = { "--nodes", "127.0.0.1", "--json", "ping",
+		"--timeout", "0", NULL };
+	json_t *root;
+
+	/* The config file's template, with "%%" for a '%' that is not the
+	 * host's: the agents listen at ipc://SCRATCH/h<i>. */
+	write_scratch(conf, sizeof(conf), "other.conf",
+	    "# the test's agents\n[client]\nurl_template = ipc://%s/%%h\n",
+	    scratch);
+	setenv("HPCXL_CLIENT_CONFIG", conf, 1);
+	root = run_json_args(hosts, 0, NULL);
+	assert_rows_are_hosts(root, "ipc://%s/h%d");
+	json_decref(root);
+
+	/* The environment wins over a config file that points nowhere. */
+	write_scratch(conf, sizeof(conf), "other.conf",
+	    "[client]\nurl_template = ipc://%s/nobody-%%h\n", scratch);
+	snprintf(template, sizeof(template), "ipc://%s/%%h", scratch);
+	setenv("HPCXL_URL_TEMPLATE", template, 1);
+	root = run_json_args(hosts, 0, NULL);
+	assert_rows_are_hosts(root, "ipc://%s/h%d");
+	json_decref(root);
+	unsetenv("HPCXL_URL_TEMPLATE");
+
+	/* Neither: the default, port 7420 (timeout 0: nobody is asked). */
+	setenv("HPCXL_CLIENT_CONFIG", client_conf, 1);
+	root = run_json_args(loopback, 1, NULL);
+	cr_assert_str_eq(
+	    str_of(node_of(root, 0, 1), "url"), "tcp://127.0.0.1:7420");
+	cr_assert_str_eq(str_of(node_of(root, 0, 1), "name"), "127.0.0.1");
+	json_decref(root);
+}
+
+Test(cli, open_with_min_nodes_keeps_the_nodes_that_opened)
+{
+	char nodes[sizeof(roster) + 64], ghost[64], timeout[16];
+	const char *args[] = { "open-session", "--profile", "xl", "--session",
+		session, "--min-nodes", "3", "--timeout", timeout, NULL };
+	json_t *root, *node;
+	int i;
+
+	snprintf(ghost, sizeof(ghost), "tcp://127.0.0.1:%d", unused_port());
+	snprintf(nodes, sizeof(nodes), "%s,%s", roster, ghost);
+	snprintf(timeout, sizeof(timeout), "%d", DOWN_TIMEOUT_MS);
+	/* Three of four open: enough, so the session is not closed again;
+	 * the exit status still says that a node did not succeed. */
+	root = run_json_on(nodes, args, 1, NULL);
+	for (i = 0; i < NAGENTS; i++) {
+		node = node_of(root, (size_t)i, NAGENTS + 1);
+		cr_assert_str_eq(str_of(node, "state"), "ok", "node %d: %s", i,
+		    str_of(node, "msg"));
+	}
+	node = node_of(root, NAGENTS, NAGENTS + 1);
+	cr_assert_str_eq(str_of(node, "state"), "unreachable");
+	cr_assert_str_eq(str_of(node, "name"), ghost);
+	json_decref(root);
+	cr_assert(harness_wait_procs(session, NAGENTS, 10000));
+}
+
+/* A command line, with its environment and files, that must be refused
+ * with exit status 2 and a message that says why. */
+struct usage_case {
+	const char *url_template; /* $HPCXL_URL_TEMPLATE, or NULL */
+	const char *config_path; /* $HPCXL_CLIENT_CONFIG, else... */
+	const char *config_text; /* ...a file of this, else the empty one */
+	const char *nodes_file; /* text of a --nodes-file, or NULL */
+	const char *args[8];
+	const char *message;
+};
+
+static const struct usage_case roster_usage_cases[] = {
+	{ .args = { "--nodes", "n[3-1]", "ping" },
+	    .message = "--nodes: host list 'n[3-1]': range '3-1' is "
+	               "reversed" },
+	{ .args = { "--nodes", "n[1-2", "ping" },
+	    .message = "host list 'n[1-2': '[' without ']'" },
+	{ .args = { "--nodes", "n[]", "ping" }, .message = "empty range" },
+	{ .args = { "--nodes", "n[1-2-3]", "ping" },
+	    .message = "'1-2-3' is not a number N or a range N-M" },
+	{ .args = { "--nodes", "n[12345678901]", "ping" },
+	    .message = "more than 10 digits" },
+	{ .args = { "--nodes", "node:7420", "ping" },
+	    .message = "invalid character ':'" },
+	{ .args = { "--nodes", "a,n[1-65536]", "ping" },
+	    .message = "host list 'n[1-65536]' makes more than 65536 nodes" },
+	{ .args = { "--nodes", "a,b,a", "ping" },
+	    .message = "node 'a' is listed twice" },
+	{ .url_template = "tcp://node:7420",
+	    .args = { "--nodes", "n1", "ping" },
+	    .message = "HPCXL_URL_TEMPLATE 'tcp://node:7420': no %h" },
+	{ .url_template = "tcp://%s:7420",
+	    .args = { "--nodes", "n1", "ping" },
+	    .message = "'%' must be followed by h" },
+	{ .config_text = "[client]\ncolour = blue\n",
+	    .args = { "--nodes", "n1", "ping" },
+	    .message = "other.conf:2: unknown key 'colour' in [client]" },
+	{ .config_text = "[client]\nurl_template = tcp://node\n",
+	    .args = { "--nodes", "n1", "ping" },
+	    .message = "other.conf:2: url_template 'tcp://node': no %h" },
+	{ .config_path = "/nonexistent/client.conf",
+	    .args = { "--nodes", "tcp://127.0.0.1:1", "ping" },
+	    .message
+	    = "cannot read client config '/nonexistent/client.conf'" },
+	{ .nodes_file = "a tcp://127.0.0.1:1\na tcp://127.0.0.1:2\n",
+	    .args = { "ping" },
+	    .message = "node 'a' is listed twice" },
+	{ .nodes_file = "a tcp://127.0.0.1:1\nb tcp://127.0.0.1:1\n",
+	    .args = { "ping" },
+	    .message = "nodes 'a' and 'b' have the same URL "
+	               "'tcp://127.0.0.1:1'" },
+	{ .nodes_file = "a tcp://127.0.0.1:1\nb/c tcp://127.0.0.1:2\n",
+	    .args = { "ping" },
+	    .message = "nodes:2: invalid node name 'b/c'" },
+	{ .nodes_file = "a tcp://127.0.0.1:1 tcp://127.0.0.1:2\n",
+	    .args = { "ping" },
+	    .message = "nodes:1: expected 'NAME URL' or 'URL'" },
+	{ .args = { "--nodes", "a,b,c", "open-session", "--profile", "xl",
+	      "--min-nodes", "4" },
+	    .message = "--min-nodes: 4 is more than the 3 nodes" },
+	{ .args = { "--nodes", "a", "open-session", "--profile", "xl",
+	      "--min-nodes", "0" },
+	    .message = "--min-nodes: '0' is not a whole number" },
+	{ .args = { "--nodes", "a", "open-session", "--profile", "xl",
+	      "--min-nodes", "most" },
+	    .message = "--min-nodes: 'most'" },
+	{ .args = { "--nodes", "a", "ping", "--min-nodes", "1" },
+	    .message = "option '--min-nodes' is not valid for ping" },
+};
+
+static void
+assert_usage_case(const struct usage_case *c, size_t i)
+{
+	char conf[PATH_MAX], nodes[PATH_MAX], *err;
+	const char *args[MAX_ARGS];
+	size_t n = 0, k;
+
+	setenv("HPCXL_CLIENT_CONFIG", client_conf, 1);
+	if (c->config_path != NULL)
+		setenv("HPCXL_CLIENT_CONFIG", c->config_path, 1);
+	if (c->config_text != NULL) {
+		write_scratch(
+		    conf, sizeof(conf), "other.conf", "%s", c->config_text);
+		setenv("HPCXL_CLIENT_CONFIG", conf, 1);
+	}
+	if (c->url_template != NULL)
+		setenv("HPCXL_URL_TEMPLATE", c->url_template, 1);
+	else
+		unsetenv("HPCXL_URL_TEMPLATE");
+	if (c->nodes_file != NULL) {
+		write_scratch(
+		    nodes, sizeof(nodes), "nodes", "%s", c->nodes_file);
+		args[n++] = "--nodes-file";
+		args[n++] = nodes;
+	}
+	for (k = 0; c->args[k] != NULL; k++)
+		args[n++] = c->args[k];
+	args[n] = NULL;
+	cr_assert_eq(run_cli_stderr(args, &err), 2, "case %zu: %s", i, err);
+	cr_assert_not_null(strstr(err, c->message),
+	    "case %zu: message '%s' lacks '%s'", i, err, c->message);
+	free(err);
+}
+
+Test(cli, roster_usage_errors_exit_2_with_a_message)
+{
+	size_t i;
+
+	for (i = 0;
+	     i < sizeof(roster_usage_cases) / sizeof(*roster_usage_cases); i++)
+		assert_usage_case(&roster_usage_cases[i], i);
+	unsetenv("HPCXL_URL_TEMPLATE");
+	setenv("HPCXL_CLIENT_CONFIG", client_conf, 1);
 }
 
 /* ---- node health ------------------------------------------------------- */
