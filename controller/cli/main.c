@@ -80,9 +80,12 @@ main_run(const struct cli_args *a)
 	struct hpcxl_report *r = NULL;
 	int rv, out;
 
-	if ((rv = main_client(a, &c)) != 0)
+	watch_start(a);
+	if ((rv = main_client(a, &c)) != 0) {
+		watch_stop();
 		return rv;
-	watch_start(c, a);
+	}
+	watch_attach(c, a);
 	rv = main_call(c, a, &r);
 	watch_stop();
 	if (rv != 0 && rv != HPCXL_EPARTIAL) {

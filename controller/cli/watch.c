@@ -15,6 +15,7 @@
 #define WATCH_INTERVAL_MS 1000
 
 static struct hpcxl_client *volatile watch_client;
+static volatile sig_atomic_t watch_interrupted; /* before watch_attach() */
 static struct sigaction watch_old_sigint;
 static bool watch_shown; /* a progress line is on the screen */
 
@@ -25,6 +26,7 @@ watch_sigint(int sig)
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 
 	(void)sig;
+	watch_interrupted = 1;
 	if (watch_client != NULL)
 		hpcxl_client_interrupt(watch_client);
 	sigaction(SIGINT, &dfl, NULL); /* a second ^C kills */
@@ -72,13 +74,23 @@ watch_progress(const struct hpcxl_progress *p, void *arg)
 }
 
 void
-watch_start(struct hpcxl_client *c, const struct cli_args *a)
+watch_start(const struct cli_args *a)
 {
 	struct sigaction sa = { .sa_handler = watch_sigint };
 
-	watch_client = c;
+	(void)a;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &watch_old_sigint);
+}
+
+void
+watch_attach(struct hpcxl_client *c, const struct cli_args *a)
+{
+	/* Set before the flag is read: a SIGINT in between interrupts c
+	 * itself, and interrupting twice is harmless. */
+	watch_client = c;
+	if (watch_interrupted)
+		hpcxl_client_interrupt(c);
 	if (!a->json && isatty(STDERR_FILENO))
 		hpcxl_client_set_progress(
 		    c, watch_progress, (void *)a, WATCH_INTERVAL_MS);

@@ -540,3 +540,26 @@ harness_proc_cgroup(pid_t pid, char *out, size_t len)
 	}
 	fclose(f);
 }
+
+size_t
+harness_tcp_conns_to(const char *url, unsigned *ports, size_t max)
+{
+	const char *colon = strrchr(url, ':');
+	unsigned remote, lport, rport, st;
+	char line[512];
+	size_t n = 0;
+	FILE *f;
+
+	if (colon == NULL || (f = fopen("/proc/net/tcp", "r")) == NULL)
+		return 0;
+	remote = (unsigned)atoi(colon + 1);
+	while (fgets(line, sizeof(line), f) != NULL && n < max) {
+		/* "sl local_address rem_address st ...", addresses in hex */
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lport, &rport, &st)
+		        == 3
+		    && rport == remote && st == 0x01 /* TCP_ESTABLISHED */)
+			ports[n++] = lport;
+	}
+	fclose(f);
+	return n;
+}

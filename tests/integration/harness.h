@@ -96,6 +96,13 @@ int harness_request_raw(const char *url, const void *frame, size_t len,
 int harness_run(
     const char *const argv[], char **out, int *status, int64_t *elapsed_ms);
 
+/*
+ * The local ports of the ESTABLISHED TCP connections (IPv4) to the port of
+ * url (tcp://HOST:PORT), into ports[0..max); returns how many. One per
+ * connection a client keeps to that agent.
+ */
+size_t harness_tcp_conns_to(const char *url, unsigned *ports, size_t max);
+
 /* The cgroup2 path of pid (the "0::" line of /proc/PID/cgroup), or "". */
 void harness_proc_cgroup(pid_t pid, char *out, size_t len);
 

@@ -10,6 +10,7 @@
  */
 #include "harness.h"
 
+#include "hpcxl/common/util.h"
 #include "hpcxl/hpcxl.h"
 
 #include <arpa/inet.h>
@@ -18,6 +19,8 @@
 #include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -124,8 +127,10 @@ stop_agents(void)
 	char path[sizeof(scratch) + 16];
 	size_t i;
 
-	for (i = 0; i < NAGENTS; i++)
+	for (i = 0; i < NAGENTS; i++) {
+		kill(agents[i].pid, SIGCONT); /* a test may have frozen it */
 		harness_agent_stop(&agents[i], 15000);
+	}
 	kill_session_procs(session);
 	for (i = 0; i < sizeof(scratch_files) / sizeof(scratch_files[0]);
 	     i++) {
@@ -1027,4 +1032,159 @@ Test(cli, library_clear_unhealthy_reports_every_node)
 	}
 	hpcxl_report_free(r);
 	hpcxl_client_close(c);
+}
+
+/* ---- waiting: the progress line and SIGINT ----------------------------- */
+
+/* How long a test waits for the CLI to finish once it should. */
+#define CLI_EXIT_WAIT_MS 30000
+
+/* Reads fd until EOF (or EIO: a pty whose child is gone) or timeout_ms;
+ * returns what came, NUL-terminated (free it). */
+static char *
+read_all(int fd, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ssize_t k = 1;
+
+	cr_assert_not_null(buf);
+	while (k > 0 && util_now_ms() < deadline) {
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if (len + 1024 > cap)
+			cr_assert_not_null(buf = realloc(buf, cap *= 2));
+		k = read(fd, buf + len, cap - len - 1);
+		if (k > 0)
+			len += (size_t)k;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+/* "hpcxl ARGS", stdout into a pipe (*out_fd), stderr inherited. */
+static pid_t
+spawn_cli(const char *const *args, int *out_fd)
+{
+	const char *argv[MAX_ARGS];
+	int n = 0, p[2];
+	pid_t pid;
+
+	argv[n++] = harness_bin("hpcxl");
+	for (; *args != NULL && n < MAX_ARGS - 1; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_geq(pid = fork(), 0);
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	*out_fd = p[0];
+	return pid;
+}
+
+/* "hpcxl ARGS" on a new pseudo-terminal: what a person sees. */
+static char *
+run_cli_on_tty(const char *const *args, int *status)
+{
+	const char *argv[MAX_ARGS];
+	int n = 0, master;
+	char *out;
+	pid_t pid;
+
+	argv[n++] = harness_bin("hpcxl");
+	for (; *args != NULL && n < MAX_ARGS - 1; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	cr_assert_geq(pid = forkpty(&master, NULL, NULL, NULL), 0);
+	if (pid == 0) {
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	out = read_all(master, CLI_EXIT_WAIT_MS);
+	cr_assert_eq(waitpid(pid, status, 0), pid);
+	close(master);
+	return out;
+}
+
+Test(cli, progress_line_only_on_a_terminal_and_not_with_json)
+{
+	const char *args[] = { "--nodes", roster, "close-session", session,
+		"--timeout", "2500", NULL };
+	const char *json_args[] = { "--nodes", roster, "--json",
+		"close-session", session, "--timeout", "2500", NULL };
+	char want[512], *out, *err = NULL;
+	int status;
+
+	/* A frozen agent keeps the call waiting until its timeout. */
+	cr_assert_eq(kill(agents[1].pid, SIGSTOP), 0);
+	snprintf(want, sizeof(want), "closing %s: 2/3 nodes, waiting for %s,",
+	    session, agents[1].url);
+	out = run_cli_on_tty(args, &status);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	cr_assert(strstr(out, want) != NULL, "no progress line in:\n%s", out);
+	cr_assert(strstr(out, "s left") != NULL);
+	cr_assert(strstr(out, "\r\033[K") != NULL, "line never erased");
+	free(out);
+	out = run_cli_on_tty(json_args, &status);
+	cr_assert(strstr(out, "waiting for") == NULL, "--json: %s", out);
+	free(out);
+	cr_assert_eq(run_cli_stderr(args, &err), 1);
+	cr_assert(strstr(err, "waiting for") == NULL, "not a tty: %s", err);
+	free(err);
+	kill(agents[1].pid, SIGCONT);
+}
+
+Test(cli, sigint_prints_the_report_so_far_and_exits_1)
+{
+	const char *args[] = { "--nodes", roster, "--json", "close-session",
+		session, "--timeout", "60000", NULL };
+	int64_t start, deadline;
+	unsigned ports[4];
+	json_error_t jerr;
+	json_t *root;
+	int fd, status;
+	size_t i;
+	char *out;
+	pid_t pid;
+
+	cr_assert_eq(kill(agents[1].pid, SIGSTOP), 0);
+	start = util_now_ms();
+	pid = spawn_cli(args, &fd);
+	/* hpcxl takes SIGINT over before it dials: once it is connected to
+	 * a live agent, a SIGINT is its to handle. */
+	deadline = start + 10000;
+	while (harness_tcp_conns_to(agents[0].url, ports, 4) == 0
+	    && util_now_ms() < deadline)
+		harness_nap_ms(10);
+	cr_assert_gt(harness_tcp_conns_to(agents[0].url, ports, 4), 0);
+	cr_assert_eq(kill(pid, SIGINT), 0);
+	out = read_all(fd, CLI_EXIT_WAIT_MS);
+	close(fd);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	kill(agents[1].pid, SIGCONT);
+	cr_assert_lt(util_now_ms() - start, CLI_EXIT_WAIT_MS);
+	cr_assert(WIFEXITED(status), "hpcxl died (status %#x)", status);
+	cr_assert_eq(WEXITSTATUS(status), 1);
+	root = json_loads(out, 0, &jerr);
+	cr_assert_not_null(root, "not JSON (%s):\n%s", jerr.text, out);
+	cr_assert_str_eq(str_of(node_of(root, 1, NAGENTS), "state"),
+	    "interrupted");
+	/* The live agents answered, or not yet when the SIGINT came. */
+	for (i = 0; i < NAGENTS; i += 2) {
+		const char *state = str_of(node_of(root, i, NAGENTS), "state");
+
+		cr_assert(strcmp(state, "already_closed") == 0
+		        || strcmp(state, "interrupted") == 0,
+		    "node %zu: %s", i, state);
+	}
+	json_decref(root);
+	free(out);
 }

@@ -157,29 +157,6 @@ Test(client, duplicate_names_or_urls_are_refused)
 
 /* ---- standing connections ---------------------------------------------- */
 
-/* The local TCP ports of this process's connections to port: one per
- * pipe; they change if a call dials again. */
-static size_t
-local_ports_to(const char *url, unsigned *ports, size_t max)
-{
-	unsigned remote = (unsigned)atoi(strrchr(url, ':') + 1);
-	unsigned lport, rport, st;
-	char line[512];
-	size_t n = 0;
-	FILE *f = fopen("/proc/net/tcp", "r");
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f) != NULL && n < max) {
-		/* "sl local_address rem_address st ..." in hex */
-		if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lport, &rport, &st)
-		        == 3
-		    && rport == remote && st == 0x01 /* ESTABLISHED */)
-			ports[n++] = lport;
-	}
-	fclose(f);
-	return n;
-}
-
 Test(client, calls_reuse_the_connections)
 {
 	struct hpcxl_client *c = open_client(NAGENTS);
@@ -190,7 +167,7 @@ Test(client, calls_reuse_the_connections)
 
 	cr_assert_eq(hpcxl_ping(c, CALL_TIMEOUT_MS, &r), 0);
 	hpcxl_report_free(r);
-	nbefore = local_ports_to(agents[0].url, before, 8);
+	nbefore = harness_tcp_conns_to(agents[0].url, before, 8);
 	cr_assert_eq(nbefore, 1, "one connection to the agent, not %zu",
 	    nbefore);
 	for (i = 0; i < 5; i++) {
@@ -198,7 +175,7 @@ Test(client, calls_reuse_the_connections)
 		    0);
 		hpcxl_report_free(r);
 	}
-	nafter = local_ports_to(agents[0].url, after, 8);
+	nafter = harness_tcp_conns_to(agents[0].url, after, 8);
 	cr_assert_eq(nafter, 1);
 	cr_assert_eq(before[0], after[0], "the client dialled again");
 	hpcxl_client_close(c);
