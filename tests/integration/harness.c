@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -156,12 +157,19 @@ agent_spawn(struct harness_agent *a, char **argv)
 {
 	char path[PATH_MAX + 16];
 	int64_t deadline = util_now_ms() + 10000;
+	pid_t parent;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/ready", a->dir);
 	unlink(path);
 	a->exit_status = -1;
+	parent = getpid();
 	if ((a->pid = fork()) == 0) {
+		/* A test process that crashes takes its agents with it (they
+		 * close their sessions on SIGTERM), instead of leaving them
+		 * holding the test runner's pipes. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+			_exit(126);
 		snprintf(path, sizeof(path), "%s/agent.log", a->dir);
 		fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0)

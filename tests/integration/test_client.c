@@ -350,3 +350,30 @@ Test(client, progress_names_the_silent_node_and_interrupt_ends_the_call)
 	hpcxl_report_free(r);
 	hpcxl_client_close(c);
 }
+
+/* ---- many short clients ------------------------------------------------ */
+
+#define CYCLES 2000
+#define CYCLES_MAX_MS 120000
+
+/* Open, ping, close, as a CLI does: a teardown race in the fleet (nng
+ * 1.5.2 panicked in about one of 2,000) must not come back. */
+Test(client, thousands_of_short_clients, .timeout = 180)
+{
+	const char *urls[] = { agents[0].url, agents[1].url };
+	int64_t deadline = util_now_ms() + CYCLES_MAX_MS;
+	int i, failures = 0;
+
+	for (i = 0; i < CYCLES && util_now_ms() < deadline; i++) {
+		struct hpcxl_client *c = NULL;
+		struct hpcxl_report *r = NULL;
+
+		cr_assert_eq(hpcxl_client_open(urls, 2, &c), 0);
+		failures += hpcxl_ping(c, CALL_TIMEOUT_MS, &r) != 0;
+		hpcxl_report_free(r);
+		hpcxl_client_close(c);
+	}
+	cr_assert_eq(i, CYCLES, "only %d cycles in %d ms", i, CYCLES_MAX_MS);
+	cr_assert_eq(failures, 0, "%d of %d pings not answered by both",
+	    failures, CYCLES);
+}
