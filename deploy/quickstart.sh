@@ -31,8 +31,9 @@ wait_for() {
 }
 
 # The demo leaves nothing behind, even when it fails half-way: its agents
-# close their sessions when stopped (--close-on-exit).
-nodes=()
+# close their sessions when stopped (--close-on-exit). The roster is a
+# nodes file of "NAME URL" lines, so every row of a report is named.
+roster=$work/nodes
 for n in 1 2 3; do
 	node="demo-node$n"
 	"$bin/hpcxl-agent" --node "$node" --listen tcp://127.0.0.1:0 \
@@ -42,24 +43,25 @@ for n in 1 2 3; do
 		2>"$work/$node.log" &
 	agents+=($!)
 	wait_for "$work/$node.url"
-	nodes+=("$(head -n1 "$work/$node.url")")
+	echo "$node $(head -n1 "$work/$node.url")" >>"$roster"
 done
-export HPCXL_NODES=$(IFS=,; echo "${nodes[*]}")
+hpcxl() { "$bin/hpcxl" --nodes-file "$roster" "$@"; }
 session="demo-$$"
-echo "== agents: $HPCXL_NODES"
+echo "== agents (hpcxl --nodes-file $roster):"
+cat "$roster"
 
 echo "== hpcxl open-session --profile excel --workers 4 --session $session"
-"$bin/hpcxl" open-session --profile excel --workers 4 --session "$session"
+hpcxl open-session --profile excel --workers 4 --session "$session"
 echo
 echo "== hpcxl status $session"
-"$bin/hpcxl" status "$session"
+hpcxl status "$session"
 echo
 echo "== hpcxl close-session $session --timeout 30000"
 rc=0
-"$bin/hpcxl" close-session "$session" --timeout 30000 || rc=$?
+hpcxl close-session "$session" --timeout 30000 || rc=$?
 echo
 echo "== closing again is safe: hpcxl --json close-session (every node: already_closed)"
-"$bin/hpcxl" --json close-session "$session" --timeout 5000 || true
+hpcxl --json close-session "$session" --timeout 5000 || true
 echo
 
 stop_agents
