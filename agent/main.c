@@ -11,6 +11,7 @@
 #include "proctrack.h"
 #include "server.h"
 #include "session.h"
+#include "state.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -21,7 +22,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +35,7 @@ struct agent {
 	int sig_fd;
 	struct proctrack pt;
 	struct server *srv;
+	struct state_dir state; /* locked: one agent per state directory */
 	struct session_table sessions;
 	int stop_signals; /* SIGTERM/SIGINT received so far */
 	struct pollfd *fds; /* the loop's poll set, grown as needed */
@@ -57,7 +58,7 @@ usage(FILE *f)
 	    "Runs worker sessions of this node for hpcxl controllers.\n"
 	    "  --listen URL      tcp://HOST:PORT or ipc:///PATH (repeatable;\n"
 	    "                    port 0 binds a free port)\n"
-	    "  --ready-file FILE written with the bound URLs once listening\n"
+	    "  --ready-file FILE written with the bound URLs once serving\n"
 	    "  --state-dir DIR   sessions are stored here and re-adopted by\n"
 	    "                    the next agent (default /var/lib/hpcxl)\n"
 	    "  --profile SPEC    a worker profile (repeatable)\n"
@@ -406,18 +407,32 @@ raise_fd_limit(void)
 	}
 }
 
+/*
+ * What can refuse comes before anything is created: a second agent started
+ * by mistake (its address in use, its state directory locked) must leave
+ * the running agent's cgroup root, state and ready file alone. Listening
+ * first means such an agent never creates even a state directory. Refusal
+ * exits 2, as for a bad option: starting it again as it is cannot help.
+ */
+static int
+agent_claim(struct agent *a)
+{
+	if (server_open(&a->cfg, &a->srv) != 0
+	    || state_open(&a->state, a->cfg.state_dir) != 0)
+		return HPCXL_ECONFIG;
+	return 0;
+}
+
+/* The ready file comes last: whoever waits for it takes the agent as
+ * serving (lock held, listening, earlier sessions re-adopted). Without it,
+ * the re-adopted sessions are left running for the next agent. */
 static int
 agent_start(struct agent *a)
 {
 	int rv;
 
 	raise_fd_limit();
-	if (mkdir(a->cfg.state_dir, 0750) != 0 && errno != EEXIST) {
-		log_err("cannot create state directory %s: %s",
-		    a->cfg.state_dir, strerror(errno));
-		return HPCXL_ECONFIG;
-	}
-	if ((rv = signals_setup(a)) != 0)
+	if ((rv = signals_setup(a)) != 0 || (rv = agent_claim(a)) != 0)
 		return rv;
 	if ((rv = proctrack_init(
 	         &a->pt, a->cfg.backend, a->cfg.cgroup_root, a->cfg.node))
@@ -426,15 +441,36 @@ agent_start(struct agent *a)
 	a->fds_cap = 64;
 	if ((a->fds = calloc(a->fds_cap, sizeof(*a->fds))) == NULL)
 		return HPCXL_ENOMEM;
-	if ((rv = server_open(&a->cfg, a->ready_file, &a->srv)) != 0)
+	if ((rv = session_table_init(
+	         &a->sessions, &a->cfg, &a->pt, a->srv, &a->state))
+	    != 0)
 		return rv;
-	return session_table_init(&a->sessions, &a->cfg, &a->pt, a->srv);
+	if (a->ready_file != NULL
+	    && (rv = server_write_ready(a->srv, a->ready_file)) != 0)
+		session_table_release_running(&a->sessions);
+	return rv;
+}
+
+/* Undoes only what this process did, in reverse: the lock is released
+ * after the cgroup root is removed, so a next agent on this state directory
+ * never sees its root vanish. */
+static void
+agent_stop(struct agent *a)
+{
+	session_table_fini(&a->sessions);
+	proctrack_fini(&a->pt);
+	state_close(&a->state);
+	server_close(a->srv);
+	if (a->sig_fd >= 0)
+		close(a->sig_fd);
+	free(a->fds);
+	config_free(&a->cfg);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct agent a = { .sig_fd = -1 };
+	struct agent a = { .sig_fd = -1, .state = { .lock_fd = -1 } };
 	int rv;
 
 	log_init("hpcxl-agent", LOG_INFO);
@@ -452,12 +488,6 @@ main(int argc, char **argv)
 		run_loop(&a);
 		log_info("exiting");
 	}
-	session_table_fini(&a.sessions);
-	proctrack_fini(&a.pt);
-	server_close(a.srv);
-	if (a.sig_fd >= 0)
-		close(a.sig_fd);
-	free(a.fds);
-	config_free(&a.cfg);
+	agent_stop(&a);
 	return rv == 0 ? 0 : (rv == HPCXL_ECONFIG ? 2 : 1);
 }

@@ -25,30 +25,53 @@ is_cgroup2(const char *dir)
 	return statfs(dir, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
 }
 
+/* Makes dir unless it exists; *made says whether this call created it. */
 static int
-mkdir_ok(const char *dir)
+mkdir_ok(const char *dir, bool *made)
 {
-	return mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : -1;
+	*made = mkdir(dir, 0755) == 0;
+	return *made || errno == EEXIST ? 0 : -1;
 }
 
-/* Makes <base>/hpcxl/<node> (or <base>/<node> for an explicit root). */
+/* Removes the node's root if this process made it: it is not in use. */
+static void
+cgroup_unmake_root(struct proctrack *pt)
+{
+	if (pt->root_made && rmdir(pt->root) != 0 && errno != ENOENT
+	    && errno != EBUSY)
+		log_warn(
+		    "cannot remove cgroup %s: %s", pt->root, strerror(errno));
+	pt->root_made = false;
+	pt->root[0] = '\0';
+}
+
+/*
+ * Makes <base>/hpcxl/<node> (or <base>/<node> for an explicit root). The
+ * shared <base>/hpcxl is never removed, not even when made here: another
+ * node's agent may be between its own mkdir of it and of its root.
+ */
 static int
 cgroup_make_root(
     struct proctrack *pt, const char *base, bool add_hpcxl, const char *node)
 {
 	char dir[PATH_MAX];
+	bool made;
 	int n;
 
 	if (!is_cgroup2(base))
 		return -1;
 	n = snprintf(
 	    dir, sizeof(dir), "%s%s", base, add_hpcxl ? "/hpcxl" : "");
-	if (n < 0 || (size_t)n >= sizeof(dir) || mkdir_ok(dir) != 0)
+	if (n < 0 || (size_t)n >= sizeof(dir) || mkdir_ok(dir, &made) != 0)
 		return -1;
 	n = snprintf(pt->root, sizeof(pt->root), "%s/%s", dir, node);
-	if (n < 0 || (size_t)n >= sizeof(pt->root) || mkdir_ok(pt->root) != 0)
+	if (n < 0 || (size_t)n >= sizeof(pt->root)
+	    || mkdir_ok(pt->root, &pt->root_made) != 0)
 		return -1;
-	return access(pt->root, W_OK) == 0 ? 0 : -1;
+	if (access(pt->root, W_OK) == 0)
+		return 0;
+	cgroup_unmake_root(pt);
+	return -1;
 }
 
 static int
@@ -92,11 +115,14 @@ proctrack_init(struct proctrack *pt, const char *want, const char *cgroup_root,
 		log_warn(
 		    "cannot become a child subreaper: %s", strerror(errno));
 	if (strcmp(want, "pgroup") != 0
-	    && cgroup_find_root(pt, cgroup_root, node) == 0
-	    && cgroup_has_kill(pt)) {
-		pt->backend = PROCTRACK_CGROUP2;
-		log_info("process tracking: cgroup2 under %s", pt->root);
-		return 0;
+	    && cgroup_find_root(pt, cgroup_root, node) == 0) {
+		if (cgroup_has_kill(pt)) {
+			pt->backend = PROCTRACK_CGROUP2;
+			log_info(
+			    "process tracking: cgroup2 under %s", pt->root);
+			return 0;
+		}
+		cgroup_unmake_root(pt);
 	}
 	if (strcmp(want, "cgroup2") == 0) {
 		log_err("no writable cgroup2 hierarchy at '%s'", cgroup_root);
@@ -114,8 +140,8 @@ void
 proctrack_fini(struct proctrack *pt)
 {
 	/* Fails harmlessly (EBUSY) while sessions of this node remain. */
-	if (pt->backend == PROCTRACK_CGROUP2 && pt->root[0] != '\0')
-		rmdir(pt->root);
+	if (pt->backend == PROCTRACK_CGROUP2)
+		cgroup_unmake_root(pt);
 }
 
 const char *

@@ -27,6 +27,7 @@ enum proctrack_backend {
 struct proctrack {
 	enum proctrack_backend backend;
 	char root[PATH_MAX]; /* this node's cgroup directory (cgroup2) */
+	bool root_made; /* root was created by this process */
 };
 
 /* The process set of one session. */
@@ -45,7 +46,12 @@ struct proctrack_set {
 int proctrack_init(struct proctrack *pt, const char *want,
     const char *cgroup_root, const char *node);
 
-/* Removes this node's cgroup directory if no session is left in it. */
+/*
+ * Removes this node's cgroup directory if this process created it and no
+ * session is left in it. One it found there is another agent's (one that
+ * runs, or one whose sessions this one re-adopted): never removed. Safe on
+ * a zeroed proctrack that was never initialised.
+ */
 void proctrack_fini(struct proctrack *pt);
 
 const char *proctrack_backend_name(const struct proctrack *pt);

@@ -4,6 +4,8 @@
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <nng/protocol/survey0/respond.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,8 @@ struct cached_reply {
 
 struct server {
 	nng_socket sock;
+	nng_listener *listeners; /* one per listen URL, started */
+	size_t nlisteners;
 	int recv_fd;
 	char *node;
 	struct cached_reply cache[REPLY_CACHE_SIZE];
@@ -36,11 +40,22 @@ struct server {
 	int64_t last_reply_ms; /* when the last reply was queued */
 };
 
+/* The URL l is bound to (the real port of tcp://...:0), to be freed with
+ * nng_strfree(); or NULL. */
+static char *
+bound_url(nng_listener l)
+{
+	char *bound = NULL;
+
+	return nng_listener_get_string(l, NNG_OPT_URL, &bound) == 0 ? bound
+	                                                            : NULL;
+}
+
 static int
-listen_one(struct server *s, const char *url, FILE *ready)
+listen_one(struct server *s, const char *url)
 {
 	nng_listener l;
-	char *bound = NULL;
+	char *bound;
 	int rv;
 
 	if ((rv = nng_listener_create(&l, s->sock, url)) != 0
@@ -51,63 +66,65 @@ listen_one(struct server *s, const char *url, FILE *ready)
 		log_err("cannot listen on %s: %s", url, nng_strerror(rv));
 		return HPCXL_ETRANSPORT;
 	}
-	if (nng_listener_get_string(l, NNG_OPT_URL, &bound) != 0)
-		bound = NULL;
+	s->listeners[s->nlisteners++] = l;
+	bound = bound_url(l);
 	log_info("listening on %s", bound != NULL ? bound : url);
-	if (ready != NULL)
-		fprintf(ready, "%s\n", bound != NULL ? bound : url);
 	nng_strfree(bound);
 	return 0;
 }
 
-static FILE *
-ready_open(const char *ready_file, char *tmp, size_t tmplen)
+/* One line per listener: the URL it is bound to. */
+static int
+ready_print(const struct server *s, FILE *f)
 {
-	FILE *f;
+	char *bound;
+	size_t i;
 
-	if (ready_file == NULL)
-		return NULL;
-	snprintf(tmp, tmplen, "%s.tmp", ready_file);
-	if ((f = fopen(tmp, "w")) == NULL)
-		log_err("cannot write %s", tmp);
-	return f;
+	for (i = 0; i < s->nlisteners; i++) {
+		if ((bound = bound_url(s->listeners[i])) == NULL)
+			return HPCXL_ENOMEM;
+		fprintf(f, "%s\n", bound);
+		nng_strfree(bound);
+	}
+	return 0;
 }
 
 /* The ready file appears whole or not at all: write, fsync, rename. */
-static int
-ready_commit(FILE *f, const char *tmp, const char *ready_file)
+int
+server_write_ready(const struct server *s, const char *ready_file)
 {
-	int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+	char tmp[PATH_MAX + 8];
+	FILE *f;
+	int bad;
 
+	snprintf(tmp, sizeof(tmp), "%s.tmp", ready_file);
+	if ((f = fopen(tmp, "we")) == NULL) {
+		log_err("cannot write %s: %s", tmp, strerror(errno));
+		return HPCXL_ESYSTEM;
+	}
+	bad = ready_print(s, f) != 0;
+	bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
 	bad |= fclose(f) != 0;
 	if (bad || rename(tmp, ready_file) != 0) {
 		log_err("cannot write ready file %s", ready_file);
+		unlink(tmp);
 		return HPCXL_ESYSTEM;
 	}
 	return 0;
 }
 
 static int
-server_listen_all(
-    struct server *s, const struct config *c, const char *ready_file)
+server_listen_all(struct server *s, const struct config *c)
 {
-	char tmp[4096];
-	FILE *ready = ready_open(ready_file, tmp, sizeof(tmp));
 	size_t i;
 	int rv = 0;
 
-	if (ready_file != NULL && ready == NULL)
-		return HPCXL_ESYSTEM;
+	s->listeners = calloc(c->nlisten + 1, sizeof(*s->listeners));
+	if (s->listeners == NULL)
+		return HPCXL_ENOMEM;
 	for (i = 0; i < c->nlisten && rv == 0; i++)
-		rv = listen_one(s, c->listen[i], ready);
-	if (ready == NULL)
-		return rv;
-	if (rv != 0) {
-		fclose(ready);
-		unlink(tmp);
-		return rv;
-	}
-	return ready_commit(ready, tmp, ready_file);
+		rv = listen_one(s, c->listen[i]);
+	return rv;
 }
 
 /*
@@ -129,8 +146,7 @@ server_set_queues(nng_socket sock)
 }
 
 int
-server_open(
-    const struct config *c, const char *ready_file, struct server **out)
+server_open(const struct config *c, struct server **out)
 {
 	struct server *s;
 	int rv;
@@ -149,7 +165,7 @@ server_open(
 		free(s);
 		return HPCXL_ETRANSPORT;
 	}
-	if ((rv = server_listen_all(s, c, ready_file)) != 0) {
+	if ((rv = server_listen_all(s, c)) != 0) {
 		server_close(s);
 		return rv;
 	}
@@ -360,6 +376,7 @@ server_close(struct server *s)
 	nng_close(s->sock);
 	for (i = 0; i < REPLY_CACHE_SIZE; i++)
 		free(s->cache[i].frame);
+	free(s->listeners);
 	free(s->node);
 	free(s);
 }

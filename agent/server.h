@@ -28,13 +28,18 @@ struct server_req {
 };
 
 /*
- * Opens the socket and listens on every URL of c. The bound URLs (with real
- * ports for tcp://...:0) are written one per line to ready_file (atomic
- * rename) when it is not NULL. Returns 0 and *out, or HPCXL_ETRANSPORT /
- * HPCXL_ESYSTEM with the reason logged.
+ * Opens the socket and listens on every URL of c. Requests queue until the
+ * loop takes them. Returns 0 and *out, or HPCXL_ETRANSPORT (an address in
+ * use, say) / HPCXL_ENOMEM with the reason logged.
  */
-int server_open(
-    const struct config *c, const char *ready_file, struct server **out);
+int server_open(const struct config *c, struct server **out);
+
+/*
+ * Writes the bound URLs (with real ports for tcp://...:0), one per line,
+ * to ready_file (atomic rename). Whoever waits for that file takes the
+ * agent as serving: call it only once it does. Returns 0 or HPCXL_ESYSTEM.
+ */
+int server_write_ready(const struct server *s, const char *ready_file);
 
 /* A descriptor that polls readable while requests are queued. */
 int server_fd(const struct server *s);

@@ -59,7 +59,8 @@ static void plan_restart(struct session_table *t, struct session *s,
 
 int
 session_table_init(struct session_table *t, const struct config *cfg,
-    const struct proctrack *pt, struct server *srv)
+    const struct proctrack *pt, struct server *srv,
+    const struct state_dir *state)
 {
 	int n;
 
@@ -67,6 +68,7 @@ session_table_init(struct session_table *t, const struct config *cfg,
 	t->cfg = cfg;
 	t->pt = pt;
 	t->srv = srv;
+	t->state = state;
 	n = snprintf(
 	    t->log_root, sizeof(t->log_root), "%s/logs", cfg->state_dir);
 	if (n < 0 || (size_t)n >= sizeof(t->log_root))
@@ -75,16 +77,14 @@ session_table_init(struct session_table *t, const struct config *cfg,
 		log_err("cannot create %s: %s", t->log_root, strerror(errno));
 		return HPCXL_ESYSTEM;
 	}
-	if ((n = state_open(&t->state, cfg->state_dir)) != 0)
-		return n;
-	if (state_load_health(&t->state, t->unhealthy, sizeof(t->unhealthy)))
+	if (state_load_health(t->state, t->unhealthy, sizeof(t->unhealthy)))
 		log_warn("node is unhealthy (%s); opens are refused until "
 		         "an operator clears it",
 		    t->unhealthy);
-	n = (int)state_load_all(&t->state, session_adopt_record, t);
+	n = (int)state_load_all(t->state, session_adopt_record, t);
 	if (n > 0)
 		log_notice(
-		    "re-adopted %d session(s) from %s", n, t->state.sessions);
+		    "re-adopted %d session(s) from %s", n, t->state->sessions);
 	return 0;
 }
 
@@ -121,7 +121,7 @@ session_persist(struct session_table *t, struct session *s)
 	snprintf(r.id, sizeof(r.id), "%s", s->id);
 	snprintf(r.profile, sizeof(r.profile), "%s", s->profile);
 	/* A failed store is retried at the end of every pass. */
-	s->dirty = state_save(&t->state, &r) != 0;
+	s->dirty = state_save(t->state, &r) != 0;
 	return s->dirty ? HPCXL_ESYSTEM : 0;
 }
 
@@ -569,7 +569,7 @@ session_enter(struct session_table *t, struct session *s,
 		kill_session(s);
 		break;
 	case SESSION_DONE:
-		state_forget(&t->state, s->id);
+		state_forget(t->state, s->id);
 		log_info("session %s closed in %lld ms", s->id,
 		    (long long)(now_ms - s->close_start_ms));
 		answer_waiters(t, s, PROTO_CODE_OK, "closed", now_ms);
@@ -893,7 +893,7 @@ check_unkillable(struct session_table *t, struct session *s, int64_t now_ms)
 	    session_counts(s, now_ms).remaining,
 	    (long long)(now_ms - s->kill_start_ms));
 	snprintf(t->unhealthy, sizeof(t->unhealthy), "%s", why);
-	state_save_health(&t->state, t->unhealthy);
+	state_save_health(t->state, t->unhealthy);
 	log_err("node marked unhealthy: %s", t->unhealthy);
 }
 
@@ -1222,7 +1222,7 @@ session_clear_health(struct session_table *t, struct server_req *req)
 {
 	bool was = t->unhealthy[0] != '\0';
 
-	if (was && state_save_health(&t->state, NULL) != 0) {
+	if (was && state_save_health(t->state, NULL) != 0) {
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
 		    "cannot remove the stored unhealthy mark");
 		return;
@@ -1304,5 +1304,4 @@ session_table_fini(struct session_table *t)
 		}
 		session_free(s);
 	}
-	state_close(&t->state);
 }

@@ -40,18 +40,20 @@ struct session_table {
 	const struct proctrack *pt;
 	struct server *srv;
 	char log_root[PATH_MAX]; /* <state_dir>/logs */
-	struct state_dir state;
+	const struct state_dir *state; /* opened (locked) by the caller */
 	char unhealthy[512]; /* why the node refuses opens; "" = healthy */
 	int64_t next_logcap_ms; /* worker logs are measured again then */
 	bool releasing; /* running sessions were left to the next agent */
 };
 
 /*
- * Borrows cfg, pt and srv for the table's lifetime; re-adopts the sessions
- * stored in cfg->state_dir by an earlier agent, and its unhealthy mark.
+ * Borrows cfg, pt, srv and state (locked by state_open()) for the table's
+ * lifetime; re-adopts the sessions stored there by an earlier agent, and
+ * its unhealthy mark.
  */
 int session_table_init(struct session_table *t, const struct config *cfg,
-    const struct proctrack *pt, struct server *srv);
+    const struct proctrack *pt, struct server *srv,
+    const struct state_dir *state);
 
 /* Each takes ownership of req and answers it (now or when done). */
 void session_open(struct session_table *t, struct server_req *req);
@@ -94,7 +96,8 @@ void session_table_kill_all(struct session_table *t);
 
 bool session_table_empty(const struct session_table *t);
 
-/* Frees everything; answers nobody (call once the table is empty). */
+/* Frees everything; answers nobody (call once the table is empty). Safe on
+ * a zeroed table that was never initialised. */
 void session_table_fini(struct session_table *t);
 
 #endif

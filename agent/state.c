@@ -61,12 +61,21 @@ read_boot_id(char *out, size_t len)
 	fclose(f);
 }
 
-/* Two agents on one state directory would both adopt every session. */
+/*
+ * Two agents on one state directory would both adopt every session. The
+ * directory and its lock file are all this makes before the lock is held:
+ * when another agent holds it, both existed already.
+ */
 static int
 lock_state_dir(struct state_dir *sd, const char *state_dir)
 {
 	char path[PATH_MAX];
 
+	if (mkdir(state_dir, 0750) != 0 && errno != EEXIST) {
+		log_err("cannot create state directory %s: %s", state_dir,
+		    strerror(errno));
+		return HPCXL_ESYSTEM;
+	}
 	snprintf(path, sizeof(path), "%s/lock", state_dir);
 	sd->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (sd->lock_fd < 0) {
@@ -95,12 +104,12 @@ state_open(struct state_dir *sd, const char *state_dir)
 	if (n1 < 0 || (size_t)n1 >= sizeof(sd->sessions) || n2 < 0
 	    || (size_t)n2 >= sizeof(sd->health))
 		return HPCXL_ECONFIG;
+	if ((rv = lock_state_dir(sd, state_dir)) != 0)
+		return rv;
 	if (mkdir(sd->sessions, 0750) != 0 && errno != EEXIST) {
 		log_err("cannot create %s: %s", sd->sessions, strerror(errno));
 		return HPCXL_ESYSTEM;
 	}
-	if ((rv = lock_state_dir(sd, state_dir)) != 0)
-		return rv;
 	read_boot_id(sd->boot_id, sizeof(sd->boot_id));
 	return 0;
 }

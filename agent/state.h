@@ -55,9 +55,15 @@ struct state_session {
 	struct worker *workers; /* pidfd is -1 in a loaded record */
 };
 
-/* Creates <state_dir>/sessions if needed and locks the directory. Returns
- * 0, HPCXL_EEXIST when another agent holds it, or HPCXL_ESYSTEM. */
+/*
+ * Locks state_dir (creating it if needed), then creates its sessions/ if
+ * needed: an agent refused here has created nothing. Returns 0,
+ * HPCXL_EEXIST when another agent holds the lock, or HPCXL_ESYSTEM (sd is
+ * to be closed with state_close() either way).
+ */
 int state_open(struct state_dir *sd, const char *state_dir);
+/* Releases the lock (a no-op on a state_dir that was never opened, when
+ * lock_fd is -1). */
 void state_close(struct state_dir *sd);
 
 /* Replaces the record of r->id atomically. Returns 0 or an HPCXL_ error. */
