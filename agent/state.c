@@ -401,8 +401,13 @@ static void
 set_aside(const char *path, const char *why)
 {
 	char bad[PATH_MAX + 8];
+	int n = snprintf(bad, sizeof(bad), "%s.bad", path);
 
-	snprintf(bad, sizeof(bad), "%s.bad", path);
+	if (n < 0 || (size_t)n >= sizeof(bad)) {
+		log_err("state record %s %s; left in place (name too long)",
+		    path, why);
+		return;
+	}
 	log_err("state record %s %s; kept as %s", path, why, bad);
 	rename(path, bad);
 }
