@@ -68,8 +68,11 @@ int fleet_call_fd(const struct fleet_call *call);
 
 /*
  * Sends body (the encoded request) to node row under the call's survey id.
- * Returns 0 once nng took the message (it may still be lost with its pipe),
- * NNG_EAGAIN when the socket cannot take it now, or another nng error.
+ * Returns 0 once nng took the message, NNG_EAGAIN when the socket cannot
+ * take it now, or another nng error. A message nng took can still be lost:
+ * with its pipe, when the pipe is going and no longer in the protocol's
+ * list, or when the pipe's 16-deep send queue is full (dropped silently);
+ * the survey's resends recover it.
  */
 int fleet_call_send(
     struct fleet_call *call, size_t row, const void *body, size_t len);

@@ -7,15 +7,21 @@
  */
 #include "watch.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #define WATCH_INTERVAL_MS 1000
 
-static struct hpcxl_client *volatile watch_client;
-static volatile sig_atomic_t watch_interrupted; /* before watch_attach() */
+/* Sequentially consistent atomics: the handler's "store the flag, load the
+ * client" and watch_attach()'s "store the client, load the flag" cannot both
+ * miss each other. Lock-free, so safe in a signal handler. */
+static _Atomic(struct hpcxl_client *) watch_client;
+static atomic_int watch_interrupted; /* a SIGINT came */
 static struct sigaction watch_old_sigint;
 static bool watch_shown; /* a progress line is on the screen */
 
@@ -24,12 +30,15 @@ static void
 watch_sigint(int sig)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct hpcxl_client *c;
+	int saved = errno;
 
 	(void)sig;
-	watch_interrupted = 1;
-	if (watch_client != NULL)
-		hpcxl_client_interrupt(watch_client);
+	atomic_store(&watch_interrupted, 1);
+	if ((c = atomic_load(&watch_client)) != NULL)
+		hpcxl_client_interrupt(c);
 	sigaction(SIGINT, &dfl, NULL); /* a second ^C kills */
+	errno = saved;
 }
 
 static const char *
@@ -73,34 +82,53 @@ watch_progress(const struct hpcxl_progress *p, void *arg)
 	watch_shown = true;
 }
 
+/*
+ * SIGINT is blocked while the client is made, so the threads nng starts
+ * then inherit the block and the handler only ever runs on this thread,
+ * the one that makes the calls.
+ */
 void
 watch_start(const struct cli_args *a)
 {
 	struct sigaction sa = { .sa_handler = watch_sigint };
+	sigset_t intr;
 
 	(void)a;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &watch_old_sigint);
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &intr, NULL);
 }
 
 void
 watch_attach(struct hpcxl_client *c, const struct cli_args *a)
 {
-	/* Set before the flag is read: a SIGINT in between interrupts c
-	 * itself, and interrupting twice is harmless. */
-	watch_client = c;
-	if (watch_interrupted)
+	sigset_t intr;
+
+	atomic_store(&watch_client, c);
+	if (atomic_load(&watch_interrupted))
 		hpcxl_client_interrupt(c);
 	if (!a->json && isatty(STDERR_FILENO))
 		hpcxl_client_set_progress(
 		    c, watch_progress, (void *)a, WATCH_INTERVAL_MS);
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	pthread_sigmask(SIG_UNBLOCK, &intr, NULL); /* a pending one runs */
 }
 
 void
 watch_stop(void)
 {
+	sigset_t intr;
+
+	/* Blocked first: no handler runs while the client goes away. */
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &intr, NULL);
+	atomic_store(&watch_client, NULL);
 	sigaction(SIGINT, &watch_old_sigint, NULL);
-	watch_client = NULL;
+	pthread_sigmask(SIG_UNBLOCK, &intr, NULL);
 	if (watch_shown)
 		fputs("\r\033[K", stderr);
 	watch_shown = false;

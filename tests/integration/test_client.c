@@ -293,6 +293,25 @@ Test(client, open_that_meets_the_minimum_succeeds)
 	hpcxl_client_close(c);
 }
 
+/* A survey's first pass sends even with no time left, so the close of an
+ * open that used up its timeout still reaches the connected nodes. */
+Test(client, no_time_left_still_sends_once_to_connected_nodes)
+{
+	struct hpcxl_client *c = open_client(NAGENTS);
+	struct hpcxl_open_params p = open_params(0);
+	struct hpcxl_report *r = NULL;
+
+	cr_assert_eq(hpcxl_open_session(c, &p, CALL_TIMEOUT_MS, &r), 0);
+	hpcxl_report_free(r);
+	cr_assert(harness_wait_procs(session, NAGENTS * WORKERS, CALL_TIMEOUT_MS));
+	/* Every node is connected now: a close with no time at all. */
+	cr_assert_eq(hpcxl_close_session(c, session, 0, &r), HPCXL_EPARTIAL);
+	hpcxl_report_free(r);
+	cr_assert(harness_wait_procs(session, 0, CALL_TIMEOUT_MS),
+	    "the close was never sent");
+	hpcxl_client_close(c);
+}
+
 /* ---- progress and interruption ----------------------------------------- */
 
 struct watcher {
