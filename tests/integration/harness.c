@@ -474,6 +474,40 @@ harness_request(const char *url, const struct proto_msg *req, int timeout_ms,
 	return rv;
 }
 
+/* The code of the agent's answer to a status of session, or -1. */
+static int
+status_code(const char *url, const char *session, int timeout_ms)
+{
+	struct proto_msg req = { .type = PROTO_STATUS }, reply;
+	int code = -1;
+
+	req.op = util_random_u64();
+	req.u.status.session = (char *)session;
+	if (harness_request(url, &req, timeout_ms, &reply) != 0)
+		return -1;
+	if (reply.type == PROTO_REPLY && reply.op == req.op)
+		code = (int)reply.u.reply.code;
+	proto_msg_free(&reply);
+	return code;
+}
+
+bool
+harness_wait_session_gone(const char *url, const char *session, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	for (;;) {
+		int64_t left = deadline - util_now_ms();
+
+		if (status_code(url, session, left > 0 ? (int)left : 1)
+		    == PROTO_CODE_NOT_FOUND)
+			return true;
+		if (util_now_ms() >= deadline)
+			return false;
+		harness_nap_ms(POLL_STEP_MS);
+	}
+}
+
 static char *
 read_all(int fd)
 {

@@ -90,6 +90,16 @@ int harness_request_raw(const char *url, const void *frame, size_t len,
     int timeout_ms, struct proto_msg *reply);
 
 /*
+ * Waits until the agent at url answers a status of session with not_found
+ * (the agent has forgotten it: its close, whoever started it, is over) or
+ * timeout_ms passed. The last process of a session is gone a moment before
+ * the agent notices, so a test that saw no process left waits here before
+ * it expects not_found from the agent.
+ */
+bool harness_wait_session_gone(
+    const char *url, const char *session, int timeout_ms);
+
+/*
  * Runs argv (argv[0] a path), capturing stdout into *out (malloc'd, NUL-
  * terminated; may be NULL). Returns 0 and the wait status and elapsed ms.
  */
