@@ -25,7 +25,7 @@ static void
 start_agent(void)
 {
 	cr_assert_eq(harness_agent_start(&agent, "ta", NULL), 0,
-	    "agent did not start (see /tmp/hpcxl-test-*/agent.log)");
+	    "agent did not start (its log is above)");
 }
 
 static void
