@@ -498,14 +498,34 @@ ini_on_key(void *user, const char *section, const char *key, const char *val)
  * tail. Both are refused before inih sees the file.
  */
 #define CONFIG_MAX_LINE 198
+/* What inih skips at the start of a line (isspace() in the C locale, bar
+ * the newline): \v, \f and \r indent a line as much as a space does. */
+#define CONFIG_INDENT " \t\v\f\r"
 
 static bool
 line_is_continuation(const char *line)
 {
-	size_t lead = strspn(line, " \t");
+	size_t lead = strspn(line, CONFIG_INDENT);
 
 	return lead > 0 && line[lead] != '\0' && line[lead] != '\n'
 	    && line[lead] != ';' && line[lead] != '#';
+}
+
+/* Names the white space a line starts with when an editor may not show
+ * it; a space or a tab is plain to see. */
+static const char *
+indent_name(char c)
+{
+	switch (c) {
+	case '\v':
+		return " (it starts with \\v, a vertical tab)";
+	case '\f':
+		return " (it starts with \\f, a form feed)";
+	case '\r':
+		return " (it starts with \\r, a carriage return)";
+	default:
+		return "";
+	}
 }
 
 /* Returns 0, -1 if unreadable, or the number of the first bad line. */
@@ -526,8 +546,9 @@ config_prescan(const char *path, char *why, size_t whylen)
 			bad = line;
 		} else if (line_is_continuation(buf)) {
 			set_err(why, whylen,
-			    "indented line: continuation "
-			    "lines are not supported");
+			    "indented line%s: continuation "
+			    "lines are not supported",
+			    indent_name(buf[0]));
 			bad = line;
 		}
 	}

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <nng/nng.h>
 #include <nng/protocol/survey0/survey.h>
 #include <signal.h>
@@ -18,6 +19,13 @@
 #include <unistd.h>
 
 #define POLL_STEP_MS 10
+/* Agents of one test process; every one has a directory of its own. */
+#define MAX_AGENTS 64
+#define AGENT_DIR_PREFIX "/tmp/hpcxl-test-"
+/* At exit: how long agents a test left running get to stop, and how long
+ * cgroups whose last processes are still exiting get to empty. */
+#define EXIT_STOP_MS 10000
+#define EXIT_RMDIR_MS 3000
 
 void
 harness_nap_ms(int ms)
@@ -78,8 +86,167 @@ agent_exited(struct harness_agent *a)
 
 /* The argument vector is kept per agent so a restart can reuse it. */
 #define MAX_ARGS 64
-static char *saved_args[64][MAX_ARGS];
+static char *saved_args[MAX_AGENTS][MAX_ARGS];
 static int nsaved;
+
+/* ---- what a test process leaves behind ----------------------------------
+ *
+ * Every agent a test process starts is noted here, and its directory and
+ * the cgroups it made go when that process exits, pass or fail: Criterion
+ * runs each test, its .fini and then the exit handlers in a process of its
+ * own. Not as soon as the agent stops: a test may restart it on the same
+ * state (harness_agent_restart), or edit that state while it is down. A
+ * test process that crashes leaves them behind.
+ */
+struct started_agent {
+	pid_t pid; /* the last one spawned here; it may be reaped since */
+	char node[64];
+	char dir[PATH_MAX];
+};
+
+static struct started_agent started[MAX_AGENTS];
+static int nstarted;
+static pid_t started_by; /* whose agents these are: not its forks' */
+
+/* Agents on the default cgroup root make <hub>/<node>/<session>. The hubs
+ * stay: every agent of the machine shares them, and removing one would
+ * race another's mkdir of its node. */
+static const char *const cgroup_hubs[]
+    = { "/sys/fs/cgroup/hpcxl", "/sys/fs/cgroup/unified/hpcxl" };
+static int64_t rmdir_deadline;
+
+/* An agent the test did not stop: SIGTERM, as its death would send it
+ * (PR_SET_PDEATHSIG), then SIGKILL. */
+static void
+stop_if_running(const struct started_agent *s, int64_t deadline)
+{
+	struct harness_agent a = { .pid = s->pid };
+	int st;
+
+	/* Only a child not yet reaped: a reused pid is never signalled. */
+	if (s->pid > 0 && waitpid(s->pid, &st, WNOHANG) == 0)
+		harness_agent_stop(&a, (int)(deadline - util_now_ms()));
+}
+
+/* nftw() callback, deepest first: a cgroup goes with rmdir (its files go
+ * with it), once the processes killed in it have finished exiting. */
+static int
+rmdir_cgroup(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)f;
+	if (flag != FTW_DP)
+		return 0;
+	while (rmdir(path) != 0 && errno == EBUSY
+	    && util_now_ms() < rmdir_deadline)
+		harness_nap_ms(POLL_STEP_MS);
+	return 0;
+}
+
+static void
+remove_cgroups(const char *node)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(cgroup_hubs) / sizeof(cgroup_hubs[0]);
+	     i++) {
+		snprintf(path, sizeof(path), "%s/%s", cgroup_hubs[i], node);
+		nftw(path, rmdir_cgroup, 8, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	remove(path);
+	return 0;
+}
+
+/* The agent's directory, whole: ready file, config, log and state. */
+static void
+remove_dir(const char *dir)
+{
+	/* Only a directory agent_start() named, whatever else went wrong. */
+	if (strncmp(dir, AGENT_DIR_PREFIX, strlen(AGENT_DIR_PREFIX)) == 0)
+		nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* What an agent that no longer runs leaves: its cgroups, its directory
+ * (unless HPCXL_TEST_KEEP is set). The caller sets rmdir_deadline. */
+static void
+remove_traces(const char *node, const char *dir)
+{
+	remove_cgroups(node);
+	if (getenv("HPCXL_TEST_KEEP") != NULL)
+		fprintf(stderr, "kept %s\n", dir);
+	else
+		remove_dir(dir);
+}
+
+static void
+clean_up_at_exit(void)
+{
+	int64_t deadline = util_now_ms() + EXIT_STOP_MS;
+	int i;
+
+	if (getpid() != started_by)
+		return; /* a fork of the test process */
+	for (i = 0; i < nstarted; i++)
+		stop_if_running(&started[i], deadline);
+	rmdir_deadline = util_now_ms() + EXIT_RMDIR_MS;
+	for (i = 0; i < nstarted; i++)
+		remove_traces(started[i].node, started[i].dir);
+}
+
+/* Notes agent a (again, when restarted) for the clean-up at exit. */
+static void
+note_started(const struct harness_agent *a)
+{
+	struct started_agent *s = NULL;
+	int i;
+
+	if (started_by != getpid()) {
+		/* The handler is inherited over fork: registered once. */
+		if (started_by == 0)
+			atexit(clean_up_at_exit);
+		started_by = getpid();
+		nstarted = 0;
+	}
+	for (i = 0; i < nstarted && s == NULL; i++) {
+		if (strcmp(started[i].node, a->node) == 0)
+			s = &started[i];
+	}
+	if (s == NULL && nstarted == MAX_AGENTS) {
+		fprintf(stderr, "harness: %s will stay behind\n", a->dir);
+		return;
+	}
+	if (s == NULL) {
+		s = &started[nstarted++];
+		snprintf(s->node, sizeof(s->node), "%s", a->node);
+		snprintf(s->dir, sizeof(s->dir), "%s", a->dir);
+	}
+	s->pid = a->pid;
+}
+
+/* Why an agent did not start is in its log, which goes at exit: into the
+ * test's output with it. */
+static void
+print_log(const struct harness_agent *a)
+{
+	char path[PATH_MAX + 16], line[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/agent.log", a->dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	fprintf(stderr, "--- %s (agent %s did not start):\n", path, a->node);
+	while (fgets(line, sizeof(line), f) != NULL)
+		fputs(line, stderr);
+	fclose(f);
+}
 
 /* Profiles that need more than --profile can say go in a config file. */
 static void
@@ -103,7 +270,7 @@ static char **
 agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 {
 	const char *xl = harness_bin("xlsim");
-	char **v = saved_args[nsaved++ % 64];
+	char **v = saved_args[nsaved++ % MAX_AGENTS];
 	int n = 0;
 
 	for (int i = 0; i < MAX_ARGS && v[i] != NULL; i++)
@@ -168,7 +335,8 @@ agent_spawn(struct harness_agent *a, char **argv)
 		/* A test process that crashes takes its agents with it (they
 		 * close their sessions on SIGTERM), instead of leaving them
 		 * holding the test runner's pipes. */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0
+		    || getppid() != parent)
 			_exit(126);
 		snprintf(path, sizeof(path), "%s/agent.log", a->dir);
 		fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -177,14 +345,16 @@ agent_spawn(struct harness_agent *a, char **argv)
 		execv(argv[0], argv);
 		_exit(127);
 	}
+	note_started(a);
 	while (util_now_ms() < deadline) {
 		if (read_ready(a) == 0)
 			return 0;
 		if (agent_exited(a))
-			return -1;
+			break;
 		harness_nap_ms(POLL_STEP_MS);
 	}
 	harness_agent_kill(a);
+	print_log(a);
 	return -1;
 }
 
@@ -196,10 +366,17 @@ agent_start(struct harness_agent *a, const char *node,
 
 	memset(a, 0, sizeof(*a));
 	harness_unique(node, a->node, sizeof(a->node));
-	snprintf(a->dir, sizeof(a->dir), "/tmp/hpcxl-test-%s", a->node);
+	snprintf(a->dir, sizeof(a->dir), AGENT_DIR_PREFIX "%s", a->node);
 	mkdir(a->dir, 0755);
 	argv = agent_argv(a, extra_args, keep);
-	return agent_spawn(a, argv);
+	if (agent_spawn(a, argv) == 0)
+		return 0;
+	/* Gone now: a failed start is most often in a suite's .init, which
+	 * Criterion then ends like a crash, without exit handlers. The log,
+	 * all that is worth keeping, is on stderr already. */
+	rmdir_deadline = util_now_ms() + EXIT_RMDIR_MS;
+	remove_traces(a->node, a->dir);
+	return -1;
 }
 
 int
@@ -219,7 +396,7 @@ harness_agent_start_keeping(
 int
 harness_agent_restart(struct harness_agent *a)
 {
-	for (int i = 0; i < nsaved && i < 64; i++) {
+	for (int i = 0; i < nsaved && i < MAX_AGENTS; i++) {
 		char **v = saved_args[i];
 
 		/* Find the argv whose --node matches this agent. */
@@ -472,6 +649,40 @@ harness_request(const char *url, const struct proto_msg *req, int timeout_ms,
 	rv = harness_request_raw(url, frame, len, timeout_ms, reply);
 	free(frame);
 	return rv;
+}
+
+/* The code of the agent's answer to a status of session, or -1. */
+static int
+status_code(const char *url, const char *session, int timeout_ms)
+{
+	struct proto_msg req = { .type = PROTO_STATUS }, reply;
+	int code = -1;
+
+	req.op = util_random_u64();
+	req.u.status.session = (char *)session;
+	if (harness_request(url, &req, timeout_ms, &reply) != 0)
+		return -1;
+	if (reply.type == PROTO_REPLY && reply.op == req.op)
+		code = (int)reply.u.reply.code;
+	proto_msg_free(&reply);
+	return code;
+}
+
+bool
+harness_wait_session_gone(const char *url, const char *session, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	for (;;) {
+		int64_t left = deadline - util_now_ms();
+
+		if (status_code(url, session, left > 0 ? (int)left : 1)
+		    == PROTO_CODE_NOT_FOUND)
+			return true;
+		if (util_now_ms() >= deadline)
+			return false;
+		harness_nap_ms(POLL_STEP_MS);
+	}
 }
 
 static char *

@@ -40,7 +40,14 @@ void harness_unique(const char *prefix, char *out, size_t len);
  * that does not exist); and from a config file: xl-restart (--crash-after 100,
  * restart = on-failure, max_restarts = 2). extra_args (NULL-terminated, may be
  * NULL) are appended. Waits up to 10 s for the ready file; returns 0 and fills
- * a, or -1.
+ * a, or -1 (the agent's log then goes to stderr).
+ *
+ * When the test process exits, pass or fail, the harness stops the agents
+ * the test left running, then removes each agent's directory and the
+ * cgroups it made (<mount>/hpcxl/<node>, deepest first, once empty); those
+ * of an agent that did not start, at once. A crashed test process leaves
+ * them. HPCXL_TEST_KEEP=1 in the environment keeps the directories, for
+ * their logs.
  */
 int harness_agent_start(
     struct harness_agent *a, const char *node, const char *const *extra_args);
@@ -88,6 +95,16 @@ int harness_request(const char *url, const struct proto_msg *req,
 /* Same, with raw bytes as the request body. */
 int harness_request_raw(const char *url, const void *frame, size_t len,
     int timeout_ms, struct proto_msg *reply);
+
+/*
+ * Waits until the agent at url answers a status of session with not_found
+ * (the agent has forgotten it: its close, whoever started it, is over) or
+ * timeout_ms passed. The last process of a session is gone a moment before
+ * the agent notices, so a test that saw no process left waits here before
+ * it expects not_found from the agent.
+ */
+bool harness_wait_session_gone(
+    const char *url, const char *session, int timeout_ms);
 
 /*
  * Runs argv (argv[0] a path), capturing stdout into *out (malloc'd, NUL-

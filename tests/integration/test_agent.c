@@ -25,7 +25,7 @@ static void
 start_agent(void)
 {
 	cr_assert_eq(harness_agent_start(&agent, "ta", NULL), 0,
-	    "agent did not start (see /tmp/hpcxl-test-*/agent.log)");
+	    "agent did not start (its log is above)");
 }
 
 static void
@@ -440,6 +440,11 @@ Test(agent, lapsed_lease_closes_the_session_without_a_close)
 	/* Nobody renews or closes: the agent must end it by itself. */
 	cr_assert(harness_wait_procs(id, 0, 1000 + 1000 + PROCS_TIMEOUT_MS),
 	    "the session outlived its lease");
+	/* Until the agent has seen the last one go, a close would join the
+	 * lease's close and answer "ok": wait for the agent, then a close
+	 * must find nothing to do. */
+	cr_assert(harness_wait_session_gone(agent.url, id, PROCS_TIMEOUT_MS),
+	    "the agent kept the session after its processes were gone");
 	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);
@@ -464,6 +469,9 @@ Test(agent, renew_sets_and_refuses_leases)
 	cr_assert_eq(r.code, PROTO_CODE_OK, "renew: %s", r.msg);
 	proto_msg_free(&h);
 	cr_assert(harness_wait_procs(id, 0, 200 + 1000 + PROCS_TIMEOUT_MS));
+	/* Still closing, a renew would be refused: wait for the agent. */
+	cr_assert(harness_wait_session_gone(agent.url, id, PROCS_TIMEOUT_MS),
+	    "the agent kept the session after its processes were gone");
 	r = ask_renew(agent.url, id, 1000, &h);
 	cr_assert_eq(r.code, PROTO_CODE_NOT_FOUND);
 	proto_msg_free(&h);

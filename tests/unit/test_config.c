@@ -1102,6 +1102,43 @@ Test(config, indented_continuation_line_is_refused)
 	    "[profile.x]\ncommand = /bin/true\n  --evil\n", 3, "indented");
 }
 
+/* inih skips a line's leading isspace(): \v, \f and \r indent it too,
+ * and the command would silently become "--evil". */
+Test(config, line_indented_with_other_white_space_is_refused)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *named;
+	} cases[] = {
+		{ "[profile.x]\ncommand = /bin/true\n\v--evil\n", 3, "\\v" },
+		{ "[profile.x]\ncommand = /bin/true\n\f--evil\n", 3, "\\f" },
+		{ "[profile.x]\ncommand = /bin/true\n\r--evil\n", 3, "\\r" },
+		/* A blank CRLF line first, then a mixed indentation. */
+		{ "[profile.x]\ncommand = /bin/true\n\r\n\v\f --evil\n", 4,
+		    "\\v" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_file_error(
+		    cases[i].text, cases[i].line, "indented line");
+		cr_assert_not_null(strstr(err, cases[i].named),
+		    "case %zu: \"%s\" does not name %s", i, err,
+		    cases[i].named);
+	}
+}
+
+/* Windows line ends and lines of nothing but white space are no
+ * continuations: such a file loads as it reads. */
+Test(config, crlf_and_white_space_only_lines_load)
+{
+	assert_loads("[profile.x]\r\ncommand = /bin/true\r\n\r\n\f\n"
+	             "\v \r\nrestart = always\r\n");
+	ASSERT_ARGV(config_find_profile(&cfg, "x")->argv, "/bin/true");
+	cr_assert_eq(
+	    config_find_profile(&cfg, "x")->restart, CONFIG_RESTART_ALWAYS);
+}
+
 Test(config, indented_comments_and_blank_lines_are_fine)
 {
 	assert_loads("[profile.x]\n  ; a comment\ncommand = /bin/true\n   \n");
