@@ -502,8 +502,8 @@ ini_on_key(void *user, const char *section, const char *key, const char *val)
  * the newline): \v, \f and \r indent a line as much as a space does. */
 #define CONFIG_INDENT " \t\v\f\r"
 
-static bool
-line_is_continuation(const char *line)
+bool
+config_line_continues(const char *line)
 {
 	size_t lead = strspn(line, CONFIG_INDENT);
 
@@ -544,7 +544,7 @@ config_prescan(const char *path, char *why, size_t whylen)
 			set_err(why, whylen, "line longer than %d bytes",
 			    CONFIG_MAX_LINE);
 			bad = line;
-		} else if (line_is_continuation(buf)) {
+		} else if (config_line_continues(buf)) {
 			set_err(why, whylen,
 			    "indented line%s: continuation "
 			    "lines are not supported",

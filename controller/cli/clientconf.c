@@ -15,6 +15,8 @@
  */
 #include "cli.h"
 
+#include "hpcxl/common/config.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -95,16 +97,6 @@ conf_fail(struct conf_parse *x, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Debian's inih takes an indented line as the continuation of the value
- * above it: such lines are refused rather than silently joined. */
-static bool
-line_continues(const char *line, size_t len)
-{
-	size_t lead = strspn(line, " \t");
-
-	return lead > 0 && lead < len && strchr(";#\r\n", line[lead]) == NULL;
-}
-
 /* inih's reader (like fgets): hands over one line of the text, checked,
  * and counts lines so that the key handler knows where it is. */
 static char *
@@ -121,7 +113,7 @@ conf_read_line(char *str, int num, void *stream)
 		conf_fail(x, "line longer than %d bytes", CONF_LINE_MAX);
 		return NULL;
 	}
-	if (line_continues(x->next, len)) {
+	if (config_line_continues(x->next)) {
 		conf_fail(x,
 		    "indented line: continuation lines are not "
 		    "supported");

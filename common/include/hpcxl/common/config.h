@@ -148,4 +148,13 @@ const struct config_profile *config_find_profile(
 
 void config_free(struct config *c);
 
+/*
+ * True when inih would read line (NUL-terminated, its newline included or
+ * not) as the continuation of the value above it: it starts with white
+ * space (space, \t, \v, \f or \r) and has text after that. Both config
+ * readers (the agent's and the CLI's) refuse such lines rather than let a
+ * value be silently replaced.
+ */
+bool config_line_continues(const char *line);
+
 #endif
