@@ -4,6 +4,7 @@
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <nng/protocol/survey0/respond.h>
@@ -21,12 +22,43 @@
 #define SEND_TIMEOUT_MS 100
 /* How long replies queued just before exit get to reach their peers. */
 #define LINGER_MS 200
+/* Replies nng 1.5.2 keeps unsent per connection; it drops any further one. */
+#define PIPE_SENDQ 2
+/* At most one warning this often about connections over that limit. */
+#define RISK_WARN_INTERVAL_MS 10000
+/* A connection that nng's statistics leave out this long after its last
+ * reply is closed. (A new one shows there only just after it attaches.) */
+#define PIPE_GONE_MS 1000
 
 struct cached_reply {
 	uint64_t op;
 	enum proto_type type;
 	char *frame;
 	size_t len;
+};
+
+/*
+ * Replies of one connection (pipe), against what nng wrote of them.
+ *
+ * nng 1.5.2's raw respondent keeps at most PIPE_SENDQ unsent replies per
+ * pipe (xrespond.c: a send queue of depth 2 per pipe, filled with
+ * nni_msgq_tryput) and frees any further one without a word. The agent
+ * cannot keep a queue of its own and hand nng only what fits: nng says
+ * nothing when a pipe's queue drains (no event, no option; only the pipe's
+ * tx_msgs statistic, read from a snapshot of the whole statistics tree,
+ * which the ws and inproc transports do not even keep), and the loop has no
+ * timer to poll it. So the protocol sets the limit (PROTOCOL.md §1.3: at
+ * most two requests in flight per connection) and the agent reports a
+ * controller that breaks it: a reply handed to nng while PIPE_SENDQ earlier
+ * replies of its pipe are still unwritten is one nng may drop.
+ */
+struct pipe_out {
+	uint32_t pipe;
+	uint64_t handed; /* replies given to nng */
+	uint64_t written; /* nng's tx_msgs when last read */
+	int64_t last_ms; /* when a reply was last given to nng */
+	bool uncounted; /* its transport keeps no counts (ws, inproc) */
+	bool seen; /* in the statistics just read */
 };
 
 struct server {
@@ -38,6 +70,11 @@ struct server {
 	struct cached_reply cache[REPLY_CACHE_SIZE];
 	size_t cache_next;
 	int64_t last_reply_ms; /* when the last reply was queued */
+	struct pipe_out *outs; /* connections replied to, unordered */
+	size_t nouts, outs_cap;
+	bool no_stats; /* nng was built without statistics */
+	int64_t risk_next_ms; /* no warning before then */
+	unsigned long risk_quiet; /* replies at risk not warned about */
 };
 
 /* The URL l is bound to (the real port of tcp://...:0), to be freed with
@@ -212,10 +249,205 @@ cache_put(struct server *s, uint64_t op, enum proto_type type,
 	s->last_reply_ms = util_now_ms();
 }
 
-/* Sends frame on msg's route; msg (and its header) is consumed. */
-static void
-send_on_route(struct server *s, nng_msg *msg, const char *frame, size_t len)
+/* ---- replies per connection (see struct pipe_out) -------------------- */
+
+static struct pipe_out *
+out_find(struct server *s, uint32_t pipe)
 {
+	for (size_t i = 0; i < s->nouts; i++) {
+		if (s->outs[i].pipe == pipe)
+			return &s->outs[i];
+	}
+	return NULL;
+}
+
+static uint64_t
+out_unwritten(const struct pipe_out *o)
+{
+	return o->handed > o->written ? o->handed - o->written : 0;
+}
+
+/* Takes what nng counted for one pipe scope of its statistics. */
+static void
+out_take_stats(struct server *s, nng_stat *scope)
+{
+	nng_stat *id = nng_stat_find(scope, "id");
+	nng_stat *rx = nng_stat_find(scope, "rx_msgs");
+	nng_stat *tx = nng_stat_find(scope, "tx_msgs");
+	struct pipe_out *o;
+
+	if (id == NULL || rx == NULL || tx == NULL
+	    || (o = out_find(s, (uint32_t)nng_stat_value(id))) == NULL)
+		return;
+	o->written = nng_stat_value(tx);
+	/* Every pipe here sent a request: no count means no counting. */
+	o->uncounted = nng_stat_value(rx) == 0;
+	o->seen = true;
+}
+
+static void
+out_walk_stats(struct server *s, nng_stat *st)
+{
+	for (; st != NULL; st = nng_stat_next(st)) {
+		if (nng_stat_type(st) != NNG_STAT_SCOPE)
+			continue;
+		if (strcmp(nng_stat_name(st), "pipe") == 0)
+			out_take_stats(s, st);
+		else
+			out_walk_stats(s, nng_stat_child(st));
+	}
+}
+
+/* Forgets the pipes that are gone (closed connections). */
+static void
+out_prune(struct server *s, int64_t now_ms)
+{
+	size_t i = 0;
+
+	while (i < s->nouts) {
+		if (!s->outs[i].seen
+		    && now_ms - s->outs[i].last_ms >= PIPE_GONE_MS)
+			s->outs[i] = s->outs[--s->nouts];
+		else
+			i++;
+	}
+}
+
+/* Reads how many replies nng wrote per pipe, from its statistics. */
+static void
+out_refresh(struct server *s, int64_t now_ms)
+{
+	nng_stat *stats;
+
+	if (s->no_stats)
+		return;
+	if (nng_stats_get(&stats) != 0) {
+		s->no_stats = true;
+		log_notice("no nng statistics: replies nng may drop for a "
+		           "connection over the limit are not reported");
+		return;
+	}
+	for (size_t i = 0; i < s->nouts; i++)
+		s->outs[i].seen = false;
+	out_walk_stats(s, stats);
+	nng_stats_free(stats);
+	out_prune(s, now_ms);
+}
+
+/* The record of pipe, new if need be; NULL when out of memory. */
+static struct pipe_out *
+out_get(struct server *s, uint32_t pipe, int64_t now_ms)
+{
+	struct pipe_out *o = out_find(s, pipe), *bigger;
+	size_t cap;
+
+	if (o != NULL)
+		return o;
+	if (s->nouts == s->outs_cap && s->outs_cap > 0)
+		out_refresh(s, now_ms); /* room from closed connections */
+	if (s->nouts == s->outs_cap) {
+		cap = s->outs_cap > 0 ? s->outs_cap * 2 : 16;
+		if ((bigger = realloc(s->outs, cap * sizeof(*bigger))) == NULL)
+			return NULL;
+		s->outs = bigger;
+		s->outs_cap = cap;
+	}
+	o = &s->outs[s->nouts++];
+	*o = (struct pipe_out) { .pipe = pipe, .last_ms = now_ms };
+	return o;
+}
+
+/*
+ * How many replies of pipe nng has not written yet, for one about to be
+ * handed to it. nng's counts are read only when ours say the limit may be
+ * reached, i.e. every other reply of a busy connection.
+ */
+static uint64_t
+out_before_send(struct server *s, uint32_t pipe, int64_t now_ms)
+{
+	struct pipe_out *o = out_get(s, pipe, now_ms);
+
+	if (o == NULL)
+		return 0;
+	o->last_ms = now_ms;
+	if (out_unwritten(o) >= PIPE_SENDQ && !o->uncounted) {
+		out_refresh(s, now_ms);
+		o = out_find(s, pipe); /* kept: just used, but maybe moved */
+	}
+	return o == NULL || o->uncounted || s->no_stats ? 0 : out_unwritten(o);
+}
+
+static void
+out_handed(struct server *s, uint32_t pipe)
+{
+	struct pipe_out *o = out_find(s, pipe);
+
+	if (o != NULL)
+		o->handed++;
+}
+
+/* The peer of pipe for a log line: "127.0.0.1:41234", an ipc path. */
+static void
+pipe_peer(nng_pipe pipe, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	nng_sockaddr sa;
+
+	if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
+		sa.s_family = NNG_AF_UNSPEC; /* closed meanwhile */
+	switch (sa.s_family) {
+	case NNG_AF_INET:
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip));
+		snprintf(out, len, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+		break;
+	case NNG_AF_INET6:
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip));
+		snprintf(out, len, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+		break;
+	case NNG_AF_IPC:
+		snprintf(out, len, "%s", sa.s_ipc.sa_path);
+		break;
+	default:
+		snprintf(out, len, "pipe %u", nng_pipe_id(pipe));
+	}
+}
+
+/* Rate-limited: a controller that pipelines does it on every request. */
+static void
+risk_warn(struct server *s, nng_pipe pipe, uint64_t unwritten, uint64_t op)
+{
+	int64_t now = util_now_ms();
+	char peer[256], quiet[80] = "";
+
+	if (now < s->risk_next_ms) {
+		s->risk_quiet++;
+		return;
+	}
+	if (s->risk_quiet > 0)
+		snprintf(quiet, sizeof(quiet),
+		    " (%lu more replies at risk since the last warning)",
+		    s->risk_quiet);
+	pipe_peer(pipe, peer, sizeof(peer));
+	log_warn("connection from %s has more than two requests in flight: "
+	         "%llu replies to it not written yet, so nng may drop the "
+	         "reply to op %016llx; controllers keep at most two per "
+	         "connection (PROTOCOL.md 1.3)%s",
+	    peer, (unsigned long long)unwritten, (unsigned long long)op,
+	    quiet);
+	s->risk_quiet = 0;
+	s->risk_next_ms = now + RISK_WARN_INTERVAL_MS;
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+/* Sends frame (the reply to op) on msg's route; msg is consumed. */
+static void
+send_on_route(
+    struct server *s, nng_msg *msg, uint64_t op, const char *frame, size_t len)
+{
+	nng_pipe pipe = nng_msg_get_pipe(msg);
+	uint64_t unwritten
+	    = out_before_send(s, nng_pipe_id(pipe), util_now_ms());
 	int rv;
 
 	nng_msg_clear(msg);
@@ -229,7 +461,11 @@ send_on_route(struct server *s, nng_msg *msg, const char *frame, size_t len)
 		/* The surveyor will ask again with the same op. */
 		log_warn("reply dropped: %s", nng_strerror(rv));
 		nng_msg_free(msg);
+		return;
 	}
+	out_handed(s, nng_pipe_id(pipe));
+	if (unwritten >= PIPE_SENDQ)
+		risk_warn(s, pipe, unwritten, op);
 }
 
 /* Reply to a frame we could not decode: op 0 when op was unreadable. */
@@ -247,7 +483,7 @@ reply_bad_request(struct server *s, nng_msg *msg, const char *why)
 		nng_msg_free(msg);
 		return;
 	}
-	send_on_route(s, msg, frame, len);
+	send_on_route(s, msg, 0, frame, len);
 	free(frame);
 }
 
@@ -274,7 +510,7 @@ handle_frame(struct server *s, nng_msg *msg, struct proto_msg *m)
 	if ((c = cache_find(s, m->op, m->type)) != NULL) {
 		log_debug("repeat of op %016llx answered from cache",
 		    (unsigned long long)m->op);
-		send_on_route(s, msg, c->frame, c->len);
+		send_on_route(s, msg, m->op, c->frame, c->len);
 		proto_msg_free(m);
 		return true;
 	}
@@ -322,7 +558,7 @@ server_reply(struct server *s, struct server_req *req, struct proto_reply *r)
 	}
 	if (req->m.op != 0)
 		cache_put(s, req->m.op, req->m.type, frame, len);
-	send_on_route(s, req->msg, frame, len);
+	send_on_route(s, req->msg, req->m.op, frame, len);
 	req->msg = NULL;
 	free(frame);
 	server_req_free(req);
@@ -335,6 +571,20 @@ server_reply_code(struct server *s, struct server_req *req,
 	struct proto_reply r = { .code = code, .msg = (char *)msg };
 
 	server_reply(s, req, &r);
+}
+
+bool
+server_req_same_route(const struct server_req *a, const struct server_req *b)
+{
+	size_t len = nng_msg_header_len(a->msg);
+
+	/* The raw respondent's header: our pipe id, then the surveyor's
+	 * backtrace (hops, survey id). */
+	return nng_pipe_id(nng_msg_get_pipe(a->msg))
+	    == nng_pipe_id(nng_msg_get_pipe(b->msg))
+	    && len == nng_msg_header_len(b->msg)
+	    && memcmp(nng_msg_header(a->msg), nng_msg_header(b->msg), len)
+	    == 0;
 }
 
 void
@@ -377,6 +627,7 @@ server_close(struct server *s)
 	for (i = 0; i < REPLY_CACHE_SIZE; i++)
 		free(s->cache[i].frame);
 	free(s->listeners);
+	free(s->outs);
 	free(s->node);
 	free(s);
 }

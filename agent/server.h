@@ -6,6 +6,9 @@
  *
  * Everything runs on the agent's loop thread: the loop polls server_fd()
  * and calls server_next() until it returns HPCXL_ENOTFOUND.
+ *
+ * nng keeps at most two unsent replies per connection and drops the rest;
+ * the agent warns when a connection goes past that (see server.c).
  */
 #ifndef HPCXL_AGENT_SERVER_H
 #define HPCXL_AGENT_SERVER_H
@@ -14,6 +17,7 @@
 #include "hpcxl/common/proto.h"
 
 #include <nng/nng.h>
+#include <stdbool.h>
 
 struct server;
 
@@ -63,6 +67,14 @@ void server_reply(
 /* Replies with just a code and a message. */
 void server_reply_code(struct server *s, struct server_req *req,
     enum proto_code code, const char *msg);
+
+/*
+ * True when a and b came on the same route: the same connection and the
+ * same SP header (survey id, device hops). One reply answers both; a
+ * request of another connection or survey needs its own.
+ */
+bool server_req_same_route(
+    const struct server_req *a, const struct server_req *b);
 
 void server_req_free(struct server_req *req);
 

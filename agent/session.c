@@ -226,7 +226,12 @@ reply_counts(struct session_table *t, struct server_req *req,
 	server_reply(t->srv, req, &r);
 }
 
-/* Answers every waiting close and empties the list. */
+/*
+ * Answers every waiting close and empties the list. Newest first: when a
+ * connection has more waiters than nng queues replies (two), the reply
+ * most likely still awaited goes first (a cooked surveyor abandons its
+ * older surveys).
+ */
 static void
 answer_waiters(struct session_table *t, struct session *s,
     enum proto_code code, const char *msg, int64_t now_ms)
@@ -578,16 +583,20 @@ session_enter(struct session_table *t, struct session *s,
 }
 
 /*
- * A controller re-surveys with the same op while it waits; each new survey
- * cancels its previous one, so only the newest route is worth answering.
+ * A controller resends its close with the same op while it waits. On the
+ * same route (connection and survey) the new request replaces the old one:
+ * one reply reaches the same place. Any other route gets its own reply
+ * (PROTOCOL.md §3): a retry on a new connection must not take the answer
+ * away from the first one, which may still be waiting.
  */
 static void
-drop_waiter_with_op(struct session *s, uint64_t op)
+drop_same_waiter(struct session *s, const struct server_req *retry)
 {
 	struct server_req **pp = &s->waiters, *req;
 
 	while ((req = *pp) != NULL) {
-		if (req->m.op == op) {
+		if (req->m.op == retry->m.op
+		    && server_req_same_route(req, retry)) {
 			*pp = req->next;
 			server_req_free(req);
 		} else
@@ -614,7 +623,7 @@ session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
 
 	req->reply_by_ms = now_ms + d;
 	shorten_grace(s, grace_end);
-	drop_waiter_with_op(s, req->m.op);
+	drop_same_waiter(s, req);
 	req->next = s->waiters;
 	s->waiters = req;
 }
