@@ -17,24 +17,31 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
-enum proctrack_backend {
-	PROCTRACK_CGROUP2,
-	PROCTRACK_PGROUP,
-};
+struct proctrack_ops;
 
 struct proctrack {
-	enum proctrack_backend backend;
+	const struct proctrack_ops *ops; /* the backend chosen at init */
 	char root[PATH_MAX]; /* this node's cgroup directory (cgroup2) */
 	bool root_made; /* root was created by this process */
 };
 
-/* The process set of one session. */
+/*
+ * The process set of one session. Its groups are the only record of the
+ * workers' process groups (slot i: worker i's), kept by both backends so a
+ * stored session names them whichever backend reads it back.
+ */
 struct proctrack_set {
+	const struct proctrack_ops *ops; /* NULL: none (an empty set) */
 	char path[PATH_MAX]; /* cgroup directory; "" for pgroup */
 	int procs_fd; /* cgroup.procs, written by the child; or -1 */
 	int events_fd; /* cgroup.events, polled; or -1 */
+	size_t ngroups;
+	pid_t *pgids; /* worker i's group; 0 once seen empty or dropped */
+	uint64_t *leader_ticks; /* start time of each group's leader */
 };
 
 /*
@@ -56,18 +63,25 @@ void proctrack_fini(struct proctrack *pt);
 
 const char *proctrack_backend_name(const struct proctrack *pt);
 
-/* Creates the (empty) set for a session. Returns 0, HPCXL_EEXIST when a
- * cgroup of that name still holds processes, or HPCXL_ESYSTEM. */
-int proctrack_set_create(const struct proctrack *pt, const char *session,
-    struct proctrack_set *set);
+/* starttime of pid from /proc/PID/stat (clock ticks since boot), or 0. */
+uint64_t proctrack_start_ticks(pid_t pid);
 
 /*
- * Opens the cgroup of session that an earlier agent left behind (it was
- * restarted, or killed): 0 with the set, or HPCXL_ENOTFOUND when there is
- * none (always for pgroup).
+ * Creates the (empty) set for a session of ngroups workers. Returns 0,
+ * HPCXL_EEXIST when a cgroup of that name still holds processes,
+ * HPCXL_ENOMEM or HPCXL_ESYSTEM; on failure the set is none.
+ */
+int proctrack_set_create(const struct proctrack *pt, const char *session,
+    size_t ngroups, struct proctrack_set *set);
+
+/*
+ * Takes back the set of session that an earlier agent left behind (it was
+ * restarted, or killed): 0 with its cgroup, or HPCXL_ENOTFOUND when there
+ * is none (always for pgroup), the set then being ngroups empty groups to
+ * refill with proctrack_set_add(); HPCXL_ENOMEM leaves no set.
  */
 int proctrack_set_adopt(const struct proctrack *pt, const char *session,
-    struct proctrack_set *set);
+    size_t ngroups, struct proctrack_set *set);
 
 /* Closes the set's descriptors and removes its cgroup (best effort). */
 void proctrack_set_destroy(struct proctrack_set *set);
@@ -76,6 +90,12 @@ void proctrack_set_destroy(struct proctrack_set *set);
  * it: its processes keep running in it for the next agent to adopt. */
 void proctrack_set_forget(struct proctrack_set *set);
 
+/* How "re-adopted" logs the set: "cgroup" or "groups". */
+const char *proctrack_set_kind(const struct proctrack_set *set);
+
+/* The descriptor whose POLLPRI says the set changed, or -1. */
+int proctrack_set_pollfd(const struct proctrack_set *set);
+
 /*
  * Called in the forked child before exec: joins the set. Only
  * async-signal-safe calls. Returns 0 or an errno value.
@@ -83,41 +103,60 @@ void proctrack_set_forget(struct proctrack_set *set);
 int proctrack_child_join(const struct proctrack_set *set);
 
 /*
- * Sends sig to every process of the set. cgroup2: every pid in cgroup.procs
- * but those in except (the caller signals its workers through their pidfds,
- * so each process gets the signal once); a pid that exits and is reused
- * between the read and the kill is the narrow race systemd accepts too.
- * pgroup: every process group in pgids, leaders included (except unused);
- * a group number stays pinned while its leader is unreaped or any member
- * lives. The final kill has no race at all with cgroup2: cgroup.kill.
+ * Worker i leads process group pgid, whose leader started at leader_ticks
+ * (proctrack_start_ticks()): a spawn, or a stored session read back.
  */
-void proctrack_set_signal(const struct proctrack_set *set, const pid_t *pgids,
-    size_t n, int sig, const pid_t *except, size_t nexcept);
+void proctrack_set_add(
+    struct proctrack_set *set, size_t i, pid_t pgid, uint64_t leader_ticks);
+
+/* Worker i's group as stored in the session's record (0: none). */
+pid_t proctrack_set_group(const struct proctrack_set *set, size_t i);
 
 /*
- * The set stops tracking the process group *pgid (a worker restarted in a
- * new group): pgroup kills what is left of it and zeroes *pgid; cgroup2
+ * Signals worker i through its pidfd and returns its pid while it lives,
+ * else 0.
+ */
+typedef pid_t (*proctrack_signal_worker_fn)(void *arg, size_t i, int sig);
+
+/*
+ * Sends sig once to every process of the set (a second SIGTERM means
+ * "hurry" to some programs). cgroup2: each worker through signal_worker,
+ * never a reused pid, then every other pid in cgroup.procs; a pid that
+ * exits and is reused between the read and the kill is the narrow race
+ * systemd accepts too. pgroup: every process group, leaders (the workers)
+ * included; a group number stays pinned while its leader is unreaped or any
+ * member lives. The final kill has no race at all with cgroup2:
+ * cgroup.kill.
+ */
+void proctrack_set_signal(struct proctrack_set *set, int sig,
+    proctrack_signal_worker_fn signal_worker, void *arg);
+
+/*
+ * The set stops tracking worker i's process group (the worker restarts in
+ * a new group): pgroup kills what is left of it and forgets it; cgroup2
  * keeps tracking those processes in the cgroup and does nothing.
  */
-void proctrack_set_drop_group(const struct proctrack_set *set, pid_t *pgid);
-
-/* True when the set is a cgroup (signals to its pids need an except list). */
-bool proctrack_set_is_cgroup(const struct proctrack_set *set);
-
-/* SIGKILLs every process of the set; pgids lists the workers' groups. */
-void proctrack_set_kill(
-    const struct proctrack_set *set, const pid_t *pgids, size_t n);
+void proctrack_set_drop_group(struct proctrack_set *set, size_t i);
 
 /*
- * True when no process of the set is left. For pgroup, a group found empty
- * has its entry zeroed: its number may be reused by a stranger from then on.
+ * A child was reaped: pgroup forgets the groups that emptied (or whose
+ * number went to a stranger), so a number reused later is never
+ * signalled; a cgroup needs nothing.
  */
-bool proctrack_set_empty(
-    const struct proctrack_set *set, pid_t *pgids, size_t n);
+void proctrack_set_prune(struct proctrack_set *set);
+
+/* SIGKILLs every process of the set. */
+void proctrack_set_kill(struct proctrack_set *set);
+
+/*
+ * True when no process of the set is left. For pgroup, a group found empty,
+ * or whose number now names a stranger's group, is forgotten: its number
+ * may be reused by a stranger from then on.
+ */
+bool proctrack_set_empty(struct proctrack_set *set);
 
 /* How many processes the set still holds (for pgroup: a lower bound, one
  * per non-empty group). */
-unsigned proctrack_set_count(
-    const struct proctrack_set *set, const pid_t *pgids, size_t n);
+unsigned proctrack_set_count(const struct proctrack_set *set);
 
 #endif

@@ -38,7 +38,6 @@ struct session {
 	enum session_state state;
 	uint32_t nworkers;
 	struct worker *workers;
-	pid_t *pgids; /* the workers' groups, for the pgroup backend */
 	struct proctrack_set set;
 	int64_t close_start_ms;
 	int64_t grace_end_ms;
@@ -107,6 +106,7 @@ session_phase(const struct session *s)
 static int
 session_persist(struct session_table *t, struct session *s)
 {
+	pid_t pgids[PROTO_MAX_WORKERS];
 	struct state_session r = {
 		.workbook = s->workbook,
 		.phase = session_phase(s),
@@ -116,8 +116,11 @@ session_persist(struct session_table *t, struct session *s)
 		.kill_start_ms = s->kill_start_ms,
 		.nworkers = s->nworkers,
 		.workers = s->workers,
+		.pgids = pgids,
 	};
 
+	for (uint32_t i = 0; i < s->nworkers && i < PROTO_MAX_WORKERS; i++)
+		pgids[i] = proctrack_set_group(&s->set, i);
 	snprintf(r.id, sizeof(r.id), "%s", s->id);
 	snprintf(r.profile, sizeof(r.profile), "%s", s->profile);
 	/* A failed store is retried at the end of every pass. */
@@ -149,7 +152,6 @@ session_free(struct session *s)
 	proctrack_set_destroy(&s->set);
 	free(s->workbook);
 	free(s->workers);
-	free(s->pgids);
 	free(s);
 }
 
@@ -185,7 +187,7 @@ session_counts(const struct session *s, int64_t now_ms)
 	};
 
 	/* Unreaped workers count even where the set no longer lists them. */
-	c.remaining = proctrack_set_count(&s->set, s->pgids, s->nworkers);
+	c.remaining = proctrack_set_count(&s->set);
 	if (c.remaining < count_alive(s))
 		c.remaining = count_alive(s);
 	c.elapsed_ms = s->close_start_ms > 0
@@ -293,10 +295,12 @@ spawn_one(struct session_table *t, struct session *s,
 	rv = worker_spawn(&s->workers[i], &spec, why, whylen);
 	worker_env_free(envp);
 	if (rv == 0) {
-		s->pgids[i] = s->workers[i].pgid;
 		s->workers[i].start_ticks
-		    = state_proc_start_ticks(s->workers[i].pid);
+		    = proctrack_start_ticks(s->workers[i].pid);
 		s->workers[i].adopted = false;
+		/* The worker leads its own group. */
+		proctrack_set_add(
+		    &s->set, i, s->workers[i].pid, s->workers[i].start_ticks);
 	}
 	return rv;
 }
@@ -320,14 +324,12 @@ session_new(const struct proto_open *o, uint32_t n)
 	if (s == NULL)
 		return NULL;
 	s->workers = calloc(n, sizeof(*s->workers));
-	s->pgids = calloc(n, sizeof(*s->pgids));
 	if (o->workbook != NULL)
 		s->workbook = strdup(o->workbook);
-	if (s->workers == NULL || s->pgids == NULL
+	if (s->workers == NULL
 	    || (o->workbook != NULL && s->workbook == NULL)) {
 		free(s->workbook);
 		free(s->workers);
-		free(s->pgids);
 		free(s);
 		return NULL;
 	}
@@ -336,7 +338,6 @@ session_new(const struct proto_open *o, uint32_t n)
 		s->workers[i].exit_status = -1;
 		s->workers[i].state = PROTO_W_FAILED;
 	}
-	s->set.procs_fd = s->set.events_fd = -1;
 	snprintf(s->id, sizeof(s->id), "%s", o->session);
 	snprintf(s->profile, sizeof(s->profile), "%s", o->profile);
 	s->state = SESSION_RUNNING;
@@ -355,7 +356,8 @@ session_start(struct session_table *t, struct session *s,
 	uint32_t i;
 	int rv;
 
-	if ((rv = proctrack_set_create(t->pt, s->id, &s->set)) != 0) {
+	if ((rv = proctrack_set_create(t->pt, s->id, s->nworkers, &s->set))
+	    != 0) {
 		snprintf(why, whylen, "cannot create the process set: %s",
 		    hpcxl_strerror(rv));
 		return rv;
@@ -474,60 +476,27 @@ session_open(struct session_table *t, struct server_req *req)
 
 /* ---- close ------------------------------------------------------------- */
 
-/*
- * pgroup: a group number is the session's only while the group lives. The
- * kernel does not reuse a pid while it still names a group, so when the
- * leader's pid (the worker's) is held by a process with another start time,
- * the group emptied and the number went to a stranger: forget it. Groups
- * found empty are forgotten too. This is what keeps a re-adopted session,
- * whose workers are not our children (no SIGCHLD), from signalling anyone
- * else's group.
- */
-static void
-forget_stale_groups(struct session *s)
-{
-	if (proctrack_set_is_cgroup(&s->set))
-		return;
-	for (uint32_t i = 0; i < s->nworkers; i++) {
-		uint64_t ticks;
-
-		if (s->pgids[i] == 0)
-			continue;
-		ticks = state_proc_start_ticks(s->pgids[i]);
-		if (ticks != 0 && ticks != s->workers[i].start_ticks)
-			s->pgids[i] = 0;
-	}
-	proctrack_set_empty(&s->set, s->pgids, s->nworkers);
-}
-
 static void
 kill_session(struct session *s)
 {
-	forget_stale_groups(s);
-	proctrack_set_kill(&s->set, s->pgids, s->nworkers);
+	proctrack_set_kill(&s->set);
 }
 
-/*
- * Every process of the session gets sig exactly once (a second SIGTERM
- * means "hurry" to some programs). cgroup2: workers through their pidfds,
- * never a reused pid, then the rest of the cgroup. pgroup: each worker's
- * group, which holds the worker itself.
- */
+/* proctrack_signal_worker_fn: through the pidfd, never a reused pid. */
+static pid_t
+signal_worker(void *arg, size_t i, int sig)
+{
+	struct worker *w = &((struct session *)arg)->workers[i];
+
+	worker_signal(w, sig);
+	return worker_alive(w) ? w->pid : 0;
+}
+
+/* Every process of the session gets sig exactly once. */
 static void
 signal_session(struct session *s, int sig)
 {
-	pid_t except[PROTO_MAX_WORKERS];
-	size_t n = 0;
-
-	forget_stale_groups(s);
-	if (proctrack_set_is_cgroup(&s->set)) {
-		for (uint32_t i = 0; i < s->nworkers; i++) {
-			worker_signal(&s->workers[i], sig);
-			if (worker_alive(&s->workers[i]))
-				except[n++] = s->workers[i].pid;
-		}
-	}
-	proctrack_set_signal(&s->set, s->pgids, s->nworkers, sig, except, n);
+	proctrack_set_signal(&s->set, sig, signal_worker, s);
 }
 
 static void
@@ -639,8 +608,10 @@ session_adopt(struct session_table *t, const char *id)
 	struct proctrack_set set;
 	struct session *s;
 
-	if (proctrack_set_adopt(t->pt, id, &set) != 0)
+	if (proctrack_set_adopt(t->pt, id, 0, &set) != 0) {
+		proctrack_set_destroy(&set);
 		return NULL;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		proctrack_set_destroy(&set);
 		return NULL;
@@ -664,20 +635,20 @@ session_adopt(struct session_table *t, const char *id)
  * stranger and the check fails, so a stranger is never signalled.
  */
 static bool
-reattach_worker(struct session *s, struct worker *w)
+reattach_worker(struct session *s, struct worker *w, pid_t pgid)
 {
 	bool was_alive = worker_alive(w);
 
 	w->adopted = false;
 	w->restart_at_ms = 0;
 	/* Even with its leader gone, a group may hold the worker's helpers;
-	 * forget_stale_groups() drops it if the number was reused. */
-	s->pgids[w->index] = w->pgid;
+	 * the set forgets it if the number was reused. */
+	proctrack_set_add(&s->set, w->index, pgid, w->start_ticks);
 	if (!was_alive)
 		return false;
 	w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
 	if (w->pidfd >= 0 && w->start_ticks != 0
-	    && state_proc_start_ticks(w->pid) == w->start_ticks) {
+	    && proctrack_start_ticks(w->pid) == w->start_ticks) {
 		w->adopted = true;
 		return false;
 	}
@@ -706,13 +677,14 @@ session_adopt_record(void *arg, struct state_session *r)
 	 */
 	if (session_find(t, r->id) == NULL
 	    && ((s = calloc(1, sizeof(*s))) == NULL
-	        || (s->pgids = calloc(r->nworkers + 1, sizeof(pid_t)))
-	            == NULL))
+	        || proctrack_set_adopt(t->pt, r->id, r->nworkers, &s->set)
+	            == HPCXL_ENOMEM))
 		log_err("session %s: out of memory re-adopting it", r->id);
-	if (s == NULL || s->pgids == NULL) {
+	if (s == NULL || s->set.ops == NULL) {
 		free(s);
 		free(r->workbook);
 		free(r->workers);
+		free(r->pgids);
 		return;
 	}
 	memcpy(s->id, r->id, sizeof(s->id));
@@ -724,24 +696,21 @@ session_adopt_record(void *arg, struct state_session *r)
 	s->close_start_ms = r->close_start_ms;
 	s->grace_end_ms = r->grace_end_ms;
 	s->kill_start_ms = r->kill_start_ms;
-	s->set.procs_fd = s->set.events_fd = -1;
-	/* No cgroup (pgroup backend, or it is gone): the groups still work. */
-	proctrack_set_adopt(t->pt, s->id, &s->set);
 	s->state = state_from_phase(r->phase);
 	for (uint32_t i = 0; i < s->nworkers; i++) {
 		/* One that ended while no agent ran gets its restart policy.
 		 */
-		if (reattach_worker(s, &s->workers[i])
+		if (reattach_worker(s, &s->workers[i], r->pgids[i])
 		    && s->state == SESSION_RUNNING)
 			plan_restart(t, s, &s->workers[i], util_now_ms());
 		alive += worker_alive(&s->workers[i]);
 	}
+	free(r->pgids);
 	s->dirty = true;
 	s->next = t->head;
 	t->head = s;
 	log_notice("session %s re-adopted (%s): %u of %u worker(s) alive",
-	    s->id, proctrack_set_is_cgroup(&s->set) ? "cgroup" : "groups",
-	    alive, s->nworkers);
+	    s->id, proctrack_set_kind(&s->set), alive, s->nworkers);
 	/* A close that was killing resumes at once; the kill is idempotent.
 	 * An open that was never answered is undone the same way. */
 	if (r->phase == STATE_OPENING)
@@ -852,10 +821,7 @@ session_gone(struct session *s)
 {
 	/* The set first: reading cgroup.events is what clears its POLLPRI,
 	 * so it must be read on every pass or poll() would spin. */
-	bool set_empty;
-
-	forget_stale_groups(s);
-	set_empty = proctrack_set_empty(&s->set, s->pgids, s->nworkers);
+	bool set_empty = proctrack_set_empty(&s->set);
 
 	return set_empty && count_alive(s) == 0;
 }
@@ -1043,8 +1009,10 @@ session_table_pollfds(
 
 	for (s = t->head; s != NULL; s = s->next) {
 		/* cgroup.events signals a change with POLLPRI. */
-		if (s->state != SESSION_RUNNING && s->set.events_fd >= 0)
-			add_pollfd(fds, max, &n, s->set.events_fd, POLLPRI);
+		int set_fd = proctrack_set_pollfd(&s->set);
+
+		if (s->state != SESSION_RUNNING && set_fd >= 0)
+			add_pollfd(fds, max, &n, set_fd, POLLPRI);
 		/* Not our children: no SIGCHLD, their pidfd says they ended.
 		 */
 		for (uint32_t i = 0; i < s->nworkers; i++) {
@@ -1110,8 +1078,7 @@ restart_worker(struct session_table *t, struct session *s, uint32_t i)
 	s->dirty = true;
 	/* The new worker gets a new group: what is left of the old one would
 	 * otherwise be forgotten by the pgroup backend. */
-	forget_stale_groups(s);
-	proctrack_set_drop_group(&s->set, &s->pgids[i]);
+	proctrack_set_drop_group(&s->set, i);
 	rv = p == NULL ? HPCXL_ENOTFOUND
 	               : make_log_dir(t, s->id, log_dir, sizeof(log_dir));
 	if (rv == 0)
@@ -1165,10 +1132,8 @@ session_table_reaped(struct session_table *t, pid_t pid, int status)
 	record_worker_end(t, pid, status);
 	/* pgroup: forget every group that just emptied, in every state, so a
 	 * group number reused later by a stranger is never signalled. */
-	for (s = t->head; s != NULL; s = s->next) {
-		if (!proctrack_set_is_cgroup(&s->set))
-			proctrack_set_empty(&s->set, s->pgids, s->nworkers);
-	}
+	for (s = t->head; s != NULL; s = s->next)
+		proctrack_set_prune(&s->set);
 }
 
 void

@@ -190,11 +190,11 @@ record_path(const struct state_dir *sd, const char *id, const char *suffix,
 }
 
 static json_t *
-worker_to_json(const struct worker *w)
+worker_to_json(const struct worker *w, pid_t pgid)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I}", "index",
 	    (json_int_t)w->index, "pid", (json_int_t)w->pid, "start_ticks",
-	    (json_int_t)w->start_ticks, "pgid", (json_int_t)w->pgid, "state",
+	    (json_int_t)w->start_ticks, "pgid", (json_int_t)pgid, "state",
 	    proto_wstate_name(w->state), "exit_status",
 	    (json_int_t)w->exit_status, "restarts", (json_int_t)w->restarts);
 }
@@ -206,7 +206,7 @@ session_to_json(const struct state_dir *sd, const struct state_session *r)
 
 	for (uint32_t i = 0; workers != NULL && i < r->nworkers; i++) {
 		if (json_array_append_new(
-		        workers, worker_to_json(&r->workers[i]))
+		        workers, worker_to_json(&r->workers[i], r->pgids[i]))
 		    != 0) {
 			json_decref(workers);
 			return NULL;
@@ -255,7 +255,7 @@ in_range(json_int_t v, json_int_t min, json_int_t max)
 }
 
 static int
-worker_from_json(json_t *j, uint32_t index, struct worker *w)
+worker_from_json(json_t *j, uint32_t index, struct worker *w, pid_t *group)
 {
 	json_int_t idx, pid, ticks, pgid, status, restarts;
 	const char *st;
@@ -275,11 +275,11 @@ worker_from_json(json_t *j, uint32_t index, struct worker *w)
 	*w = (struct worker) { .index = index,
 		.pid = (pid_t)pid,
 		.pidfd = -1,
-		.pgid = (pid_t)pgid,
 		.state = (enum proto_wstate)wstate,
 		.exit_status = (int)status,
 		.restarts = (uint32_t)restarts,
 		.start_ticks = (uint64_t)ticks };
+	*group = (pid_t)pgid;
 	return 0;
 }
 
@@ -290,12 +290,14 @@ workers_from_json(json_t *arr, struct state_session *r)
 
 	if (!json_is_array(arr) || n > PROTO_MAX_WORKERS)
 		return HPCXL_EPROTO;
-	if ((r->workers = calloc(n + 1, sizeof(*r->workers))) == NULL)
+	r->workers = calloc(n + 1, sizeof(*r->workers));
+	r->pgids = calloc(n + 1, sizeof(*r->pgids));
+	if (r->workers == NULL || r->pgids == NULL)
 		return HPCXL_ENOMEM;
 	r->nworkers = (uint32_t)n;
 	for (size_t i = 0; i < n; i++) {
-		if (worker_from_json(
-		        json_array_get(arr, i), (uint32_t)i, &r->workers[i])
+		if (worker_from_json(json_array_get(arr, i), (uint32_t)i,
+		        &r->workers[i], &r->pgids[i])
 		    != 0)
 			return HPCXL_EPROTO;
 	}
@@ -363,6 +365,7 @@ load_one(const struct state_dir *sd, const char *path, const char *id,
 	if (rv != 0) {
 		free(r->workbook);
 		free(r->workers);
+		free(r->pgids);
 	}
 	return rv;
 }
@@ -491,33 +494,4 @@ state_load_health(const struct state_dir *sd, char *reason, size_t len)
 	}
 	json_decref(root);
 	return found;
-}
-
-uint64_t
-state_proc_start_ticks(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ticks = 0;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* comm may hold spaces and ')': fields resume after the last ')'.
-	 * starttime is field 22; field 3 (state) follows ") ". */
-	if ((p = strrchr(buf, ')')) == NULL
-	    || sscanf(p + 2,
-	           "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
-	           "%*d "
-	           "%*d %*d %*d %*d %llu",
-	           &ticks)
-	        != 1)
-		return 0;
-	return ticks;
 }

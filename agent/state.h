@@ -39,8 +39,8 @@ struct state_dir {
 
 /*
  * One session as stored. state_save() borrows workbook and workers;
- * state_load_all() hands a record whose workbook and workers are malloc'd
- * and owned by the callback from then on.
+ * state_load_all() hands a record whose workbook, workers and pgids are
+ * malloc'd and owned by the callback from then on.
  */
 struct state_session {
 	char id[HPCXL_ID_MAX + 1];
@@ -53,6 +53,7 @@ struct state_session {
 	int64_t kill_start_ms; /* when the kill began (the unkillable clock) */
 	uint32_t nworkers;
 	struct worker *workers; /* pidfd is -1 in a loaded record */
+	pid_t *pgids; /* worker i's process group (the process set's) */
 };
 
 /*
@@ -87,8 +88,5 @@ int state_save_health(const struct state_dir *sd, const char *reason);
 
 /* Copies a stored reason of this boot into reason; false when healthy. */
 bool state_load_health(const struct state_dir *sd, char *reason, size_t len);
-
-/* starttime of pid from /proc/PID/stat (clock ticks since boot), or 0. */
-uint64_t state_proc_start_ticks(pid_t pid);
 
 #endif

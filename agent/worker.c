@@ -758,7 +758,6 @@ worker_spawn(
 	}
 	plan_free(&pl);
 	w->pid = pid;
-	w->pgid = pid;
 	w->pidfd = pidfd_open_sys(pid);
 	w->state = PROTO_W_RUNNING;
 	w->exit_status = -1;

@@ -17,7 +17,6 @@ struct worker {
 	uint32_t index;
 	pid_t pid; /* 0 when never started */
 	int pidfd; /* -1 once reaped */
-	pid_t pgid; /* the worker's process group; 0 once seen empty */
 	enum proto_wstate state;
 	int exit_status; /* waitpid status once ended, else -1 */
 	uint32_t restarts;
