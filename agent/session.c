@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include "closefsm.h"
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
@@ -24,18 +25,11 @@
 #define KILL_BACKOFF_MIN_MS 50
 #define KILL_BACKOFF_MAX_MS 1000
 
-enum session_state {
-	SESSION_RUNNING,
-	SESSION_STOPPING,
-	SESSION_KILLING,
-	SESSION_DONE,
-};
-
 struct session {
 	char id[HPCXL_ID_MAX + 1];
 	char profile[HPCXL_ID_MAX + 1];
 	char *workbook; /* NULL when the open named none */
-	enum session_state state;
+	enum closefsm_state state;
 	uint32_t nworkers;
 	struct worker *workers;
 	struct proctrack_set set;
@@ -93,11 +87,13 @@ static enum state_phase
 session_phase(const struct session *s)
 {
 	switch (s->state) {
-	case SESSION_STOPPING:
+	case CLOSEFSM_STOPPING:
 		return STATE_STOPPING;
-	case SESSION_KILLING:
-	case SESSION_DONE:
+	case CLOSEFSM_KILLING:
+	case CLOSEFSM_DONE:
 		return STATE_KILLING;
+	case CLOSEFSM_RELEASED: /* its workers run on for the next agent */
+		return STATE_RUNNING;
 	default:
 		return s->opening ? STATE_OPENING : STATE_RUNNING;
 	}
@@ -340,7 +336,7 @@ session_new(const struct proto_open *o, uint32_t n)
 	}
 	snprintf(s->id, sizeof(s->id), "%s", o->session);
 	snprintf(s->profile, sizeof(s->profile), "%s", o->profile);
-	s->state = SESSION_RUNNING;
+	s->state = CLOSEFSM_RUNNING;
 	return s;
 }
 
@@ -374,8 +370,15 @@ session_start(struct session_table *t, struct session *s,
 	return rv;
 }
 
-static void session_enter(struct session_table *t, struct session *s,
-    enum session_state to, int64_t now_ms);
+/* What an event's actions need beyond the session: the close request
+ * (ADD_WAITER), the agent's shutdown grace end (SHORTEN_GRACE). */
+struct close_ctx {
+	struct server_req *req;
+	int64_t grace_end_ms;
+};
+
+static bool session_feed(struct session_table *t, struct session *s,
+    enum closefsm_event ev, int64_t now_ms, const struct close_ctx *c);
 static void restart_due_workers(
     struct session_table *t, struct session *s, int64_t now_ms);
 
@@ -465,7 +468,7 @@ session_open(struct session_table *t, struct server_req *req)
 		log_warn("open %s failed: %s", s->id, why);
 		/* Nothing may stay running: the started workers are killed
 		 * and the session ends through the normal state machine. */
-		session_enter(t, s, SESSION_KILLING, util_now_ms());
+		session_feed(t, s, CLOSEFSM_OPEN_FAILED, util_now_ms(), NULL);
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
 		return;
 	}
@@ -509,46 +512,36 @@ stop_workers(struct session *s)
 	}
 }
 
-/*
- * The one place a session changes state. The new state is stored before
- * its entry action runs: an agent killed in between resumes the close
- * from the record (it never repeats SIGTERM; a repeated kill is harmless).
- */
+/* ARM_GRACE: the close clock starts; the grace may be cut by deadlines. */
 static void
-session_enter(struct session_table *t, struct session *s,
-    enum session_state to, int64_t now_ms)
+arm_grace(struct session_table *t, struct session *s, int64_t now_ms)
 {
-	s->state = to;
-	switch (to) {
-	case SESSION_RUNNING:
-		break;
-	case SESSION_STOPPING:
+	s->close_start_ms = now_ms;
+	s->grace_end_ms = now_ms + profile_grace_ms(t, s->profile);
+	stop_workers(s);
+}
+
+/* ARM_KILL: clocks kept across an agent restart (the unkillable limit
+ * counts from the first kill). */
+static void
+arm_kill(struct session *s, int64_t now_ms)
+{
+	if (s->close_start_ms == 0)
 		s->close_start_ms = now_ms;
-		s->grace_end_ms = now_ms + profile_grace_ms(t, s->profile);
-		stop_workers(s);
-		session_persist(t, s);
-		/* SIGCONT first: a stopped worker cannot act on SIGTERM. */
-		signal_session(s, SIGCONT);
-		signal_session(s, SIGTERM);
-		break;
-	case SESSION_KILLING:
-		if (s->close_start_ms == 0)
-			s->close_start_ms = now_ms;
-		stop_workers(s);
-		if (s->kill_start_ms == 0) /* kept across an agent restart */
-			s->kill_start_ms = now_ms;
-		s->kill_backoff_ms = KILL_BACKOFF_MIN_MS;
-		s->next_kill_ms = now_ms + s->kill_backoff_ms;
-		session_persist(t, s);
-		kill_session(s);
-		break;
-	case SESSION_DONE:
-		state_forget(t->state, s->id);
-		log_info("session %s closed in %lld ms", s->id,
-		    (long long)(now_ms - s->close_start_ms));
-		answer_waiters(t, s, PROTO_CODE_OK, "closed", now_ms);
-		break;
-	}
+	stop_workers(s);
+	if (s->kill_start_ms == 0)
+		s->kill_start_ms = now_ms;
+	s->kill_backoff_ms = KILL_BACKOFF_MIN_MS;
+	s->next_kill_ms = now_ms + s->kill_backoff_ms;
+}
+
+static void
+kill_backoff(struct session *s, int64_t now_ms)
+{
+	s->kill_backoff_ms *= 2;
+	if (s->kill_backoff_ms > KILL_BACKOFF_MAX_MS)
+		s->kill_backoff_ms = KILL_BACKOFF_MAX_MS;
+	s->next_kill_ms = now_ms + s->kill_backoff_ms;
 }
 
 /*
@@ -577,7 +570,7 @@ drop_same_waiter(struct session *s, const struct server_req *retry)
 static void
 shorten_grace(struct session *s, int64_t grace_end_ms)
 {
-	if (s->state == SESSION_STOPPING && grace_end_ms < s->grace_end_ms) {
+	if (s->state == CLOSEFSM_STOPPING && grace_end_ms < s->grace_end_ms) {
 		s->grace_end_ms = grace_end_ms;
 		s->dirty = true;
 	}
@@ -619,7 +612,7 @@ session_adopt(struct session_table *t, const char *id)
 	s->set = set;
 	snprintf(s->id, sizeof(s->id), "%s", id);
 	snprintf(s->profile, sizeof(s->profile), "%s", "unknown");
-	s->state = SESSION_RUNNING;
+	s->state = CLOSEFSM_RUNNING;
 	s->next = t->head;
 	t->head = s;
 	log_warn("session %s: adopting the cgroup an earlier agent left", id);
@@ -656,12 +649,19 @@ reattach_worker(struct session *s, struct worker *w, pid_t pgid)
 	return true;
 }
 
-static enum session_state
-state_from_phase(enum state_phase p)
+static enum closefsm_event
+restored_event(enum state_phase p)
 {
-	return p == STATE_STOPPING ? SESSION_STOPPING
-	    : p == STATE_KILLING   ? SESSION_KILLING
-	                           : SESSION_RUNNING;
+	switch (p) {
+	case STATE_OPENING:
+		return CLOSEFSM_RESTORED_OPENING;
+	case STATE_STOPPING:
+		return CLOSEFSM_RESTORED_STOPPING;
+	case STATE_KILLING:
+		return CLOSEFSM_RESTORED_KILLING;
+	default:
+		return CLOSEFSM_RESTORED_RUNNING;
+	}
 }
 
 /* state_load_all() callback: r's workbook and workers become the session's.
@@ -696,12 +696,14 @@ session_adopt_record(void *arg, struct state_session *r)
 	s->close_start_ms = r->close_start_ms;
 	s->grace_end_ms = r->grace_end_ms;
 	s->kill_start_ms = r->kill_start_ms;
-	s->state = state_from_phase(r->phase);
+	/* The session is RUNNING until its RESTORED_ event, fed once every
+	 * worker's group is back in the set (the kill needs them). */
+	s->state = CLOSEFSM_RUNNING;
 	for (uint32_t i = 0; i < s->nworkers; i++) {
-		/* One that ended while no agent ran gets its restart policy.
-		 */
+		/* One that ended while no agent ran gets its restart policy
+		 * if the session was not closing. */
 		if (reattach_worker(s, &s->workers[i], r->pgids[i])
-		    && s->state == SESSION_RUNNING)
+		    && r->phase <= STATE_RUNNING)
 			plan_restart(t, s, &s->workers[i], util_now_ms());
 		alive += worker_alive(&s->workers[i]);
 	}
@@ -711,13 +713,10 @@ session_adopt_record(void *arg, struct state_session *r)
 	t->head = s;
 	log_notice("session %s re-adopted (%s): %u of %u worker(s) alive",
 	    s->id, proctrack_set_kind(&s->set), alive, s->nworkers);
-	/* A close that was killing resumes at once; the kill is idempotent.
-	 * An open that was never answered is undone the same way. */
 	if (r->phase == STATE_OPENING)
 		log_warn(
 		    "session %s: its open was cut short; closing it", s->id);
-	if (s->state == SESSION_KILLING || r->phase == STATE_OPENING)
-		session_enter(t, s, SESSION_KILLING, util_now_ms());
+	session_feed(t, s, restored_event(r->phase), util_now_ms(), NULL);
 }
 
 /* Worker w of s ended (reaped, or seen on its pidfd if adopted). */
@@ -725,11 +724,11 @@ static void
 note_worker_end(struct session_table *t, struct session *s, struct worker *w,
     int status, int64_t now_ms)
 {
-	worker_ended(w, status, s->state == SESSION_KILLING);
+	worker_ended(w, status, s->state == CLOSEFSM_KILLING);
 	s->dirty = true;
 	log_info("session %s worker %u (pid %d) ended, status 0x%x", s->id,
 	    w->index, w->pid, status);
-	if (s->state == SESSION_RUNNING)
+	if (s->state == CLOSEFSM_RUNNING)
 		plan_restart(t, s, w, now_ms);
 }
 
@@ -775,13 +774,13 @@ session_close(struct session_table *t, struct server_req *req)
 		    "no such session on this node");
 		return;
 	}
-	if (s->state == SESSION_RUNNING) {
+	if (s->state == CLOSEFSM_RUNNING)
 		log_info("closing session %s (deadline %llu ms)", s->id,
 		    (unsigned long long)req->m.u.close.deadline_ms);
-		session_enter(t, s, SESSION_STOPPING, now);
-	}
-	/* A close already under way is joined: it answers both. */
-	session_fit_deadline(s, req, now);
+	if (!session_feed(t, s, CLOSEFSM_CLOSE_REQUESTED, now,
+	        &(struct close_ctx) { .req = req }))
+		server_reply_code(t->srv, req, PROTO_CODE_NOT_FOUND,
+		    "no such session on this node");
 	session_table_step(t, now);
 }
 
@@ -796,7 +795,7 @@ session_renew(struct session_table *t, struct server_req *req)
 		    "no such session on this node");
 		return;
 	}
-	if (s->state != SESSION_RUNNING) {
+	if (s->state != CLOSEFSM_RUNNING) {
 		server_reply_code(
 		    t->srv, req, PROTO_CODE_REFUSED, "the session is closing");
 		return;
@@ -847,72 +846,172 @@ answer_overdue(struct session_table *t, struct session *s, int64_t now_ms)
 	}
 }
 
+/* The first close whose reply time has come, or NULL. */
+static const struct server_req *
+first_overdue(const struct session *s, int64_t now_ms)
+{
+	const struct server_req *req;
+
+	for (req = s->waiters; req != NULL; req = req->next) {
+		if (req->reply_by_ms <= now_ms)
+			return req;
+	}
+	return NULL;
+}
+
 /*
  * Processes that outlive the kill by the limit are beyond the agent's
  * reach (uninterruptible sleep on a dead mount, a frozen v1 cgroup): the
- * node takes no new sessions until an operator has looked at it.
+ * node takes no new sessions until an operator has looked at it. A node
+ * already unhealthy keeps its first reason.
  */
 static void
-check_unkillable(struct session_table *t, struct session *s, int64_t now_ms)
+mark_unhealthy(struct session_table *t, struct session *s, int64_t now_ms)
 {
-	char why[sizeof(t->unhealthy)];
-
-	if (s->unkillable_noted
-	    || now_ms - s->kill_start_ms < t->cfg->unkillable_limit_ms)
-		return;
 	s->unkillable_noted = true;
 	if (t->unhealthy[0] != '\0')
 		return;
-	snprintf(why, sizeof(why),
+	snprintf(t->unhealthy, sizeof(t->unhealthy),
 	    "session %s: %u process(es) survived the kill for %lld ms", s->id,
 	    session_counts(s, now_ms).remaining,
 	    (long long)(now_ms - s->kill_start_ms));
-	snprintf(t->unhealthy, sizeof(t->unhealthy), "%s", why);
 	state_save_health(t->state, t->unhealthy);
 	log_err("node marked unhealthy: %s", t->unhealthy);
 }
 
 static void
-kill_again(struct session_table *t, struct session *s, int64_t now_ms)
+forget_session(struct session_table *t, struct session *s, int64_t now_ms)
 {
-	if (now_ms < s->next_kill_ms)
-		return;
-	kill_session(s);
-	s->kill_backoff_ms *= 2;
-	if (s->kill_backoff_ms > KILL_BACKOFF_MAX_MS)
-		s->kill_backoff_ms = KILL_BACKOFF_MAX_MS;
-	s->next_kill_ms = now_ms + s->kill_backoff_ms;
-	check_unkillable(t, s, now_ms);
+	state_forget(t->state, s->id);
+	log_info("session %s closed in %lld ms", s->id,
+	    (long long)(now_ms - s->close_start_ms));
 }
 
+static void
+let_go(struct session *s)
+{
+	log_info("session %s left running for the next agent", s->id);
+	proctrack_set_forget(&s->set);
+}
+
+/* Runs one action of closefsm.h for s. */
+static void
+session_act(struct session_table *t, struct session *s, enum closefsm_action a,
+    int64_t now_ms, const struct close_ctx *c)
+{
+	switch (a) {
+	case CLOSEFSM_ARM_GRACE:
+		arm_grace(t, s, now_ms);
+		break;
+	case CLOSEFSM_ARM_KILL:
+		arm_kill(s, now_ms);
+		break;
+	case CLOSEFSM_STORE:
+		session_persist(t, s);
+		break;
+	case CLOSEFSM_SEND_TERM:
+		/* SIGCONT first: a stopped worker cannot act on SIGTERM. */
+		signal_session(s, SIGCONT);
+		signal_session(s, SIGTERM);
+		break;
+	case CLOSEFSM_KILL_SET:
+		kill_session(s);
+		break;
+	case CLOSEFSM_KILL_BACKOFF:
+		kill_backoff(s, now_ms);
+		break;
+	case CLOSEFSM_ADD_WAITER:
+		session_fit_deadline(s, c->req, now_ms);
+		break;
+	case CLOSEFSM_SHORTEN_GRACE:
+		shorten_grace(s, c->grace_end_ms);
+		break;
+	case CLOSEFSM_FORGET:
+		forget_session(t, s, now_ms);
+		break;
+	case CLOSEFSM_REPLY_OK:
+		answer_waiters(t, s, PROTO_CODE_OK, "closed", now_ms);
+		break;
+	case CLOSEFSM_REPLY_PARTIAL:
+		answer_overdue(t, s, now_ms);
+		break;
+	case CLOSEFSM_MARK_UNHEALTHY:
+		mark_unhealthy(t, s, now_ms);
+		break;
+	case CLOSEFSM_LET_GO:
+		let_go(s);
+		break;
+	case CLOSEFSM_NONE:
+	case CLOSEFSM_NACTIONS:
+		break;
+	}
+}
+
+/*
+ * The one place a session changes state: the table says what ev does, the
+ * state changes first (so a STORE records it), then the actions run in
+ * the table's order. Returns false when ev is not allowed in s's state.
+ */
+static bool
+session_feed(struct session_table *t, struct session *s,
+    enum closefsm_event ev, int64_t now_ms, const struct close_ctx *c)
+{
+	struct closefsm_step st = closefsm_next(s->state, ev);
+
+	if (!st.allowed)
+		return false;
+	s->state = st.next;
+	for (int i = 0; i < CLOSEFSM_MAX_ACTIONS; i++) {
+		if (st.actions[i] == CLOSEFSM_NONE)
+			break;
+		session_act(t, s, st.actions[i], now_ms, c);
+	}
+	return true;
+}
+
+/* The timers of a closing session with processes left: grace, then the
+ * kill's backoff and the unkillable limit (measured at each kill). */
+static void
+feed_timers(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	if (s->state == CLOSEFSM_STOPPING && now_ms >= s->grace_end_ms)
+		session_feed(t, s, CLOSEFSM_GRACE_OVER, now_ms, NULL);
+	else if (s->state == CLOSEFSM_KILLING && now_ms >= s->next_kill_ms) {
+		session_feed(t, s, CLOSEFSM_KILL_RETRY_DUE, now_ms, NULL);
+		if (!s->unkillable_noted
+		    && now_ms - s->kill_start_ms
+		        >= t->cfg->unkillable_limit_ms)
+			session_feed(t, s, CLOSEFSM_UNKILLABLE, now_ms, NULL);
+	}
+}
+
+static void
+step_running(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	if (s->lease_end_ms > 0 && now_ms >= s->lease_end_ms) {
+		log_notice("session %s: lease lapsed, closing", s->id);
+		session_feed(t, s, CLOSEFSM_LEASE_LAPSED, now_ms, NULL);
+	} else
+		restart_due_workers(t, s, now_ms);
+}
+
+/* Turns what the session's clocks and process set say into events. */
 static void
 session_step(struct session_table *t, struct session *s, int64_t now_ms)
 {
 	check_adopted_workers(t, s, now_ms);
-	switch (s->state) {
-	case SESSION_RUNNING:
-		if (s->lease_end_ms > 0 && now_ms >= s->lease_end_ms) {
-			log_notice("session %s: lease lapsed, closing", s->id);
-			session_enter(t, s, SESSION_STOPPING, now_ms);
-		} else
-			restart_due_workers(t, s, now_ms);
-		return;
-	case SESSION_DONE:
-		return;
-	case SESSION_STOPPING:
-		if (!session_gone(s) && now_ms >= s->grace_end_ms)
-			session_enter(t, s, SESSION_KILLING, now_ms);
-		break;
-	case SESSION_KILLING:
-		if (!session_gone(s))
-			kill_again(t, s, now_ms);
-		break;
-	}
-	if (session_gone(s)) {
-		session_enter(t, s, SESSION_DONE, now_ms);
+	if (s->state == CLOSEFSM_RUNNING) {
+		step_running(t, s, now_ms);
 		return;
 	}
-	answer_overdue(t, s, now_ms);
+	if (s->state == CLOSEFSM_DONE)
+		return;
+	if (!session_gone(s))
+		feed_timers(t, s, now_ms);
+	if (session_gone(s))
+		session_feed(t, s, CLOSEFSM_SET_EMPTY, now_ms, NULL);
+	else if (first_overdue(s, now_ms) != NULL)
+		session_feed(t, s, CLOSEFSM_DEADLINE, now_ms, NULL);
 }
 
 static void
@@ -944,7 +1043,7 @@ session_table_step(struct session_table *t, int64_t now_ms)
 
 	while ((s = *pp) != NULL) {
 		session_step(t, s, now_ms);
-		if (s->state == SESSION_DONE) {
+		if (s->state == CLOSEFSM_DONE) {
 			*pp = s->next;
 			session_free(s);
 			continue;
@@ -975,16 +1074,16 @@ session_table_next_wakeup(const struct session_table *t)
 	if (t->head != NULL && t->cfg->log_max_bytes > 0)
 		min_time(&best, t->next_logcap_ms);
 	for (s = t->head; s != NULL; s = s->next) {
-		if (s->state == SESSION_RUNNING && s->lease_end_ms > 0)
+		if (s->state == CLOSEFSM_RUNNING && s->lease_end_ms > 0)
 			min_time(&best, s->lease_end_ms);
 		for (uint32_t i = 0;
-		     s->state == SESSION_RUNNING && i < s->nworkers; i++) {
+		     s->state == CLOSEFSM_RUNNING && i < s->nworkers; i++) {
 			if (s->workers[i].restart_at_ms > 0)
 				min_time(&best, s->workers[i].restart_at_ms);
 		}
-		if (s->state == SESSION_STOPPING)
+		if (s->state == CLOSEFSM_STOPPING)
 			min_time(&best, s->grace_end_ms);
-		if (s->state == SESSION_KILLING)
+		if (s->state == CLOSEFSM_KILLING)
 			min_time(&best, s->next_kill_ms);
 		for (req = s->waiters; req != NULL; req = req->next)
 			min_time(&best, req->reply_by_ms);
@@ -1011,7 +1110,7 @@ session_table_pollfds(
 		/* cgroup.events signals a change with POLLPRI. */
 		int set_fd = proctrack_set_pollfd(&s->set);
 
-		if (s->state != SESSION_RUNNING && set_fd >= 0)
+		if (s->state != CLOSEFSM_RUNNING && set_fd >= 0)
 			add_pollfd(fds, max, &n, set_fd, POLLPRI);
 		/* Not our children: no SIGCHLD, their pidfd says they ended.
 		 */
@@ -1142,12 +1241,10 @@ session_table_close_all(struct session_table *t, int64_t deadline_ms)
 	struct session *s;
 	int64_t now = util_now_ms();
 
-	for (s = t->head; s != NULL; s = s->next) {
-		if (s->state != SESSION_RUNNING)
-			continue;
-		session_enter(t, s, SESSION_STOPPING, now);
-		shorten_grace(s, now + deadline_ms * 8 / 10);
-	}
+	struct close_ctx c = { .grace_end_ms = now + deadline_ms * 8 / 10 };
+
+	for (s = t->head; s != NULL; s = s->next)
+		session_feed(t, s, CLOSEFSM_AGENT_STOPPING, now, &c);
 }
 
 void
@@ -1157,14 +1254,13 @@ session_table_release_running(struct session_table *t)
 
 	t->releasing = true;
 	while ((s = *pp) != NULL) {
-		if (s->state != SESSION_RUNNING) {
+		if (!session_feed(
+		        t, s, CLOSEFSM_AGENT_RELEASE, util_now_ms(), NULL)
+		    || s->state != CLOSEFSM_RELEASED) {
 			pp = &s->next;
 			continue;
 		}
 		*pp = s->next;
-		session_persist(t, s);
-		log_info("session %s left running for the next agent", s->id);
-		proctrack_set_forget(&s->set);
 		session_free(s);
 	}
 }
@@ -1175,11 +1271,13 @@ session_table_kill_all(struct session_table *t)
 	struct session *s;
 	int64_t now = util_now_ms();
 
+	/* Fed until KILLING: a running session gets SIGTERM first. */
 	for (s = t->head; s != NULL; s = s->next) {
-		if (s->state == SESSION_RUNNING)
-			session_enter(t, s, SESSION_STOPPING, now);
-		if (s->state == SESSION_STOPPING)
-			session_enter(t, s, SESSION_KILLING, now);
+		bool fed = true;
+
+		while (fed && s->state != CLOSEFSM_KILLING)
+			fed = session_feed(
+			    t, s, CLOSEFSM_AGENT_KILL, now, NULL);
 	}
 }
 
