@@ -10,6 +10,8 @@
 		    = { __VA_ARGS__ }                                         \
 	}
 #define STAY(st, ...) GO(st, __VA_ARGS__)
+/* An allowed event with no action (C11 wants a variadic argument). */
+#define NOTHING CLOSEFSM_NONE
 
 #define ARM_GRACE CLOSEFSM_ARM_GRACE
 #define ARM_KILL CLOSEFSM_ARM_KILL
@@ -40,9 +42,9 @@ static const struct closefsm_step table[CLOSEFSM_NSTATES][CLOSEFSM_NEVENTS]
 		      [CLOSEFSM_OPEN_FAILED] = GO(KILLING, KILL),
 		      /* An open cut short is undone like a failed one. */
 		      [CLOSEFSM_RESTORED_OPENING] = GO(KILLING, KILL),
-		      [CLOSEFSM_RESTORED_RUNNING] = STAY(RUNNING),
+		      [CLOSEFSM_RESTORED_RUNNING] = STAY(RUNNING, NOTHING),
 		      /* SIGTERM went before the record said STOPPING. */
-		      [CLOSEFSM_RESTORED_STOPPING] = GO(STOPPING),
+		      [CLOSEFSM_RESTORED_STOPPING] = GO(STOPPING, NOTHING),
 		      /* The kill resumes at once; the kill clock is kept. */
 		      [CLOSEFSM_RESTORED_KILLING] = GO(KILLING, KILL),
 	      },
@@ -55,8 +57,8 @@ static const struct closefsm_step table[CLOSEFSM_NSTATES][CLOSEFSM_NEVENTS]
 		      [CLOSEFSM_SET_EMPTY]
 		      = GO(DONE, CLOSEFSM_FORGET, CLOSEFSM_REPLY_OK),
 		      [CLOSEFSM_DEADLINE] = STAY(STOPPING, CLOSEFSM_REPLY_PARTIAL),
-		      [CLOSEFSM_AGENT_STOPPING] = STAY(STOPPING),
-		      [CLOSEFSM_AGENT_RELEASE] = STAY(STOPPING),
+		      [CLOSEFSM_AGENT_STOPPING] = STAY(STOPPING, NOTHING),
+		      [CLOSEFSM_AGENT_RELEASE] = STAY(STOPPING, NOTHING),
 	      },
 	      [CLOSEFSM_KILLING] = {
 		      [CLOSEFSM_CLOSE_REQUESTED]
@@ -68,9 +70,9 @@ static const struct closefsm_step table[CLOSEFSM_NSTATES][CLOSEFSM_NEVENTS]
 		      [CLOSEFSM_SET_EMPTY]
 		      = GO(DONE, CLOSEFSM_FORGET, CLOSEFSM_REPLY_OK),
 		      [CLOSEFSM_DEADLINE] = STAY(KILLING, CLOSEFSM_REPLY_PARTIAL),
-		      [CLOSEFSM_AGENT_STOPPING] = STAY(KILLING),
-		      [CLOSEFSM_AGENT_KILL] = STAY(KILLING),
-		      [CLOSEFSM_AGENT_RELEASE] = STAY(KILLING),
+		      [CLOSEFSM_AGENT_STOPPING] = STAY(KILLING, NOTHING),
+		      [CLOSEFSM_AGENT_KILL] = STAY(KILLING, NOTHING),
+		      [CLOSEFSM_AGENT_RELEASE] = STAY(KILLING, NOTHING),
 	      },
 	      /* DONE, RELEASED: gone from the table; nothing allowed. */
       };

@@ -703,7 +703,8 @@ session_adopt_record(void *arg, struct state_session *r)
 		/* One that ended while no agent ran gets its restart policy
 		 * if the session was not closing. */
 		if (reattach_worker(s, &s->workers[i], r->pgids[i])
-		    && r->phase <= STATE_RUNNING)
+		    && (r->phase == STATE_OPENING
+		        || r->phase == STATE_RUNNING))
 			plan_restart(t, s, &s->workers[i], util_now_ms());
 		alive += worker_alive(&s->workers[i]);
 	}

@@ -1,6 +1,7 @@
 /*
  * The session table: every session this node runs, and the close state
- * machine of each.
+ * machine of each (its table is closefsm.h; session.c turns what it sees
+ * into the table's events and runs the actions it returns).
  *
  *   RUNNING --close--> STOPPING --grace over--> KILLING --empty--> DONE
  *                          \------------------empty-----------------/
