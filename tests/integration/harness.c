@@ -165,13 +165,20 @@ remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 	return 0;
 }
 
+void
+harness_remove_tree(const char *dir)
+{
+	if (dir[0] != '\0')
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* The agent's directory, whole: ready file, config, log and state. */
 static void
 remove_dir(const char *dir)
 {
 	/* Only a directory agent_start() named, whatever else went wrong. */
 	if (strncmp(dir, AGENT_DIR_PREFIX, strlen(AGENT_DIR_PREFIX)) == 0)
-		nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+		harness_remove_tree(dir);
 }
 
 /* What an agent that no longer runs leaves: its cgroups, its directory

@@ -120,6 +120,9 @@ int harness_run(
  */
 size_t harness_tcp_conns_to(const char *url, unsigned *ports, size_t max);
 
+/* Removes dir and everything under it ("" does nothing). */
+void harness_remove_tree(const char *dir);
+
 /* The cgroup2 path of pid (the "0::" line of /proc/PID/cgroup), or "". */
 void harness_proc_cgroup(pid_t pid, char *out, size_t len);
 

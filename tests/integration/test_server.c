@@ -18,7 +18,6 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <nng/nng.h>
 #include <nng/protocol/survey0/survey.h>
 #include <stdatomic.h>
@@ -66,23 +65,12 @@ start_agent(void)
 	    "agent did not start (see /tmp/hpcxl-test-*/agent.log)");
 }
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 /* Stops the agent if a test left it running and removes its directory. */
 static void
 stop_agent(void)
 {
 	harness_agent_stop(&agent, 15000);
-	if (agent.dir[0] != '\0')
-		nftw(agent.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	harness_remove_tree(agent.dir);
 }
 
 /* The end of every test: a clean exit also says the sanitizers of an

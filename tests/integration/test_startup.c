@@ -38,20 +38,6 @@ struct before {
 	char ready[512]; /* the serving agent's ready file */
 };
 
-static int
-remove_one(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	remove(path);
-	return 0;
-}
-
-static void
-remove_tree(const char *dir)
-{
-	if (dir[0] != '\0')
-		nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Agents, workers, cgroups and temp dirs go, pass or fail. */
 static void
 clean_up(void)
@@ -75,8 +61,8 @@ clean_up(void)
 	}
 	if (cg_root[0] != '\0')
 		rmdir(cg_root);
-	remove_tree(agent.dir);
-	remove_tree(second_dir);
+	harness_remove_tree(agent.dir);
+	harness_remove_tree(second_dir);
 }
 
 TestSuite(startup, .fini = clean_up, .timeout = 90);

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -365,16 +364,6 @@ testbed_unavailable(void)
 
 /* ---- tearing down ------------------------------------------------------ */
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	remove(path);
-	return 0;
-}
-
 /* rmdir that waits (bounded) while the cgroup still empties. */
 static void
 rmdir_cgroup(const char *path)
@@ -473,8 +462,7 @@ teardown_prefix(const char *prefix, const char *dir)
 		}
 	}
 	remove_cgroups(prefix);
-	if (dir[0] != '\0')
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	harness_remove_tree(dir);
 }
 
 static bool
