@@ -186,7 +186,8 @@ client_survey(struct hpcxl_client *c, struct proto_msg *req, int timeout_ms,
     const bool *targets, struct survey_result *results)
 {
 	req->op = util_random_u64();
-	return survey_run(c->fleet, req, timeout_ms, targets, &c->opts, results);
+	return survey_run(
+	    c->fleet, req, timeout_ms, targets, &c->opts, results);
 }
 
 /* Runs req against the whole roster and builds the report. */
@@ -236,7 +237,8 @@ client_count_open(const struct survey_result *results, size_t n)
 	size_t i, k = 0;
 
 	for (i = 0; i < n; i++)
-		k += results[i].answered && results[i].reply.code == PROTO_CODE_OK;
+		k += results[i].answered
+		    && results[i].reply.code == PROTO_CODE_OK;
 	return k;
 }
 
@@ -250,7 +252,8 @@ client_take_close_row(struct hpcxl_node_report *row,
 	char *msg;
 
 	if (asprintf(&msg,
-	        "session closed again: %zu of %zu nodes opened, %zu needed%s%s",
+	        "session closed again: %zu of %zu nodes opened, %zu "
+	        "needed%s%s",
 	        nopen, n, need, closed->msg[0] != '\0' ? "; " : "",
 	        closed->msg)
 	    < 0)
@@ -286,16 +289,16 @@ client_roll_back(struct hpcxl_client *c, const char *session,
 	req.u.close.session = (char *)session;
 	log_info("%s: %zu of %zu nodes opened, %zu needed: closing it again",
 	    session, nopen, c->n, need);
-	rv = client_survey(c, &req, left_ms > 0 ? (int)left_ms : 0, targets,
-	    results);
+	rv = client_survey(
+	    c, &req, left_ms > 0 ? (int)left_ms : 0, targets, results);
 	if (rv == 0)
 		rv = report_build((const char *const *)c->names,
 		    (const char *const *)c->urls, results, c->n, PROTO_CLOSE,
 		    session, 0, &closed);
 	for (i = 0; rv == 0 && i < c->n; i++) {
 		if (targets[i])
-			rv = client_take_close_row(
-			    &r->nodes[i], &closed->nodes[i], nopen, c->n, need);
+			rv = client_take_close_row(&r->nodes[i],
+			    &closed->nodes[i], nopen, c->n, need);
 	}
 	r->ok = false;
 	survey_results_free(results, c->n);
@@ -332,7 +335,8 @@ client_open(struct hpcxl_client *c, struct proto_msg *req, size_t need,
 	if (rv == 0 && client_count_open(results, c->n) >= need)
 		r->ok = !fleet_interrupted(c->fleet); /* enough nodes opened */
 	else if (rv == 0 && !fleet_interrupted(c->fleet))
-		rv = client_roll_back(c, session, results, need, deadline_ms, r);
+		rv = client_roll_back(
+		    c, session, results, need, deadline_ms, r);
 	survey_results_free(results, c->n);
 	free(results);
 	if (rv != 0) {
@@ -351,8 +355,7 @@ hpcxl_open_session(struct hpcxl_client *c, const struct hpcxl_open_params *p,
 	struct proto_msg req = { .type = PROTO_OPEN };
 
 	if (c == NULL || p == NULL || out == NULL || p->min_nodes > c->n
-	    || !util_valid_id(p->session)
-	    || !util_valid_id(p->profile)
+	    || !util_valid_id(p->session) || !util_valid_id(p->profile)
 	    || (!p->per_core
 	        && (p->workers == 0 || p->workers > PROTO_MAX_WORKERS))
 	    || (p->workbook != NULL && strlen(p->workbook) > PROTO_MAX_TEXT)

@@ -135,8 +135,8 @@ fleet_survey_id(nng_msg *msg, uint32_t *id)
 	if (len < 4 || len % 4 != 0)
 		return false;
 	h += len - 4;
-	*id = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16
-	    | (uint32_t)h[2] << 8 | (uint32_t)h[3];
+	*id = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8
+	    | (uint32_t)h[3];
 	return (*id & FLEET_SURVEY_ID_BIT) != 0;
 }
 
@@ -295,8 +295,8 @@ fleet_alloc(size_t n, struct fleet **out)
 }
 
 int
-fleet_open(const char *const *urls, size_t n, struct fleet **out,
-    size_t *bad_row)
+fleet_open(
+    const char *const *urls, size_t n, struct fleet **out, size_t *bad_row)
 {
 	struct fleet *f;
 	size_t i;
@@ -405,7 +405,8 @@ fleet_new_survey_id(struct fleet *f)
 	uint32_t id;
 
 	do
-		id = (f->next_id++ & ~FLEET_SURVEY_ID_BIT) | FLEET_SURVEY_ID_BIT;
+		id = (f->next_id++ & ~FLEET_SURVEY_ID_BIT)
+		    | FLEET_SURVEY_ID_BIT;
 	while (fleet_call_find(f, id) != NULL);
 	return id;
 }
@@ -561,7 +562,8 @@ fleet_dial_from_stats(nng_stat *scope, struct fleet_dial *d)
 	size_t i;
 
 	d->lost = fleet_stat(scope, "connect") > 0;
-	for (i = 0; i < sizeof(fleet_dial_errors) / sizeof(fleet_dial_errors[0]);
+	for (i = 0;
+	     i < sizeof(fleet_dial_errors) / sizeof(fleet_dial_errors[0]);
 	     i++) {
 		if (fleet_stat(scope, fleet_dial_errors[i].stat) > 0) {
 			d->reason = fleet_dial_errors[i].text;
@@ -599,14 +601,15 @@ fleet_walk_stats(nng_stat *st, const struct fleet_by_dialer *index,
 		if (nng_stat_type(st) != NNG_STAT_SCOPE)
 			continue;
 		if (strcmp(nng_stat_name(st), "dialer") != 0) {
-			fleet_walk_stats(nng_stat_child(st), index, nindex, dials);
+			fleet_walk_stats(
+			    nng_stat_child(st), index, nindex, dials);
 			continue;
 		}
 		if ((id = nng_stat_find(st, "id")) == NULL)
 			continue;
 		key.dialer_id = (int)nng_stat_value(id);
-		hit = bsearch(&key, index, nindex, sizeof(*index),
-		    fleet_by_dialer_cmp);
+		hit = bsearch(
+		    &key, index, nindex, sizeof(*index), fleet_by_dialer_cmp);
 		if (hit != NULL)
 			fleet_dial_from_stats(st, &dials[hit->row]);
 	}
@@ -631,9 +634,9 @@ fleet_dials(struct fleet *f, const bool *want, struct fleet_dial *dials)
 		return;
 	for (i = 0; i < f->n; i++) {
 		if (want[i] && f->nodes[i].dialer_id > 0)
-			index[nindex++] = (struct fleet_by_dialer) {
-				f->nodes[i].dialer_id, i
-			};
+			index[nindex++]
+			    = (struct fleet_by_dialer) { f->nodes[i].dialer_id,
+				      i };
 	}
 	qsort(index, nindex, sizeof(*index), fleet_by_dialer_cmp);
 	if (nindex > 0 && nng_stats_get(&stats) == 0) {

@@ -37,8 +37,8 @@ struct fleet_call;
  * *out, HPCXL_EINVAL (nng cannot dial a URL: *bad_row says which),
  * HPCXL_ETRANSPORT or HPCXL_ENOMEM.
  */
-int fleet_open(const char *const *urls, size_t n, struct fleet **out,
-    size_t *bad_row);
+int fleet_open(
+    const char *const *urls, size_t n, struct fleet **out, size_t *bad_row);
 
 /* Closes every connection and frees f (NULL is fine). No call may be
  * registered. */

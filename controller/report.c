@@ -154,8 +154,8 @@ report_row(struct hpcxl_node_report *row, const char *name, const char *url,
 
 int
 report_build(const char *const *names, const char *const *urls,
-    struct survey_result *results, size_t n, enum proto_type op, const char *session, int64_t elapsed_ms,
-    struct hpcxl_report **out)
+    struct survey_result *results, size_t n, enum proto_type op,
+    const char *session, int64_t elapsed_ms, struct hpcxl_report **out)
 {
 	struct hpcxl_report *r;
 	bool ok = true;

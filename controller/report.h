@@ -7,10 +7,10 @@
 
 /*
  * Builds a report with one row per node (names[i], urls[i]) from results[i]
- * of a survey of type op (PROTO_OPEN, ...). Strings of the results' replies are moved into
- * the report (the results stay valid to free). session (may be NULL) is
- * copied. On 0 *out owns everything (hpcxl_report_free()); on HPCXL_ENOMEM
- * it is untouched.
+ * of a survey of type op (PROTO_OPEN, ...). Strings of the results' replies
+ * are moved into the report (the results stay valid to free). session (may be
+ * NULL) is copied. On 0 *out owns everything (hpcxl_report_free()); on
+ * HPCXL_ENOMEM it is untouched.
  */
 int report_build(const char *const *names, const char *const *urls,
     struct survey_result *results, size_t n, enum proto_type op,

@@ -141,8 +141,9 @@ survey_take(struct survey *s, size_t row, nng_msg *msg)
 		return;
 	}
 	if (!survey_reply_ours(s, &m)) {
-		log_debug("%s: ignored a %s for op %016llx", s->opts->names[row],
-		    proto_type_name(m.type), (unsigned long long)m.op);
+		log_debug("%s: ignored a %s for op %016llx",
+		    s->opts->names[row], proto_type_name(m.type),
+		    (unsigned long long)m.op);
 		proto_msg_free(&m);
 		fleet_call_reopen(s->call, row);
 		return;
@@ -184,6 +185,16 @@ survey_close_deadline_ms(int64_t left_ms)
 	if (margin > SURVEY_REPLY_MARGIN_MAX_MS)
 		margin = SURVEY_REPLY_MARGIN_MAX_MS;
 	return left_ms > margin ? (uint64_t)(left_ms - margin) : 0;
+}
+
+/* The request as it goes out now: a close carries the time left. */
+static int
+survey_encode(struct survey *s, int64_t now, char **buf, size_t *len)
+{
+	if (s->req.type == PROTO_CLOSE)
+		s->req.u.close.deadline_ms
+		    = survey_close_deadline_ms(s->deadline_ms - now);
+	return proto_encode(&s->req, buf, len);
 }
 
 /* The node needs the request now: it has a pipe the request did not go
@@ -229,40 +240,40 @@ survey_send_row(
 		s->wake_ms = busy_ms;
 }
 
+/* A node waiting on the pipe the request went out on wakes us for its
+ * resend. */
+static void
+survey_note_retry(struct survey *s, size_t i)
+{
+	const struct survey_row *row = &s->rows[i];
+
+	if (row->wanted && !s->results[i].answered && row->sent_pipe != 0
+	    && row->sent_pipe == row->pipe && row->retry_at_ms < s->wake_ms)
+		s->wake_ms = row->retry_at_ms;
+}
+
 /* Encodes the request once for every node that needs it now. */
 static int
 survey_send_due(struct survey *s, int64_t now)
 {
 	size_t i, len = 0;
 	char *buf = NULL;
-	int rv;
+	int rv = 0;
 
 	s->wake_ms = INT64_MAX;
 	fleet_pipes(s->fleet, s->pipes);
 	for (i = 0; i < s->n; i++) {
 		s->rows[i].pipe = s->pipes[i];
-		if (!survey_row_due(s, i, now))
-			continue;
-		if (buf == NULL) {
-			if (s->req.type == PROTO_CLOSE)
-				s->req.u.close.deadline_ms
-				    = survey_close_deadline_ms(
-				        s->deadline_ms - now);
-			if ((rv = proto_encode(&s->req, &buf, &len)) != 0)
-				return rv;
+		if (survey_row_due(s, i, now)) {
+			if (buf == NULL
+			    && (rv = survey_encode(s, now, &buf, &len)) != 0)
+				break;
+			survey_send_row(s, i, buf, len, now);
 		}
-		survey_send_row(s, i, buf, len, now);
-	}
-	for (i = 0; i < s->n; i++) {
-		const struct survey_row *row = &s->rows[i];
-
-		if (row->wanted && !s->results[i].answered && row->sent_pipe != 0
-		    && row->sent_pipe == row->pipe
-		    && row->retry_at_ms < s->wake_ms)
-			s->wake_ms = row->retry_at_ms;
+		survey_note_retry(s, i);
 	}
 	free(buf);
-	return 0;
+	return rv;
 }
 
 /* ---- waiting ----------------------------------------------------------- */

@@ -77,7 +77,8 @@ watch_progress(const struct hpcxl_progress *p, void *arg)
 		fprintf(stderr, " %s", p->waiting[i]);
 	if (more > 0)
 		fprintf(stderr, " and %zu more", more);
-	fprintf(stderr, ", %lld s left", (long long)((p->left_ms + 999) / 1000));
+	fprintf(
+	    stderr, ", %lld s left", (long long)((p->left_ms + 999) / 1000));
 	fflush(stderr);
 	watch_shown = true;
 }

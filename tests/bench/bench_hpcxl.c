@@ -71,8 +71,9 @@ all_done(const struct hpcxl_report *r, bool open, unsigned w)
 	for (size_t i = 0; r != NULL && i < r->nnodes; i++) {
 		const struct hpcxl_node_report *n = &r->nodes[i];
 
-		if (open ? n->state != HPCXL_NODE_OK || n->workers != w
-		         : n->state != HPCXL_NODE_CLOSED || n->remaining != 0) {
+		if (open
+		        ? n->state != HPCXL_NODE_OK || n->workers != w
+		        : n->state != HPCXL_NODE_CLOSED || n->remaining != 0) {
 			fprintf(stderr, "%s: %s: %s\n", n->url,
 			    hpcxl_node_state_name(n->state), n->msg);
 			return false;
@@ -98,8 +99,8 @@ open_close(int argc, char **argv)
 	runs = (int)bench_arg(argv[1], 1, MAX_RUNS, "RUNS");
 	settle = (int)bench_arg(argv[2], 0, 60000, "SETTLE_MS");
 	for (int i = 0; i < runs; i++) {
-		snprintf(session, sizeof(session), "bench-%d-%d", (int)getpid(),
-		    i);
+		snprintf(
+		    session, sizeof(session), "bench-%d-%d", (int)getpid(), i);
 		p.session = session;
 		r = NULL;
 		t0 = bench_now_ms();
@@ -124,8 +125,8 @@ open_close(int argc, char **argv)
 
 /* One ping or empty close; adds its unreachable rows to *unreach. */
 static void
-survey_call(struct hpcxl_client *c, bool ping, int timeout_ms,
-    size_t *unreach, size_t *bad_calls)
+survey_call(struct hpcxl_client *c, bool ping, int timeout_ms, size_t *unreach,
+    size_t *bad_calls)
 {
 	struct hpcxl_report *r = NULL;
 	size_t u;
@@ -241,8 +242,8 @@ rss(int argc, char **argv)
 	timeout_ms = (int)bench_arg(argv[0], 0, 600000, "TIMEOUT_MS");
 	hpcxl_ping(c, timeout_ms, &r);
 	printf("RESULT rss hwm_kb=%ld rss_kb=%ld ok=%zu of=%zu\n",
-	    status_kb("VmHWM"), status_kb("VmRSS"),
-	    rows_in(r, HPCXL_NODE_OK), nurls);
+	    status_kb("VmHWM"), status_kb("VmRSS"), rows_in(r, HPCXL_NODE_OK),
+	    nurls);
 	hpcxl_report_free(r);
 	hpcxl_client_close(c);
 	return 0;

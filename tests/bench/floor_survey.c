@@ -157,8 +157,8 @@ run_once(char **urls, size_t n, int timeout_ms, double *att, double *rep)
 		if (nng_dialer_create(&d, s, urls[i]) != 0
 		    || nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 50) != 0
 		    || nng_dialer_start(d, NNG_FLAG_NONBLOCK) != 0)
-			fprintf(stderr, "floor_survey: cannot dial %s\n",
-			    urls[i]);
+			fprintf(
+			    stderr, "floor_survey: cannot dial %s\n", urls[i]);
 	}
 	if ((got = wait_attached(n, timeout_ms)) < n)
 		fprintf(stderr, "floor_survey: only %zu of %zu attached\n",
@@ -185,7 +185,8 @@ main(int argc, char **argv)
 	char **urls;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: floor_survey ROSTER RUNS TIMEOUT_MS\n");
+		fprintf(
+		    stderr, "usage: floor_survey ROSTER RUNS TIMEOUT_MS\n");
 		return 2;
 	}
 	n = bench_read_urls(argv[1], MAX_URLS, &urls);

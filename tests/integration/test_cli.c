@@ -1178,8 +1178,8 @@ Test(cli, sigint_prints_the_report_so_far_and_exits_1)
 	cr_assert_eq(WEXITSTATUS(status), 1);
 	root = json_loads(out, 0, &jerr);
 	cr_assert_not_null(root, "not JSON (%s):\n%s", jerr.text, out);
-	cr_assert_str_eq(str_of(node_of(root, 1, NAGENTS), "state"),
-	    "interrupted");
+	cr_assert_str_eq(
+	    str_of(node_of(root, 1, NAGENTS), "state"), "interrupted");
 	/* The live agents answered, or not yet when the SIGINT came. */
 	for (i = 0; i < NAGENTS; i += 2) {
 		const char *state = str_of(node_of(root, i, NAGENTS), "state");

@@ -82,8 +82,8 @@ stop_agents(void)
 
 TestSuite(client, .init = start_agents, .fini = stop_agents, .timeout = 120);
 
-static const char *const node_names[NNODES] = { "alpha", "beta", "gamma",
-	"dead" };
+static const char *const node_names[NNODES]
+    = { "alpha", "beta", "gamma", "dead" };
 
 /* A client for the first n nodes of the roster, named. */
 static struct hpcxl_client *
@@ -118,8 +118,8 @@ Test(client, rows_carry_roster_names_also_when_silent)
 	cr_assert_eq(r->nodes[DEAD_ROW].state, HPCXL_NODE_UNREACHABLE);
 	cr_assert_str_eq(r->nodes[DEAD_ROW].url, dead_url);
 	cr_assert_null(r->nodes[DEAD_ROW].node);
-	cr_assert(strstr(r->nodes[DEAD_ROW].msg, "refused") != NULL,
-	    "why: %s", r->nodes[DEAD_ROW].msg);
+	cr_assert(strstr(r->nodes[DEAD_ROW].msg, "refused") != NULL, "why: %s",
+	    r->nodes[DEAD_ROW].msg);
 	hpcxl_report_free(r);
 	hpcxl_client_close(c);
 }
@@ -140,10 +140,10 @@ Test(client, unnamed_rows_are_named_by_url)
 
 Test(client, duplicate_names_or_urls_are_refused)
 {
-	struct hpcxl_node same_name[] = { { "a", agents[0].url },
-		{ "a", agents[1].url } };
-	struct hpcxl_node same_url[] = { { "a", agents[0].url },
-		{ "b", agents[0].url } };
+	struct hpcxl_node same_name[]
+	    = { { "a", agents[0].url }, { "a", agents[1].url } };
+	struct hpcxl_node same_url[]
+	    = { { "a", agents[0].url }, { "b", agents[0].url } };
 	struct hpcxl_node empty_name[] = { { "", agents[0].url } };
 	struct hpcxl_node no_url[] = { { "a", NULL } };
 	struct hpcxl_client *c = NULL;
@@ -168,11 +168,11 @@ Test(client, calls_reuse_the_connections)
 	cr_assert_eq(hpcxl_ping(c, CALL_TIMEOUT_MS, &r), 0);
 	hpcxl_report_free(r);
 	nbefore = harness_tcp_conns_to(agents[0].url, before, 8);
-	cr_assert_eq(nbefore, 1, "one connection to the agent, not %zu",
-	    nbefore);
+	cr_assert_eq(
+	    nbefore, 1, "one connection to the agent, not %zu", nbefore);
 	for (i = 0; i < 5; i++) {
-		cr_assert_eq(hpcxl_close_session(c, session, CALL_TIMEOUT_MS, &r),
-		    0);
+		cr_assert_eq(
+		    hpcxl_close_session(c, session, CALL_TIMEOUT_MS, &r), 0);
 		hpcxl_report_free(r);
 	}
 	nafter = harness_tcp_conns_to(agents[0].url, after, 8);
@@ -197,8 +197,9 @@ caller_run(void *arg)
 
 	for (i = 0; i < CONCURRENT_CALLS; i++) {
 		r = NULL;
-		rv = i % 2 == 0 ? hpcxl_ping(k->c, CALL_TIMEOUT_MS, &r)
-		                : hpcxl_status(k->c, NULL, CALL_TIMEOUT_MS, &r);
+		rv = i % 2 == 0
+		    ? hpcxl_ping(k->c, CALL_TIMEOUT_MS, &r)
+		    : hpcxl_status(k->c, NULL, CALL_TIMEOUT_MS, &r);
 		if (rv != 0 || r->nnodes != NAGENTS)
 			k->failures++;
 		hpcxl_report_free(r);
@@ -215,8 +216,8 @@ Test(client, concurrent_calls_each_get_every_reply)
 
 	for (i = 0; i < CONCURRENT_THREADS; i++) {
 		callers[i] = (struct caller) { .c = c };
-		cr_assert_eq(pthread_create(
-		                 &threads[i], NULL, caller_run, &callers[i]),
+		cr_assert_eq(
+		    pthread_create(&threads[i], NULL, caller_run, &callers[i]),
 		    0);
 	}
 	for (i = 0; i < CONCURRENT_THREADS; i++) {
@@ -280,15 +281,16 @@ Test(client, open_that_meets_the_minimum_succeeds)
 		cr_assert_eq(r->nodes[i].state, HPCXL_NODE_OK);
 	cr_assert_eq(r->nodes[DEAD_ROW].state, HPCXL_NODE_UNREACHABLE);
 	hpcxl_report_free(r);
-	cr_assert(harness_wait_procs(session, NAGENTS * WORKERS, CALL_TIMEOUT_MS));
+	cr_assert(
+	    harness_wait_procs(session, NAGENTS * WORKERS, CALL_TIMEOUT_MS));
 	cr_assert_eq(hpcxl_close_session(c, session, SHORT_TIMEOUT_MS, &r),
 	    HPCXL_EPARTIAL); /* the dead node cannot say it is closed */
 	hpcxl_report_free(r);
 	cr_assert(harness_wait_procs(session, 0, CALL_TIMEOUT_MS));
 	p.min_nodes = NNODES + 1; /* more than the roster */
 	r = NULL;
-	cr_assert_eq(hpcxl_open_session(c, &p, SHORT_TIMEOUT_MS, &r),
-	    HPCXL_EINVAL);
+	cr_assert_eq(
+	    hpcxl_open_session(c, &p, SHORT_TIMEOUT_MS, &r), HPCXL_EINVAL);
 	cr_assert_null(r);
 	hpcxl_client_close(c);
 }
@@ -303,7 +305,8 @@ Test(client, no_time_left_still_sends_once_to_connected_nodes)
 
 	cr_assert_eq(hpcxl_open_session(c, &p, CALL_TIMEOUT_MS, &r), 0);
 	hpcxl_report_free(r);
-	cr_assert(harness_wait_procs(session, NAGENTS * WORKERS, CALL_TIMEOUT_MS));
+	cr_assert(
+	    harness_wait_procs(session, NAGENTS * WORKERS, CALL_TIMEOUT_MS));
 	/* Every node is connected now: a close with no time at all. */
 	cr_assert_eq(hpcxl_close_session(c, session, 0, &r), HPCXL_EPARTIAL);
 	hpcxl_report_free(r);
@@ -350,7 +353,8 @@ Test(client, progress_names_the_silent_node_and_interrupt_ends_the_call)
 	cr_assert_eq(kill(agents[1].pid, SIGSTOP), 0);
 	hpcxl_client_set_progress(c, watcher_progress, &w, 200);
 	start = util_now_ms();
-	cr_assert_eq(hpcxl_close_session(c, session, 60000, &r), HPCXL_EPARTIAL);
+	cr_assert_eq(
+	    hpcxl_close_session(c, session, 60000, &r), HPCXL_EPARTIAL);
 	cr_assert_lt(util_now_ms() - start, 30000,
 	    "the interrupt did not end the call");
 	kill(agents[1].pid, SIGCONT);
