@@ -128,6 +128,12 @@ hpcxl_client_open(
 	return rv;
 }
 
+int
+hpcxl_url_check(const char *url)
+{
+	return fleet_url_check(url);
+}
+
 void
 hpcxl_client_close(struct hpcxl_client *c)
 {

@@ -331,6 +331,22 @@ fleet_open(
 	return 0;
 }
 
+int
+fleet_url_check(const char *url)
+{
+	nng_socket sock;
+	nng_dialer d;
+	int rv;
+
+	if (url == NULL)
+		return HPCXL_EINVAL;
+	if (nng_surveyor0_open_raw(&sock) != 0)
+		return HPCXL_ETRANSPORT;
+	rv = nng_dialer_create(&d, sock, url) == 0 ? 0 : HPCXL_EINVAL;
+	nng_close(sock);
+	return rv;
+}
+
 void
 fleet_close(struct fleet *f)
 {

@@ -40,6 +40,10 @@ struct fleet_call;
 int fleet_open(
     const char *const *urls, size_t n, struct fleet **out, size_t *bad_row);
 
+/* 0 if a dialer can be made for url (nothing is dialled), else
+ * HPCXL_EINVAL; HPCXL_ETRANSPORT if nng cannot make a socket. */
+int fleet_url_check(const char *url);
+
 /* Closes every connection and frees f (NULL is fine). No call may be
  * registered. */
 void fleet_close(struct fleet *f);

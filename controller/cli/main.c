@@ -17,22 +17,20 @@
 #include <stdlib.h>
 
 /* Names the node whose URL nng cannot dial (hpcxl_client_open_nodes only
- * says EINVAL; names and duplicates are checked already). */
+ * says EINVAL; names and duplicates are checked already). Nothing is
+ * dialled. */
 static int
 main_bad_url(const struct roster *r)
 {
-	struct hpcxl_client *c;
 	size_t i;
 
 	for (i = 0; i < r->n; i++) {
 		const struct hpcxl_node *node = &r->nodes[i];
 
-		c = NULL;
-		if (hpcxl_client_open_nodes(node, 1, &c) == HPCXL_EINVAL)
+		if (hpcxl_url_check(node->url) == HPCXL_EINVAL)
 			return cli_usage_error("node '%s': invalid URL '%s' "
 			                       "(e.g. tcp://host:port)",
 			    node->name, node->url);
-		hpcxl_client_close(c);
 	}
 	return cli_usage_error("invalid node list");
 }

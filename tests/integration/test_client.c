@@ -153,6 +153,9 @@ Test(client, duplicate_names_or_urls_are_refused)
 	cr_assert_eq(hpcxl_client_open_nodes(empty_name, 1, &c), HPCXL_EINVAL);
 	cr_assert_eq(hpcxl_client_open_nodes(no_url, 1, &c), HPCXL_EINVAL);
 	cr_assert_null(c);
+	cr_assert_eq(hpcxl_url_check(agents[0].url), 0);
+	cr_assert_eq(hpcxl_url_check("nosuchscheme://x"), HPCXL_EINVAL);
+	cr_assert_eq(hpcxl_url_check(NULL), HPCXL_EINVAL);
 }
 
 /* ---- standing connections ---------------------------------------------- */

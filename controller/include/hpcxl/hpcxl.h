@@ -52,6 +52,10 @@ struct hpcxl_node {
 int hpcxl_client_open_nodes(
     const struct hpcxl_node *nodes, size_t n, struct hpcxl_client **out);
 
+/* 0 if nng can dial url, else HPCXL_EINVAL (unknown scheme, malformed, or
+ * NULL): the check hpcxl_client_open_nodes() makes, without dialling. */
+int hpcxl_url_check(const char *url);
+
 /* hpcxl_client_open_nodes() for unnamed nodes: each URL is its own name. */
 int hpcxl_client_open(
     const char *const *urls, size_t nurls, struct hpcxl_client **out);
