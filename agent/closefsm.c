@@ -30,6 +30,19 @@
  */
 static const struct closefsm_step table[CLOSEFSM_NSTATES][CLOSEFSM_NEVENTS]
     = {
+	      [CLOSEFSM_OPENING] = {
+		      [CLOSEFSM_WORKERS_STARTED]
+		      = GO(RUNNING, STORE, CLOSEFSM_REPLY_OPENED),
+		      [CLOSEFSM_OPEN_FAILED] = GO(KILLING, KILL),
+		      /* What started gets SIGTERM; the open fails. */
+		      [CLOSEFSM_CLOSE_REQUESTED]
+		      = GO(STOPPING, TERM, CLOSEFSM_ADD_WAITER),
+		      [CLOSEFSM_AGENT_STOPPING]
+		      = GO(STOPPING, TERM, CLOSEFSM_SHORTEN_GRACE),
+		      [CLOSEFSM_AGENT_KILL] = GO(STOPPING, TERM),
+		      /* Half open cannot be handed over: undone. */
+		      [CLOSEFSM_AGENT_RELEASE] = GO(KILLING, KILL),
+	      },
 	      [CLOSEFSM_RUNNING] = {
 		      [CLOSEFSM_CLOSE_REQUESTED]
 		      = GO(STOPPING, TERM, CLOSEFSM_ADD_WAITER),
@@ -39,6 +52,7 @@ static const struct closefsm_step table[CLOSEFSM_NSTATES][CLOSEFSM_NEVENTS]
 		      [CLOSEFSM_AGENT_KILL] = GO(STOPPING, TERM),
 		      [CLOSEFSM_AGENT_RELEASE]
 		      = GO(RELEASED, STORE, CLOSEFSM_LET_GO),
+		      /* Its record could not be stored: undone. */
 		      [CLOSEFSM_OPEN_FAILED] = GO(KILLING, KILL),
 		      /* An open cut short is undone like a failed one. */
 		      [CLOSEFSM_RESTORED_OPENING] = GO(KILLING, KILL),
@@ -89,6 +103,7 @@ closefsm_next(enum closefsm_state st, enum closefsm_event ev)
 }
 
 static const char *const state_names[CLOSEFSM_NSTATES] = {
+	"OPENING",
 	"RUNNING",
 	"STOPPING",
 	"KILLING",
@@ -104,6 +119,7 @@ static const char *const event_names[CLOSEFSM_NEVENTS] = {
 	"DEADLINE",
 	"KILL_RETRY_DUE",
 	"UNKILLABLE",
+	"WORKERS_STARTED",
 	"OPEN_FAILED",
 	"RESTORED_OPENING",
 	"RESTORED_RUNNING",
@@ -125,6 +141,7 @@ static const char *const action_names[CLOSEFSM_NACTIONS] = {
 	"ADD_WAITER",
 	"SHORTEN_GRACE",
 	"FORGET",
+	"REPLY_OPENED",
 	"REPLY_OK",
 	"REPLY_PARTIAL",
 	"MARK_UNHEALTHY",

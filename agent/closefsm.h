@@ -1,18 +1,27 @@
 /*
- * The close state machine of one session, as one table: state x event ->
- * (next state, actions). Pure: no system calls, no clock, no session. The
- * session table (session.c) turns what it sees into events, sets the
- * session's state to the step's next state, then executes the step's
+ * The state machine of one session, from its open to its close, as one table:
+ * state x event -> (next state, actions). Pure: no system calls, no clock, no
+ * session. The session table (session.c) turns what it sees into events, sets
+ * the session's state to the step's next state, then executes the step's
  * actions in order, so a STORE records the new state and an agent killed
  * after it resumes from there (it never repeats SIGTERM; a repeated kill is
  * harmless).
  *
- *   RUNNING --close--> STOPPING --grace over--> KILLING --empty--> DONE
- *                          \------------------empty-----------------/
+ *   OPENING --started--> RUNNING --close--> STOPPING --grace--> KILLING
+ *      \--failed-------------------------------------------------/  |
+ *                                     STOPPING/KILLING --empty--> DONE
  *
  * The transitions (every pair not listed is not allowed: no action, the
  * state is unchanged, and closefsm_next() says so):
  *
+ *   OPENING  WORKERS_STARTED  -> RUNNING   STORE REPLY_OPENED
+ *   OPENING  OPEN_FAILED      -> KILLING   ARM_KILL STORE KILL_SET
+ *   OPENING  CLOSE_REQUESTED  -> STOPPING  ARM_GRACE STORE SEND_TERM
+ *                                          ADD_WAITER
+ *   OPENING  AGENT_STOPPING   -> STOPPING  ARM_GRACE STORE SEND_TERM
+ *                                          SHORTEN_GRACE
+ *   OPENING  AGENT_KILL       -> STOPPING  ARM_GRACE STORE SEND_TERM
+ *   OPENING  AGENT_RELEASE    -> KILLING   ARM_KILL STORE KILL_SET
  *   RUNNING  CLOSE_REQUESTED  -> STOPPING  ARM_GRACE STORE SEND_TERM
  *                                          ADD_WAITER
  *   RUNNING  LEASE_LAPSED     -> STOPPING  ARM_GRACE STORE SEND_TERM
@@ -43,6 +52,16 @@
  *   DONE     (any)            -> not allowed: the session is gone
  *   RELEASED (any)            -> not allowed: the next agent has it
  *
+ * An open starts OPENING with its request waiting: workers start in
+ * batches between the loop's polls, and the reply goes when all have
+ * started (REPLY_OPENED) or, when the open does not complete (a spawn
+ * failed, a close or the agent's shutdown came first), once what it
+ * started is gone (REPLY_OK and REPLY_PARTIAL answer a waiting open with
+ * the reason it failed), so a retry of the same session id never meets
+ * the remains of the first. A half-open session cannot be handed to the
+ * next agent: AGENT_RELEASE undoes it. RUNNING OPEN_FAILED is the record
+ * of a complete open that could not be stored: it is undone too.
+ *
  * A session read back from the state directory starts RUNNING and gets the
  * RESTORED_ event of its stored phase. AGENT_KILL is fed until the session
  * is KILLING: a running one gets SIGTERM and then the kill at once.
@@ -53,6 +72,7 @@
 #include <stdbool.h>
 
 enum closefsm_state {
+	CLOSEFSM_OPENING, /* workers being started; the open waits */
 	CLOSEFSM_RUNNING,
 	CLOSEFSM_STOPPING, /* SIGTERM sent; the kill comes at grace end */
 	CLOSEFSM_KILLING, /* killed; killed again with backoff until empty */
@@ -70,7 +90,9 @@ enum closefsm_event {
 	CLOSEFSM_DEADLINE, /* a waiting close's reply time came */
 	CLOSEFSM_KILL_RETRY_DUE, /* the backoff before the next kill ended */
 	CLOSEFSM_UNKILLABLE, /* processes outlived the kill by the limit */
-	CLOSEFSM_OPEN_FAILED, /* an open could not start every worker */
+	CLOSEFSM_WORKERS_STARTED, /* the open started its last worker */
+	CLOSEFSM_OPEN_FAILED, /* a worker could not start, or the record of
+	                         the complete open could not be stored */
 	CLOSEFSM_RESTORED_OPENING, /* read back: its open was cut short */
 	CLOSEFSM_RESTORED_RUNNING,
 	CLOSEFSM_RESTORED_STOPPING,
@@ -92,8 +114,11 @@ enum closefsm_action {
 	CLOSEFSM_ADD_WAITER, /* the close waits; its deadline may cut grace */
 	CLOSEFSM_SHORTEN_GRACE, /* to 80 % of the agent's shutdown deadline */
 	CLOSEFSM_FORGET, /* remove the record: the session is closed */
-	CLOSEFSM_REPLY_OK, /* every waiting close gets "ok" with counts */
-	CLOSEFSM_REPLY_PARTIAL, /* each overdue close gets "partial" */
+	CLOSEFSM_REPLY_OPENED, /* the waiting open gets "ok" with workers */
+	CLOSEFSM_REPLY_OK, /* every waiting close gets "ok" with counts, a
+	                      waiting open the error it ended with */
+	CLOSEFSM_REPLY_PARTIAL, /* each overdue close gets "partial", an
+	                           overdue open its error */
 	CLOSEFSM_MARK_UNHEALTHY, /* the node refuses opens until cleared */
 	CLOSEFSM_LET_GO, /* its processes run on for the next agent */
 	CLOSEFSM_NACTIONS,

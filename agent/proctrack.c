@@ -108,7 +108,7 @@ set_start(
     struct proctrack_set *set, const struct proctrack_ops *ops, size_t ngroups)
 {
 	memset(set, 0, sizeof(*set));
-	set->procs_fd = set->events_fd = -1;
+	set->procs_fd = set->events_fd = set->dir_fd = -1;
 	set->pgids = calloc(ngroups + 1, sizeof(*set->pgids));
 	set->leader_ticks = calloc(ngroups + 1, sizeof(*set->leader_ticks));
 	if (set->pgids == NULL || set->leader_ticks == NULL) {
@@ -174,6 +174,12 @@ int
 proctrack_set_pollfd(const struct proctrack_set *set)
 {
 	return set_ops(set)->pollfd(set);
+}
+
+int
+proctrack_set_clone_fd(const struct proctrack_set *set)
+{
+	return set->ops != NULL ? set->dir_fd : -1;
 }
 
 int

@@ -37,7 +37,8 @@ struct proctrack {
 struct proctrack_set {
 	const struct proctrack_ops *ops; /* NULL: none (an empty set) */
 	char path[PATH_MAX]; /* cgroup directory; "" for pgroup */
-	int procs_fd; /* cgroup.procs, written by the child; or -1 */
+	int dir_fd; /* the cgroup directory, for clone3's CLONE_INTO_CGROUP */
+	int procs_fd; /* cgroup.procs, written by a child not born in it */
 	int events_fd; /* cgroup.events, polled; or -1 */
 	size_t ngroups;
 	pid_t *pgids; /* worker i's group; 0 once seen empty or dropped */
@@ -96,8 +97,12 @@ const char *proctrack_set_kind(const struct proctrack_set *set);
 /* The descriptor whose POLLPRI says the set changed, or -1. */
 int proctrack_set_pollfd(const struct proctrack_set *set);
 
+/* The cgroup directory a child can be born in (clone3), or -1. */
+int proctrack_set_clone_fd(const struct proctrack_set *set);
+
 /*
- * Called in the forked child before exec: joins the set. Only
+ * Called in the child before exec when it was not born in the set: joins
+ * the set. Only
  * async-signal-safe calls. Returns 0 or an errno value.
  */
 int proctrack_child_join(const struct proctrack_set *set);

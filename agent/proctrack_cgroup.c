@@ -161,12 +161,25 @@ cgroup_release(struct proctrack_set *set, bool remove)
 		close(set->procs_fd);
 	if (set->events_fd >= 0)
 		close(set->events_fd);
-	set->procs_fd = set->events_fd = -1;
+	if (set->dir_fd >= 0)
+		close(set->dir_fd);
+	set->procs_fd = set->events_fd = set->dir_fd = -1;
 	if (remove && set->path[0] != '\0' && rmdir(set->path) != 0
 	    && errno != ENOENT)
 		log_warn(
 		    "cannot remove cgroup %s: %s", set->path, strerror(errno));
 	set->path[0] = '\0';
+}
+
+/* events to poll, the directory to clone into, procs to join by hand. */
+static int
+cgroup_open_fds(struct proctrack_set *set)
+{
+	set->events_fd = open_in(set->path, "cgroup.events", O_RDONLY);
+	set->dir_fd = open(set->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	set->procs_fd = open_in(set->path, "cgroup.procs", O_WRONLY);
+	return set->events_fd < 0 || set->dir_fd < 0 || set->procs_fd < 0 ? -1
+	                                                                  : 0;
 }
 
 static int
@@ -187,9 +200,7 @@ cgroup_create(
 		return HPCXL_ESYSTEM;
 	if (mkdir(set->path, 0755) != 0 && errno != EEXIST)
 		goto fail;
-	set->events_fd = open_in(set->path, "cgroup.events", O_RDONLY);
-	set->procs_fd = open_in(set->path, "cgroup.procs", O_WRONLY);
-	if (set->events_fd < 0 || set->procs_fd < 0)
+	if (cgroup_open_fds(set) != 0)
 		goto fail;
 	if (cgroup_populated(set->events_fd)) {
 		log_err("cgroup %s still holds processes", set->path);
@@ -209,10 +220,8 @@ cgroup_adopt(
 {
 	if (cgroup_path(pt, session, set) != 0)
 		return HPCXL_ENOTFOUND;
-	set->events_fd = open_in(set->path, "cgroup.events", O_RDONLY);
-	/* Writable too: a worker restarted later must join it as well. */
-	set->procs_fd = open_in(set->path, "cgroup.procs", O_WRONLY);
-	if (set->events_fd < 0 || set->procs_fd < 0) {
+	/* Joinable too: a worker restarted later must join it as well. */
+	if (cgroup_open_fds(set) != 0) {
 		cgroup_release(set, false);
 		return HPCXL_ENOTFOUND;
 	}

@@ -1,11 +1,14 @@
 /*
- * The session table: every session this node runs, and the close state
- * machine of each (its table is closefsm.h; session.c turns what it sees
- * into the table's events and runs the actions it returns).
+ * The session table: every session this node runs, and the state machine
+ * of each (its table is closefsm.h; the modules of session_impl.h turn
+ * what they see into the table's events and run the actions it returns).
  *
- *   RUNNING --close--> STOPPING --grace over--> KILLING --empty--> DONE
- *                          \------------------empty-----------------/
+ *   OPENING --started--> RUNNING --close--> STOPPING --grace--> KILLING
+ *                                  STOPPING/KILLING --empty--> DONE
  *
+ * OPENING: the open's request waits while its workers start, in batches
+ * of at most SPAWN_SLICE_MS per loop pass; it is answered when the last
+ * has started or, if the open fails, once what it started is gone.
  * STOPPING: SIGCONT+SIGTERM went to every worker; grace is
  * min(profile stop grace, 80 % of the close deadline). KILLING: the whole
  * process set was killed (cgroup.kill or SIGKILL per process group) and is
@@ -44,6 +47,7 @@ struct session_table {
 	const struct state_dir *state; /* opened (locked) by the caller */
 	char unhealthy[512]; /* why the node refuses opens; "" = healthy */
 	int64_t next_logcap_ms; /* worker logs are measured again then */
+	int64_t spawn_until_ms; /* this pass starts workers until then */
 	bool releasing; /* running sessions were left to the next agent */
 };
 

@@ -8,6 +8,7 @@
 #include "hpcxl/common/config.h"
 #include "hpcxl/common/proto.h"
 #include "proctrack.h"
+#include "worker_plan.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,52 +28,26 @@ struct worker {
 	uint64_t start_ticks; /* /proc/PID/stat starttime: guards pid reuse */
 };
 
-/* Everything the child needs, built before fork (the child may not allocate).
- */
+/* What differs from worker to worker of one open; the rest is the plan. */
 struct worker_spec {
-	const char *path; /* resolved executable */
-	char *const *argv;
-	char *const *envp;
-	const struct config_profile *profile; /* user, group, env, limits */
-	const char *workdir;
+	char *const *envp; /* base environment (worker_env_build) */
 	const char *log_path; /* stdout and stderr go here (appended) */
 	const struct proctrack_set *set;
 };
 
 /*
- * Builds the environment for worker index of a session: the agent's
- * environment plus HPCXL_SESSION, HPCXL_NODE, HPCXL_WORKER, HPCXL_WORKBOOK.
- * The profile's env entries are not in it: worker_spawn merges them in.
- * Returns a malloc'd NULL-terminated vector (free with worker_env_free) or
- * NULL on allocation failure.
+ * Starts the worker with vfork semantics (spawn_clone.h): the agent's
+ * thread waits only until the child has exec'd or failed. The child leads
+ * its own process group, is born in (or joins) spec->set, opens the log,
+ * sets the plan's limits, drops to its groups, gid and uid, changes to the
+ * profile's workdir as that user, and execs with the plan's environment
+ * merged into spec->envp. Returns 0 when the program really is running,
+ * HPCXL_EEXEC when a step of the child failed (why names it; the child is
+ * reaped), or HPCXL_ESYSTEM/HPCXL_ENOMEM with a reason in why. Nothing is
+ * kept of spec or plan after return.
  */
-char **worker_env_build(const char *session, const char *node, uint32_t index,
-    const char *workbook);
-void worker_env_free(char **envp);
-
-/*
- * Finds prog in PATH unless it holds a '/'; checks it is an executable
- * regular file. Returns 0 and a malloc'd path, or HPCXL_EEXEC with why.
- */
-int worker_resolve(const char *prog, char **path, char *why, size_t whylen);
-
-/*
- * Forks and execs the worker. Before fork, from spec->profile (may be
- * NULL): resolves user and group (passwd/group lookups happen here, at
- * every spawn, never in the child), the supplementary groups of the user,
- * the rlimits, and the environment: spec->envp with the profile's env
- * added (a profile NAME replaces the agent's; HPCXL_* are spec->envp's).
- * The child leads its own process group, joins spec->set, opens the log,
- * sets the limits, drops to the profile's groups, gid and uid, changes to
- * spec->workdir as that user, and reports any failure through a CLOEXEC
- * pipe, so a 0 return means the program really is running. On failure
- * returns HPCXL_EEXEC (unknown user or group, or a step of the child
- * failed: why names it) or HPCXL_ESYSTEM/HPCXL_ENOMEM, with a reason in
- * why; a child that failed is reaped before return. spec and everything
- * it points to stay the caller's; nothing is kept after return.
- */
-int worker_spawn(struct worker *w, const struct worker_spec *spec, char *why,
-    size_t whylen);
+int worker_spawn(struct worker *w, const struct worker_plan *plan,
+    const struct worker_spec *spec, char *why, size_t whylen);
 
 /* Sends sig through the pidfd; a no-op once the worker was reaped. */
 void worker_signal(const struct worker *w, int sig);

@@ -25,6 +25,18 @@ struct row {
 
 /* closefsm.h's list, written out again: the table must match it. */
 static const struct row rows[] = {
+	{ A(OPENING), A(WORKERS_STARTED), A(RUNNING),
+	    { A(STORE), A(REPLY_OPENED) } },
+	{ A(OPENING), A(OPEN_FAILED), A(KILLING),
+	    { A(ARM_KILL), A(STORE), A(KILL_SET) } },
+	{ A(OPENING), A(CLOSE_REQUESTED), A(STOPPING),
+	    { A(ARM_GRACE), A(STORE), A(SEND_TERM), A(ADD_WAITER) } },
+	{ A(OPENING), A(AGENT_STOPPING), A(STOPPING),
+	    { A(ARM_GRACE), A(STORE), A(SEND_TERM), A(SHORTEN_GRACE) } },
+	{ A(OPENING), A(AGENT_KILL), A(STOPPING),
+	    { A(ARM_GRACE), A(STORE), A(SEND_TERM) } },
+	{ A(OPENING), A(AGENT_RELEASE), A(KILLING),
+	    { A(ARM_KILL), A(STORE), A(KILL_SET) } },
 	{ A(RUNNING), A(CLOSE_REQUESTED), A(STOPPING),
 	    { A(ARM_GRACE), A(STORE), A(SEND_TERM), A(ADD_WAITER) } },
 	{ A(RUNNING), A(LEASE_LAPSED), A(STOPPING),
@@ -182,6 +194,8 @@ struct fake {
 	bool killable; /* false: D state, the kill does nothing */
 	unsigned terms, kills, backoffs, stores, waiters;
 	unsigned ok_replies, partial_replies;
+	bool open_waits; /* an open request waits for its reply */
+	unsigned opened_replies, open_errors;
 	bool armed_grace, armed_kill, forgotten, unhealthy, let_go;
 	char log[512]; /* every action, in order */
 };
@@ -215,13 +229,21 @@ fake_act(struct fake *f, enum closefsm_action a)
 	case CLOSEFSM_ADD_WAITER:
 		f->waiters++;
 		break;
+	case CLOSEFSM_REPLY_OPENED:
+		f->opened_replies += f->open_waits;
+		f->open_waits = false;
+		break;
 	case CLOSEFSM_REPLY_OK:
 		f->ok_replies += f->waiters;
 		f->waiters = 0;
+		f->open_errors += f->open_waits;
+		f->open_waits = false;
 		break;
 	case CLOSEFSM_REPLY_PARTIAL:
 		f->partial_replies += f->waiters;
 		f->waiters = 0;
+		f->open_errors += f->open_waits;
+		f->open_waits = false;
 		break;
 	case CLOSEFSM_ARM_GRACE:
 		f->armed_grace = true;
@@ -279,7 +301,10 @@ step_due(struct fake *f, bool deadline)
 
 Test(closefsm_fake, term_honoured_ends_without_a_kill)
 {
-	struct fake f = { .procs = 3, .term_ends = true, .killable = true };
+	struct fake f = { .state = CLOSEFSM_RUNNING,
+		.procs = 3,
+		.term_ends = true,
+		.killable = true };
 
 	cr_assert(feed(&f, CLOSEFSM_CLOSE_REQUESTED));
 	cr_expect_eq(f.state, CLOSEFSM_STOPPING);
@@ -294,7 +319,8 @@ Test(closefsm_fake, term_honoured_ends_without_a_kill)
 
 Test(closefsm_fake, grace_over_kill_empty_done)
 {
-	struct fake f = { .procs = 2, .killable = true };
+	struct fake f
+	    = { .state = CLOSEFSM_RUNNING, .procs = 2, .killable = true };
 
 	feed(&f, CLOSEFSM_CLOSE_REQUESTED);
 	cr_expect_eq(f.procs, 2, "SIGTERM ignored");
@@ -312,7 +338,7 @@ Test(closefsm_fake, grace_over_kill_empty_done)
 
 Test(closefsm_fake, never_dies_partial_then_unhealthy)
 {
-	struct fake f = { .procs = 1 };
+	struct fake f = { .state = CLOSEFSM_RUNNING, .procs = 1 };
 
 	feed(&f, CLOSEFSM_CLOSE_REQUESTED);
 	step_due(&f, false); /* grace over: killed, still there */
@@ -335,7 +361,8 @@ Test(closefsm_fake, never_dies_partial_then_unhealthy)
 
 Test(closefsm_fake, lease_lapse_closes_with_nobody_waiting)
 {
-	struct fake f = { .procs = 1, .killable = true };
+	struct fake f
+	    = { .state = CLOSEFSM_RUNNING, .procs = 1, .killable = true };
 
 	feed(&f, CLOSEFSM_LEASE_LAPSED);
 	cr_expect_eq(f.waiters, 0);
@@ -348,10 +375,14 @@ Test(closefsm_fake, lease_lapse_closes_with_nobody_waiting)
 
 Test(closefsm_fake, restored_phases_resume)
 {
-	struct fake opening = { .procs = 1, .killable = true };
-	struct fake running = { .procs = 1, .killable = true };
-	struct fake stopping = { .procs = 1, .killable = true };
-	struct fake killing = { .procs = 1, .killable = true };
+	struct fake opening
+	    = { .state = CLOSEFSM_RUNNING, .procs = 1, .killable = true };
+	struct fake running
+	    = { .state = CLOSEFSM_RUNNING, .procs = 1, .killable = true };
+	struct fake stopping
+	    = { .state = CLOSEFSM_RUNNING, .procs = 1, .killable = true };
+	struct fake killing
+	    = { .state = CLOSEFSM_RUNNING, .procs = 1, .killable = true };
 
 	feed(&opening, CLOSEFSM_RESTORED_OPENING);
 	cr_expect_eq(opening.state, CLOSEFSM_KILLING);
@@ -372,7 +403,8 @@ Test(closefsm_fake, restored_phases_resume)
 
 Test(closefsm_fake, agent_kill_fed_until_killing)
 {
-	struct fake f = { .procs = 1, .killable = true };
+	struct fake f
+	    = { .state = CLOSEFSM_RUNNING, .procs = 1, .killable = true };
 	int feeds = 0;
 
 	while (f.state != CLOSEFSM_KILLING && feed(&f, CLOSEFSM_AGENT_KILL))
@@ -385,8 +417,8 @@ Test(closefsm_fake, agent_kill_fed_until_killing)
 
 Test(closefsm_fake, release_leaves_only_running_sessions)
 {
-	struct fake run = { .procs = 1 };
-	struct fake stop = { .procs = 1 };
+	struct fake run = { .state = CLOSEFSM_RUNNING, .procs = 1 };
+	struct fake stop = { .state = CLOSEFSM_RUNNING, .procs = 1 };
 
 	feed(&stop, CLOSEFSM_CLOSE_REQUESTED);
 	cr_assert(feed(&run, CLOSEFSM_AGENT_RELEASE));
@@ -398,13 +430,81 @@ Test(closefsm_fake, release_leaves_only_running_sessions)
 	cr_expect_not(stop.let_go);
 }
 
-Test(closefsm_fake, open_failed_kills_what_started)
+/* An open as session_open starts it: OPENING, its request waiting. */
+#define OPENING_FAKE(n)                                                       \
+	{                                                                     \
+		.state = CLOSEFSM_OPENING, .procs = (n), .killable = true,    \
+		.open_waits = true                                            \
+	}
+
+Test(closefsm_fake, open_answered_once_every_worker_started)
 {
-	struct fake f = { .procs = 2, .killable = true };
+	struct fake f = OPENING_FAKE(2);
+
+	cr_assert(feed(&f, CLOSEFSM_WORKERS_STARTED));
+	cr_expect_eq(f.state, CLOSEFSM_RUNNING);
+	cr_expect_eq(f.opened_replies, 1);
+	cr_expect_eq(f.stores, 1, "stored as running before the reply");
+	cr_expect_str_eq(f.log, "STORE REPLY_OPENED ");
+	cr_expect_not(feed(&f, CLOSEFSM_WORKERS_STARTED), "once only");
+}
+
+Test(closefsm_fake, open_failed_kills_what_started_then_answers)
+{
+	struct fake f = OPENING_FAKE(2);
 
 	feed(&f, CLOSEFSM_OPEN_FAILED);
 	cr_expect_eq(f.terms, 0);
 	cr_expect_eq(f.kills, 1);
+	cr_expect_eq(f.open_errors, 0, "not before its workers are gone");
 	step_due(&f, false);
 	cr_expect_eq(f.state, CLOSEFSM_DONE);
+	cr_expect_eq(f.open_errors, 1);
+	cr_expect_eq(f.opened_replies, 0);
+}
+
+Test(closefsm_fake, open_failed_with_unkillable_workers_answers_by_deadline)
+{
+	struct fake f = OPENING_FAKE(1);
+
+	f.killable = false;
+	feed(&f, CLOSEFSM_OPEN_FAILED);
+	step_due(&f, true);
+	cr_expect_eq(f.state, CLOSEFSM_KILLING, "still killing");
+	cr_expect_eq(f.open_errors, 1, "answered at its deadline");
+}
+
+Test(closefsm_fake, close_during_open_answers_both)
+{
+	struct fake f = OPENING_FAKE(3);
+
+	f.term_ends = true;
+	cr_assert(feed(&f, CLOSEFSM_CLOSE_REQUESTED));
+	cr_expect_eq(f.state, CLOSEFSM_STOPPING);
+	cr_expect_not(feed(&f, CLOSEFSM_WORKERS_STARTED), "the open is over");
+	step_due(&f, false);
+	cr_expect_eq(f.state, CLOSEFSM_DONE);
+	cr_expect_eq(f.ok_replies, 1, "the close: ok");
+	cr_expect_eq(f.open_errors, 1, "the open: failed");
+}
+
+Test(closefsm_fake, release_undoes_a_half_open_session)
+{
+	struct fake f = OPENING_FAKE(1);
+
+	cr_assert(feed(&f, CLOSEFSM_AGENT_RELEASE));
+	cr_expect_eq(f.state, CLOSEFSM_KILLING);
+	cr_expect_not(f.let_go);
+	step_due(&f, false);
+	cr_expect_eq(f.open_errors, 1);
+}
+
+Test(closefsm_fake, stored_open_that_failed_to_store_is_undone)
+{
+	struct fake f = OPENING_FAKE(1);
+
+	feed(&f, CLOSEFSM_WORKERS_STARTED);
+	cr_assert(feed(&f, CLOSEFSM_OPEN_FAILED));
+	cr_expect_eq(f.state, CLOSEFSM_KILLING);
+	cr_expect_eq(f.kills, 1);
 }

@@ -1,0 +1,130 @@
+#include "spawn_clone.h"
+
+#include "hpcxl/common/log.h"
+
+#include <errno.h>
+#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The child's stack: its frames (child setup up to execve) stay small,
+ * but NSS-free libc calls may use a few pages; glibc's posix_spawn uses
+ * 32 KiB plus PATH_MAX. */
+#define CHILD_STACK_SIZE (256 * 1024)
+
+static _Alignas(64) unsigned char child_stack[CHILD_STACK_SIZE];
+
+/* Set once clone3 has said it cannot serve us: every later spawn goes
+ * straight to clone(2). */
+static bool clone3_unusable;
+
+#if defined(__x86_64__) && defined(SYS_clone3)
+/*
+ * clone3 with a stack of our own returns twice, the second time in the
+ * child on an empty stack: that half cannot return into C, so it calls
+ * fn(arg) and exits in assembly (as glibc's own clone does). r8 and r9
+ * survive the syscall; rcx and r11 do not. The stack top is 16-byte
+ * aligned, so after the call the child's frame is aligned as the ABI
+ * wants.
+ */
+static long
+clone3_run(struct clone_args *args, int (*fn)(void *), void *arg)
+{
+	register long ret __asm__("rax") = SYS_clone3;
+	register int (*r8)(void *) __asm__("r8") = fn;
+	register void *r9 __asm__("r9") = arg;
+
+	__asm__ volatile("syscall\n\t"
+	                 "test %%rax, %%rax\n\t"
+	                 "jnz 1f\n\t"
+	                 "xor %%ebp, %%ebp\n\t"
+	                 "mov %%r9, %%rdi\n\t"
+	                 "call *%%r8\n\t"
+	                 "mov %%eax, %%edi\n\t"
+	                 "mov %[exit_nr], %%eax\n\t"
+	                 "syscall\n\t"
+	                 "hlt\n"
+	                 "1:"
+	                 : "+r"(ret)
+	                 : "D"(args), "S"(sizeof(*args)), "r"(r8),
+	                 "r"(r9), [exit_nr] "i"(SYS_exit)
+	                 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static pid_t
+spawn_clone3(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
+    volatile bool *in_cgroup)
+{
+	struct clone_args ca = {
+		.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		.exit_signal = SIGCHLD,
+		.stack = (uint64_t)(uintptr_t)child_stack,
+		.stack_size = sizeof(child_stack),
+	};
+	long rv;
+
+	if (cgroup_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cgroup_fd;
+	}
+	*in_cgroup = cgroup_fd >= 0;
+	rv = clone3_run(&ca, fn, arg);
+	if (rv < 0) {
+		errno = (int)-rv;
+		return -1;
+	}
+	return (pid_t)rv;
+}
+#else
+static pid_t
+spawn_clone3(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
+    volatile bool *in_cgroup)
+{
+	(void)fn, (void)arg, (void)cgroup_fd, (void)pidfd, (void)in_cgroup;
+	errno = ENOSYS;
+	return -1;
+}
+#endif
+
+/* The fallback: the same vfork semantics; the child joins its cgroup. */
+static pid_t
+spawn_clone2(
+    int (*fn)(void *), void *arg, int *pidfd, volatile bool *in_cgroup)
+{
+	*in_cgroup = false;
+	return clone(fn, child_stack + sizeof(child_stack),
+	    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, arg, pidfd);
+}
+
+/* The errors of a kernel without clone3 or CLONE_INTO_CGROUP (or a
+ * seccomp filter that refuses it), as opposed to fork's own failures. */
+static bool
+clone3_missing(int err)
+{
+	return err == ENOSYS || err == E2BIG || err == EINVAL || err == EPERM
+	    || err == EOPNOTSUPP;
+}
+
+pid_t
+spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
+    volatile bool *in_cgroup)
+{
+	pid_t pid;
+
+	if (!clone3_unusable) {
+		pid = spawn_clone3(fn, arg, cgroup_fd, pidfd, in_cgroup);
+		if (pid >= 0 || !clone3_missing(errno))
+			return pid;
+		clone3_unusable = true;
+		log_notice("clone3 unavailable (%s): workers start with "
+		           "clone(2) and join their cgroup themselves",
+		    strerror(errno));
+	}
+	return spawn_clone2(fn, arg, pidfd, in_cgroup);
+}

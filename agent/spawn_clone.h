@@ -1,0 +1,38 @@
+/*
+ * Process creation with vfork semantics: the child shares the agent's
+ * memory until it execs or exits, and the agent's thread waits meanwhile.
+ * Nothing is copied (fork's page-table copy grows with the agent's size
+ * and its copy-on-write faults follow), and the child's outcome is known
+ * when spawn_clone() returns: no pipe, no second wait.
+ *
+ * Where the kernel has clone3 (Linux 5.7 for CLONE_INTO_CGROUP) the child
+ * is born in the session's cgroup: no write to cgroup.procs, which takes
+ * the cgroup migration lock. Elsewhere clone(2) does the same but the
+ * child joins the cgroup itself. One file per way of cloning would be the
+ * libuv layout; both ways are a dozen lines, so they share this one.
+ */
+#ifndef HPCXL_AGENT_SPAWN_CLONE_H
+#define HPCXL_AGENT_SPAWN_CLONE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/*
+ * Starts fn(arg) in a new process on a private stack and returns once fn
+ * has called execve successfully or _exit. fn must never return and may
+ * use only async-signal-safe calls (no malloc: the memory is the agent's,
+ * and its other threads keep running). It may write its outcome into arg:
+ * the caller reads it after the return.
+ *
+ * cgroup_fd >= 0: the child should start in that cgroup directory. Before
+ * the child runs, *in_cgroup is set to whether the kernel put it there;
+ * when false, fn must join the cgroup itself. *pidfd gets a pidfd of the
+ * child. Returns the child's pid, or -1 with errno.
+ *
+ * Not reentrant: one stack serves every spawn, so only one thread (the
+ * agent's loop) may spawn.
+ */
+pid_t spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
+    volatile bool *in_cgroup);
+
+#endif
