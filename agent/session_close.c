@@ -163,22 +163,59 @@ shorten_grace(struct session *s, int64_t grace_end_ms)
 
 /* A close with deadline d may shorten grace to 80 % of d, never extend it. */
 static void
-session_fit_deadline(struct session *s, struct server_req *req, int64_t now_ms)
+session_fit_deadline(struct session_table *t, struct session *s,
+    struct server_req *req, int64_t now_ms)
 {
 	int64_t d = (int64_t)req->m.u.close.deadline_ms;
 	int64_t grace_end = now_ms + d * 8 / 10;
 
 	req->reply_by_ms = now_ms + d;
 	shorten_grace(s, grace_end);
-	session_add_waiter(s, req);
+	session_add_waiter(t, s, req);
+}
+
+/* Requests waiting on one session from distinct routes (a controller's
+ * repeats replace each other): more is a flood, not a fleet. */
+#define SESSION_MAX_WAITERS 64
+
+static unsigned
+count_waiters(const struct session *s)
+{
+	unsigned n = 0;
+
+	for (const struct server_req *r = s->waiters; r != NULL; r = r->next)
+		n++;
+	return n;
 }
 
 void
-session_add_waiter(struct session *s, struct server_req *req)
+session_add_waiter(
+    struct session_table *t, struct session *s, struct server_req *req)
 {
 	drop_same_waiter(s, req);
+	if (count_waiters(s) >= SESSION_MAX_WAITERS) {
+		server_reply_code(t->srv, req, PROTO_CODE_REFUSED,
+		    "too many requests wait on this session; retry later");
+		return;
+	}
 	req->next = s->waiters;
 	s->waiters = req;
+}
+
+/*
+ * A session this agent does not know may be one it just left for the next
+ * agent: "not found" would tell a close it is closed, and a renew that it
+ * is gone (the controller stops renewing; the next agent lets the lease
+ * lapse). Both get "refused": retry on the next agent.
+ */
+static bool
+refuse_while_releasing(struct session_table *t, struct server_req *req)
+{
+	if (!t->releasing)
+		return false;
+	server_reply_code(t->srv, req, PROTO_CODE_REFUSED,
+	    "the agent is restarting; retry on the next one");
+	return true;
 }
 
 void
@@ -187,13 +224,8 @@ session_close(struct session_table *t, struct server_req *req)
 	struct session *s = session_find(t, req->m.u.close.session);
 	int64_t now = util_now_ms();
 
-	if (s == NULL && t->releasing) {
-		/* It may be one just left for the next agent: "not found"
-		 * would tell the controller it is closed. */
-		server_reply_code(t->srv, req, PROTO_CODE_REFUSED,
-		    "the agent is restarting; retry on the next one");
+	if (s == NULL && refuse_while_releasing(t, req))
 		return;
-	}
 	if (s == NULL)
 		s = session_adopt_cgroup(t, req->m.u.close.session);
 	if (s == NULL) {
@@ -219,6 +251,8 @@ session_renew(struct session_table *t, struct server_req *req)
 	struct session *s = session_find(t, req->m.u.renew.session);
 	uint64_t lease_ms = req->m.u.renew.lease_ms;
 
+	if (s == NULL && refuse_while_releasing(t, req))
+		return;
 	if (s == NULL) {
 		server_reply_code(t->srv, req, PROTO_CODE_NOT_FOUND,
 		    "no such session on this node");
@@ -358,7 +392,7 @@ session_act(struct session_table *t, struct session *s, enum closefsm_action a,
 		kill_backoff(s, now_ms);
 		break;
 	case CLOSEFSM_ADD_WAITER:
-		session_fit_deadline(s, c->req, now_ms);
+		session_fit_deadline(t, s, c->req, now_ms);
 		break;
 	case CLOSEFSM_SHORTEN_GRACE:
 		shorten_grace(s, c->grace_end_ms);

@@ -96,8 +96,10 @@ bool session_feed(struct session_table *t, struct session *s,
 /* A STOPPING or KILLING session: timers, emptiness, deadlines. */
 void session_close_step(
     struct session_table *t, struct session *s, int64_t now_ms);
-/* req waits on s: the newest of one route replaces the older one. */
-void session_add_waiter(struct session *s, struct server_req *req);
+/* req waits on s: the newest of one route replaces the older one; past
+ * SESSION_MAX_WAITERS it is refused at once. */
+void session_add_waiter(
+    struct session_table *t, struct session *s, struct server_req *req);
 
 /* ---- session_restart.c ---- */
 void session_note_worker_end(struct session_table *t, struct session *s,

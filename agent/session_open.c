@@ -247,11 +247,11 @@ open_existing(
 	} else if (s->state == CLOSEFSM_RUNNING)
 		reply_opened(t, req, s);
 	else if (s->state == CLOSEFSM_OPENING)
-		session_add_waiter(s, req);
+		session_add_waiter(t, s, req);
 	else if (s->open_why[0] != '\0') {
 		/* Failed and being undone: the reply comes with the first. */
 		req->reply_by_ms = util_now_ms() + OPEN_UNDO_REPLY_MS;
-		session_add_waiter(s, req);
+		session_add_waiter(t, s, req);
 	} else {
 		snprintf(why, sizeof(why), "session %s is closing", s->id);
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
@@ -309,7 +309,7 @@ session_open(struct session_table *t, struct server_req *req)
 	s->open_op = req->m.op;
 	if (o->lease_ms > 0)
 		s->lease_end_ms = now + (int64_t)o->lease_ms;
-	session_add_waiter(s, req);
+	session_add_waiter(t, s, req);
 	/* Stored before the first spawn: an agent killed while spawning
 	 * leaves a record, and the next one undoes the open. */
 	if ((rv = session_persist(t, s)) != 0)

@@ -7,6 +7,7 @@
  * - A close retried with the same op on another connection, or under
  *   another survey, is answered on every route (PROTOCOL.md §3); a repeat
  *   on the same route once.
+ * - Past 64 requests waiting on one session, more are refused at once.
  * - More than two requests in flight on one connection: nng 1.5.2 may drop
  *   replies past two; the agent says so (rate-limited), a retry recovers
  *   them, and the agent keeps serving (PROTOCOL.md §1.3).
@@ -321,6 +322,46 @@ Test(server, a_close_repeated_on_the_same_survey_is_answered_once)
 	got_free(&g);
 	got_free(&next);
 	conn_close(&a);
+	agent_exits_cleanly();
+}
+
+/* The agent's cap on requests waiting on one session (session_close.c). */
+#define SESSION_MAX_WAITERS 64
+#define FLOOD (SESSION_MAX_WAITERS + 6)
+
+/* A flood of closes from distinct connections cannot grow the agent's
+ * waiting list without bound: past the cap each is refused at once, the
+ * others are all answered when the close ends. */
+Test(server, closes_past_the_waiter_cap_are_refused_and_the_rest_answered)
+{
+	static struct conn c[FLOOD];
+	struct proto_msg req;
+	uint64_t op = util_random_u64();
+	int ok = 0, refused = 0;
+	char id[64];
+
+	for (int i = 0; i < FLOOD; i++)
+		conn_open(&c[i]);
+	open_deaf(id, sizeof(id));
+	req = close_req(id, op);
+	conn_send(&c[0], 1, &req);
+	wait_closing(id);
+	for (int i = 1; i < FLOOD; i++)
+		conn_send(&c[i], 1, &req);
+	for (int i = 0; i < FLOOD; i++) {
+		struct got g;
+
+		cr_assert_eq(conn_recv(&c[i], WAIT_MS, &g), 0,
+		    "connection %d: no reply", i);
+		ok += g.m.u.reply.code == PROTO_CODE_OK;
+		refused += g.m.u.reply.code == PROTO_CODE_REFUSED
+		    && strstr(g.m.u.reply.msg, "too many") != NULL;
+		got_free(&g);
+		conn_close(&c[i]);
+	}
+	cr_expect_eq(ok, SESSION_MAX_WAITERS);
+	cr_expect_eq(refused, FLOOD - SESSION_MAX_WAITERS);
+	cr_expect_eq(harness_session_procs(id), 0);
 	agent_exits_cleanly();
 }
 
