@@ -18,6 +18,13 @@
  *   overshoot ROSTER RUNS TIMEOUT_MS
  *       RUNS empty closes with TIMEOUT_MS, on a roster where some node does
  *       not answer: how far past TIMEOUT_MS each call returned.
+ *   open-ping ROSTER WORKERS PINGS
+ *       The loop under load (roster: one agent). PINGS warm pings on an
+ *       idle agent (the baseline), then an open of WORKERS "tiny" workers
+ *       (sleep; the agent's cost, not the workers') on a second client
+ *       while the first pings as fast as it is answered until the open
+ *       returns; then a close. Ping times during the open against the
+ *       idle ones, and the open's time.
  *   rss ROSTER TIMEOUT_MS
  *       One client for the whole roster, one ping: the process's VmHWM and
  *       VmRSS afterwards (kB), and how many nodes answered.
@@ -26,6 +33,8 @@
 
 #include <hpcxl/hpcxl.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +221,89 @@ overshoot(int argc, char **argv)
 	return 0;
 }
 
+#define MAX_PINGS 100000
+#define PING_TIMEOUT_MS 10000
+
+struct bg_open {
+	struct hpcxl_open_params p;
+	atomic_bool done;
+	bool ok;
+	double ms;
+};
+
+static void *
+bg_open_run(void *arg)
+{
+	struct bg_open *b = arg;
+	struct hpcxl_client *c = client();
+	struct hpcxl_report *r = NULL;
+	double t0 = bench_now_ms();
+
+	hpcxl_open_session(c, &b->p, OPEN_CLOSE_TIMEOUT_MS, &r);
+	b->ms = bench_now_ms() - t0;
+	b->ok = all_done(r, true, b->p.workers);
+	hpcxl_report_free(r);
+	hpcxl_client_close(c);
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+/* One ping's time in ms, or -1 when a node did not answer. */
+static double
+timed_ping(struct hpcxl_client *c)
+{
+	struct hpcxl_report *r = NULL;
+	double t0 = bench_now_ms(), ms;
+
+	hpcxl_ping(c, PING_TIMEOUT_MS, &r);
+	ms = bench_now_ms() - t0;
+	if (r == NULL || !r->ok)
+		ms = -1;
+	hpcxl_report_free(r);
+	return ms;
+}
+
+static int
+open_ping(int argc, char **argv)
+{
+	static double idle[MAX_RUNS], during[MAX_PINGS];
+	struct bg_open b = { .p = { .profile = "tiny" } };
+	struct hpcxl_client *c = client();
+	struct hpcxl_report *r = NULL;
+	size_t n = 0, lost = 0;
+	char session[64];
+	pthread_t th;
+	int pings;
+
+	if (argc != 2)
+		return 2;
+	b.p.workers = (unsigned)bench_arg(argv[0], 1, 4096, "WORKERS");
+	pings = (int)bench_arg(argv[1], 2, MAX_RUNS, "PINGS");
+	timed_ping(c); /* connects */
+	for (int i = 0; i < pings; i++)
+		lost += (idle[i] = timed_ping(c)) < 0;
+	snprintf(session, sizeof(session), "bench-ping-%d", (int)getpid());
+	b.p.session = session;
+	if (pthread_create(&th, NULL, bg_open_run, &b) != 0)
+		return 1;
+	while (!atomic_load(&b.done) && n < MAX_PINGS) {
+		double ms = timed_ping(c);
+
+		if (!atomic_load(&b.done))
+			lost += (during[n++] = ms) < 0;
+	}
+	pthread_join(th, NULL);
+	hpcxl_close_session(c, session, OPEN_CLOSE_TIMEOUT_MS, &r);
+	hpcxl_report_free(r);
+	hpcxl_client_close(c);
+	bench_result("idle", idle, (size_t)pings);
+	if (n > 0)
+		bench_result("during", during, n);
+	printf("RESULT open ms=%.1f ok=%d pings=%zu lost=%zu\n", b.ms, b.ok, n,
+	    lost);
+	return !b.ok || lost > 0;
+}
+
 /* Value in kB of a "Name:   123 kB" line of /proc/self/status; -1. */
 static long
 status_kb(const char *name)
@@ -262,6 +354,8 @@ main(int argc, char **argv)
 			rv = survey(argc - 3, argv + 3);
 		else if (strcmp(argv[1], "overshoot") == 0)
 			rv = overshoot(argc - 3, argv + 3);
+		else if (strcmp(argv[1], "open-ping") == 0)
+			rv = open_ping(argc - 3, argv + 3);
 		else if (strcmp(argv[1], "rss") == 0)
 			rv = rss(argc - 3, argv + 3);
 	}
@@ -272,6 +366,7 @@ main(int argc, char **argv)
 		    "       bench_hpcxl survey ROSTER ping|close cold|warm "
 		    "CALLS TIMEOUT_MS\n"
 		    "       bench_hpcxl overshoot ROSTER RUNS TIMEOUT_MS\n"
+		    "       bench_hpcxl open-ping ROSTER WORKERS PINGS\n"
 		    "       bench_hpcxl rss ROSTER TIMEOUT_MS\n");
 	return rv;
 }

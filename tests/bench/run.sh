@@ -102,6 +102,7 @@ start_agents() {
 			"$BIN/hpcxl-agent" --listen tcp://127.0.0.1:0 --ready-file "$dir/ready" \
 				--state-dir "$dir/state" --node "$PREFIX-$phase-$j" --backend "$backend" \
 				--close-on-exit --stop-grace 1000 --profile "xl=$BIN/xlsim" \
+				--profile "tiny=sleep 3600" \
 				2>"$dir/log" &
 			APIDS[j]=$!
 		done
@@ -158,6 +159,7 @@ tail -n 16 "$WORK/a.roster" >"$WORK/a16.roster"
 run floor_spawn "$BIN/floor_spawn" "$BIN/xlsim" 256 "$RUNS"
 run oc1 "$BIN/bench_hpcxl" open-close "$WORK/a1.roster" 256 "$RUNS" "$SETTLE_MS"
 run oc16 "$BIN/bench_hpcxl" open-close "$WORK/a16.roster" 16 "$RUNS" "$SETTLE_MS"
+run op "$BIN/bench_hpcxl" open-ping "$WORK/a1.roster" 4096 "$WARM"
 stop_agents
 
 # ---- b) survey floor vs ping / empty close --------------------------------
@@ -224,6 +226,9 @@ for c in 1 16; do
 	row "close, $what" "$(t oc$c close)" "terminate 256 (floor_spawn)" "$(t floor_spawn terminate)" \
 		"$(ratio "$(med oc$c close)" "$(med floor_spawn terminate)")" "close ${SETTLE_MS} ms after the open"
 done
+row "ping during an open of 4,096 workers, 1 agent" "$(t op during)" "ping, idle agent" "$(t op idle)" \
+	"$(ratio "$(med op during)" "$(med op idle)")" \
+	"$(res op open pings) pings while the open ran ($(res op open ms) ms, ok $(res op open ok)); lost $(res op open lost); target: max ≤ 50"
 for n in $SIZES; do
 	for op in ping close; do
 		name=$op && [[ $op == close ]] && name="empty close"
