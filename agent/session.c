@@ -137,6 +137,7 @@ session_free(struct session *s)
 		server_req_free(req);
 	}
 	worker_plan_free(&s->plan);
+	plan_job_abandon(s->plan_job);
 	proctrack_set_destroy(&s->set);
 	free(s->workbook);
 	free(s->workers);
@@ -290,7 +291,7 @@ session_table_next_wakeup(const struct session_table *t)
 		min_time(&best, t->next_logcap_ms);
 	for (s = t->head; s != NULL; s = s->next) {
 		/* Workers left to start: poll, then straight back. */
-		if (s->state == CLOSEFSM_OPENING)
+		if (s->state == CLOSEFSM_OPENING && s->plan_job == NULL)
 			min_time(&best, util_now_ms());
 		if (s->state == CLOSEFSM_RUNNING && s->lease_end_ms > 0)
 			min_time(&best, s->lease_end_ms);
@@ -333,6 +334,9 @@ session_table_pollfds(
 		if (s->state != CLOSEFSM_RUNNING
 		    && s->state != CLOSEFSM_OPENING && set_fd >= 0)
 			add_pollfd(fds, max, &n, set_fd, POLLPRI);
+		if (s->state == CLOSEFSM_OPENING && s->plan_job != NULL)
+			add_pollfd(
+			    fds, max, &n, plan_job_fd(s->plan_job), POLLIN);
 		/* Not our children: no SIGCHLD, their pidfd says they ended.
 		 */
 		for (uint32_t i = 0; i < s->nworkers; i++) {

@@ -17,6 +17,7 @@
 #define HPCXL_AGENT_SESSION_IMPL_H
 
 #include "closefsm.h"
+#include "plan_job.h"
 #include "session.h"
 #include "worker.h"
 
@@ -43,6 +44,7 @@ struct session {
 	/* The open under way (OPENING): what every worker shares, and how
 	 * many have started. A resend carries the open's op. */
 	struct worker_plan plan;
+	struct plan_job *plan_job; /* the plan, built off the loop (NSS) */
 	uint32_t nstarted;
 	uint64_t open_op;
 	char open_why[512]; /* why the open failed; "" while it may succeed */

@@ -172,6 +172,8 @@ session_open_abandon(struct session *s, const char *why)
 		if (req->m.type == PROTO_OPEN)
 			req->reply_by_ms = reply_by;
 	worker_plan_free(&s->plan);
+	plan_job_abandon(s->plan_job);
+	s->plan_job = NULL;
 }
 
 static void
@@ -204,7 +206,33 @@ open_prepare(
 		snprintf(why, whylen, "cannot create log directory");
 		return rv;
 	}
-	return worker_plan_build(&s->plan, p, why, whylen);
+	if (!plan_job_needed(p))
+		return worker_plan_build(&s->plan, p, why, whylen);
+	if ((s->plan_job = plan_job_start(p)) == NULL) {
+		snprintf(why, whylen, "cannot start the user lookup");
+		return HPCXL_ESYSTEM;
+	}
+	return 0;
+}
+
+/* The plan built off the loop: false while it is not there yet, or when
+ * it failed (the open then fails). */
+static bool
+plan_ready(struct session_table *t, struct session *s, int64_t now_ms)
+{
+	char why[512] = "";
+	int rv;
+
+	if (s->plan_job == NULL)
+		return true;
+	if (!plan_job_done(s->plan_job))
+		return false;
+	rv = plan_job_finish(s->plan_job, &s->plan, why, sizeof(why));
+	s->plan_job = NULL;
+	if (rv != 0)
+		open_fail(
+		    t, s, why[0] != '\0' ? why : hpcxl_strerror(rv), now_ms);
+	return rv == 0;
 }
 
 void
@@ -212,6 +240,8 @@ session_open_step(struct session_table *t, struct session *s, int64_t now_ms)
 {
 	char why[512] = "";
 
+	if (!plan_ready(t, s, now_ms))
+		return;
 	while (
 	    s->nstarted < s->nworkers && util_now_ms() < t->spawn_until_ms) {
 		int rv = session_spawn_worker(
