@@ -54,10 +54,22 @@ usage(FILE *f)
 	    "                   [--cgroup-root DIR] [--stop-grace MS]\n"
 	    "                   [--close-on-exit] [--unkillable-limit MS] "
 	    "[-v]\n"
+	    "                   [--tls-cert FILE --tls-key FILE --tls-ca "
+	    "FILE]\n"
+	    "                   [--insecure] [--ipc-group GROUP] "
+	    "[--default-user USER]\n"
 	    "\n"
 	    "Runs worker sessions of this node for hpcxl controllers.\n"
-	    "  --listen URL      tcp://HOST:PORT or ipc:///PATH (repeatable;\n"
-	    "                    port 0 binds a free port)\n"
+	    "  --listen URL      tls+tcp://HOST:PORT, ipc:///PATH or\n"
+	    "                    tcp://HOST:PORT (loopback only)\n"
+	    "                    (repeatable; port 0 binds a free port)\n"
+	    "  --tls-cert FILE   the agent's certificate (PEM), tls+tcp://\n"
+	    "  --tls-key FILE    its private key (PEM, unencrypted)\n"
+	    "  --tls-ca FILE     CA whose certificate every client must show\n"
+	    "  --insecure        allow plain tcp:// off loopback (warned)\n"
+	    "  --ipc-group GROUP group of ipc:// socket files (mode 0660)\n"
+	    "  --default-user USER  user of profiles that name none (a root\n"
+	    "                    agent refuses such profiles without it)\n"
 	    "  --ready-file FILE written with the bound URLs once serving\n"
 	    "  --state-dir DIR   sessions are stored here and re-adopted by\n"
 	    "                    the next agent (default /var/lib/hpcxl)\n"
@@ -84,6 +96,12 @@ enum {
 	OPT_CLOSE_ON_EXIT,
 	OPT_UNKILLABLE,
 	OPT_VERSION,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
+	OPT_INSECURE,
+	OPT_IPC_GROUP,
+	OPT_DEFAULT_USER,
 };
 
 static const struct option long_opts[] = {
@@ -99,6 +117,12 @@ static const struct option long_opts[] = {
 	{ "close-on-exit", no_argument, NULL, OPT_CLOSE_ON_EXIT },
 	{ "unkillable-limit", required_argument, NULL, OPT_UNKILLABLE },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "ipc-group", required_argument, NULL, OPT_IPC_GROUP },
+	{ "default-user", required_argument, NULL, OPT_DEFAULT_USER },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -150,6 +174,19 @@ apply_option(
 		}
 		a->cfg.unkillable_limit_ms = v;
 		return 0;
+	case OPT_TLS_CERT:
+		return config_set_str(&a->cfg.tls_cert, arg);
+	case OPT_TLS_KEY:
+		return config_set_str(&a->cfg.tls_key, arg);
+	case OPT_TLS_CA:
+		return config_set_str(&a->cfg.tls_ca, arg);
+	case OPT_INSECURE:
+		a->cfg.allow_insecure = true;
+		return 0;
+	case OPT_IPC_GROUP:
+		return config_set_str(&a->cfg.ipc_group, arg);
+	case OPT_DEFAULT_USER:
+		return config_set_str(&a->cfg.default_user, arg);
 	case 'v':
 		log_set_level(
 		    log_level() < LOG_DEBUG ? log_level() + 1 : LOG_DEBUG);
@@ -205,7 +242,9 @@ parse_args(struct agent *a, int argc, char **argv)
 		    argv[optind]);
 		goto bad;
 	}
-	if (config_validate(&a->cfg, err, sizeof(err)) == 0)
+	if (config_validate(&a->cfg, err, sizeof(err)) == 0
+	    && config_settle_users(&a->cfg, geteuid() == 0, err, sizeof(err))
+	        == 0)
 		return -1;
 bad:
 	log_err("%s", err[0] != '\0' ? err : "invalid configuration");

@@ -1,4 +1,5 @@
 #include "server.h"
+#include "listen.h"
 
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
@@ -64,6 +65,7 @@ struct pipe_out {
 struct server {
 	nng_socket sock;
 	nng_listener *listeners; /* one per listen URL, started */
+	struct listen_setup *setup; /* TLS, ipc modes: see listen.h */
 	size_t nlisteners;
 	int recv_fd;
 	char *node;
@@ -99,11 +101,14 @@ listen_one(struct server *s, const char *url)
 	    || (rv = nng_listener_set_size(
 	            l, NNG_OPT_RECVMAXSZ, PROTO_MAX_REQUEST))
 	        != 0
+	    || (rv = listen_setup_apply(s->setup, l, url)) != 0
 	    || (rv = nng_listener_start(l, 0)) != 0) {
 		log_err("cannot listen on %s: %s", url, nng_strerror(rv));
 		return HPCXL_ETRANSPORT;
 	}
 	s->listeners[s->nlisteners++] = l;
+	if ((rv = listen_setup_started(s->setup, url)) != 0)
+		return rv;
 	bound = bound_url(l);
 	log_info("listening on %s", bound != NULL ? bound : url);
 	nng_strfree(bound);
@@ -193,11 +198,18 @@ server_open(const struct config *c, struct server **out)
 		free(s);
 		return HPCXL_ENOMEM;
 	}
+	/* Every URL is checked before any is listened on. */
+	if ((rv = listen_setup_new(c, &s->setup)) != 0) {
+		free(s->node);
+		free(s);
+		return rv;
+	}
 	if ((rv = nng_respondent0_open_raw(&s->sock)) != 0
 	    || (rv = server_set_queues(s->sock)) != 0
 	    || (rv = nng_socket_get_int(s->sock, NNG_OPT_RECVFD, &s->recv_fd))
 	        != 0) {
 		log_err("cannot open respondent socket: %s", nng_strerror(rv));
+		listen_setup_free(s->setup);
 		free(s->node);
 		free(s);
 		return HPCXL_ETRANSPORT;
@@ -627,6 +639,7 @@ server_close(struct server *s)
 	for (i = 0; i < REPLY_CACHE_SIZE; i++)
 		free(s->cache[i].frame);
 	free(s->listeners);
+	listen_setup_free(s->setup);
 	free(s->outs);
 	free(s->node);
 	free(s);

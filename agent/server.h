@@ -32,9 +32,11 @@ struct server_req {
 };
 
 /*
- * Opens the socket and listens on every URL of c. Requests queue until the
- * loop takes them. Returns 0 and *out, or HPCXL_ETRANSPORT (an address in
- * use, say) / HPCXL_ENOMEM with the reason logged.
+ * Opens the socket and listens on every URL of c, with the rules and the
+ * TLS and ipc settings of listen.h. Requests queue until the loop takes
+ * them. Returns 0 and *out, or HPCXL_ECONFIG (a URL the rules refuse, a bad
+ * TLS file or ipc_group), HPCXL_ETRANSPORT (an address in use, say) or
+ * HPCXL_ENOMEM, with the reason logged.
  */
 int server_open(const struct config *c, struct server **out);
 

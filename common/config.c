@@ -11,18 +11,6 @@
 #include <unistd.h>
 #include <wordexp.h>
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int
 config_set_str(char **slot, const char *val)
 {
@@ -96,14 +84,15 @@ split_command(const char *cmd, char ***out, char *err, size_t errlen)
 	int rv;
 
 	if ((rv = wordexp(cmd, &we, WRDE_NOCMD | WRDE_UNDEF)) != 0) {
-		set_err(err, errlen, "cannot split command '%s' (%s)", cmd,
+		util_set_err(err, errlen, "cannot split command '%s' (%s)",
+		    cmd,
 		    rv == WRDE_CMDSUB ? "command substitution is not allowed"
 		                      : "bad quoting or undefined variable");
 		return HPCXL_ECONFIG;
 	}
 	if (we.we_wordc == 0) {
 		wordfree(&we);
-		set_err(err, errlen, "empty command");
+		util_set_err(err, errlen, "empty command");
 		return HPCXL_ECONFIG;
 	}
 	if ((argv = calloc(we.we_wordc + 1, sizeof(*argv))) == NULL) {
@@ -147,17 +136,18 @@ config_add_profile_spec(
 
 	n = eq != NULL ? (size_t)(eq - spec) : 0;
 	if (eq == NULL || n == 0 || n > HPCXL_ID_MAX) {
-		set_err(err, errlen, "profile '%s' is not NAME=COMMAND", spec);
+		util_set_err(
+		    err, errlen, "profile '%s' is not NAME=COMMAND", spec);
 		return HPCXL_ECONFIG;
 	}
 	memcpy(name, spec, n);
 	name[n] = '\0';
 	if (!util_valid_id(name)) {
-		set_err(err, errlen, "invalid profile name '%s'", name);
+		util_set_err(err, errlen, "invalid profile name '%s'", name);
 		return HPCXL_ECONFIG;
 	}
 	if ((p = profile_get_or_add(c, name)) == NULL) {
-		set_err(err, errlen, "too many profiles");
+		util_set_err(err, errlen, "too many profiles");
 		return HPCXL_ECONFIG;
 	}
 	return profile_set_command(p, eq + 1, err, errlen);
@@ -167,7 +157,7 @@ int
 config_add_listen(struct config *c, const char *url, char *err, size_t errlen)
 {
 	if (c->nlisten == CONFIG_MAX_LISTEN) {
-		set_err(err, errlen, "more than %d listen URLs",
+		util_set_err(err, errlen, "more than %d listen URLs",
 		    CONFIG_MAX_LISTEN);
 		return HPCXL_ECONFIG;
 	}
@@ -202,8 +192,35 @@ parse_bool(struct ini_ctx *x, const char *val, bool *out)
 		*out = false;
 		return 0;
 	}
-	set_err(x->err, x->errlen, "'%s' is not true, false, yes or no", val);
+	util_set_err(
+	    x->err, x->errlen, "'%s' is not true, false, yes or no", val);
 	return HPCXL_ECONFIG;
+}
+
+/*
+ * A user or group: a decimal id, or a name that is only looked up when a
+ * worker starts (see config.h). The id range leaves out (uid_t)-1, which
+ * the set*id calls read as "unchanged".
+ */
+static int
+set_account(struct ini_ctx *x, char **slot, const char *what, const char *val)
+{
+	int64_t id;
+
+	if (val[0] != '\0' && val[strspn(val, "0123456789")] == '\0') {
+		if (util_parse_i64(val, 0, (int64_t)UINT32_MAX - 1, &id)
+		    != 0) {
+			util_set_err(x->err, x->errlen,
+			    "%s id '%s' out of range", what, val);
+			return HPCXL_ECONFIG;
+		}
+	} else if (val[0] == '\0' || val[0] == '-'
+	    || strpbrk(val, " \t:/,") != NULL || strlen(val) > 255) {
+		util_set_err(x->err, x->errlen, "'%s' is not a %s name or id",
+		    val, what);
+		return HPCXL_ECONFIG;
+	}
+	return config_set_str(slot, val);
 }
 
 static int
@@ -243,9 +260,21 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 		c->unkillable_limit_ms = v;
 		return 0;
 	}
+	if (strcmp(key, "tls_cert") == 0)
+		return config_set_str(&c->tls_cert, val);
+	if (strcmp(key, "tls_key") == 0)
+		return config_set_str(&c->tls_key, val);
+	if (strcmp(key, "tls_ca") == 0)
+		return config_set_str(&c->tls_ca, val);
+	if (strcmp(key, "allow_insecure") == 0)
+		return parse_bool(x, val, &c->allow_insecure);
+	if (strcmp(key, "ipc_group") == 0)
+		return set_account(x, &c->ipc_group, "group", val);
+	if (strcmp(key, "default_user") == 0)
+		return set_account(x, &c->default_user, "user", val);
 	if (strcmp(key, "log_max_bytes") == 0) {
 		if (util_parse_i64(val, 0, INT64_MAX, &v) != 0) {
-			set_err(x->err, x->errlen,
+			util_set_err(x->err, x->errlen,
 			    "'%s' is not a byte count (0 = no cap)", val);
 			return HPCXL_ECONFIG;
 		}
@@ -267,33 +296,6 @@ parse_restart(const char *val, enum config_restart *out)
 		}
 	}
 	return HPCXL_ECONFIG;
-}
-
-/*
- * A user or group: a decimal id, or a name that is only looked up when a
- * worker starts (see config.h). The id range leaves out (uid_t)-1, which
- * the set*id calls read as "unchanged".
- */
-static int
-profile_set_account(
-    struct ini_ctx *x, char **slot, const char *what, const char *val)
-{
-	int64_t id;
-
-	if (val[0] != '\0' && val[strspn(val, "0123456789")] == '\0') {
-		if (util_parse_i64(val, 0, (int64_t)UINT32_MAX - 1, &id)
-		    != 0) {
-			set_err(x->err, x->errlen, "%s id '%s' out of range",
-			    what, val);
-			return HPCXL_ECONFIG;
-		}
-	} else if (val[0] == '\0' || val[0] == '-'
-	    || strpbrk(val, " \t:/,") != NULL || strlen(val) > 255) {
-		set_err(x->err, x->errlen, "'%s' is not a %s name or id", val,
-		    what);
-		return HPCXL_ECONFIG;
-	}
-	return config_set_str(slot, val);
 }
 
 /* POSIX portable environment names: [A-Za-z_][A-Za-z0-9_]*. */
@@ -329,7 +331,7 @@ env_put(struct ini_ctx *x, struct config_profile *p, char *entry, size_t n)
 		}
 	}
 	if (p->nenv == CONFIG_MAX_ENV) {
-		set_err(x->err, x->errlen, "more than %d variables",
+		util_set_err(x->err, x->errlen, "more than %d variables",
 		    CONFIG_MAX_ENV);
 		free(entry);
 		return HPCXL_ECONFIG;
@@ -354,7 +356,7 @@ profile_add_env(struct ini_ctx *x, struct config_profile *p, const char *val)
 	char *entry;
 
 	if (eq == NULL || !env_name_ok(val, n)) {
-		set_err(x->err, x->errlen,
+		util_set_err(x->err, x->errlen,
 		    "'%s' is not NAME=VALUE with NAME of "
 		    "[A-Za-z_][A-Za-z0-9_]*",
 		    val);
@@ -362,7 +364,7 @@ profile_add_env(struct ini_ctx *x, struct config_profile *p, const char *val)
 	}
 	/* The agent sets these last; a profile's value would be dropped. */
 	if (strncmp(val, "HPCXL_", 6) == 0) {
-		set_err(x->err, x->errlen,
+		util_set_err(x->err, x->errlen,
 		    "%.*s: HPCXL_* variables are set by the agent", (int)n,
 		    val);
 		return HPCXL_ECONFIG;
@@ -395,7 +397,7 @@ parse_limit(
 	if (strcmp(val, "infinity") == 0) {
 		/* setrlimit refuses it: open files stop at fs.nr_open. */
 		if (lim == CONFIG_LIMIT_NOFILE) {
-			set_err(x->err, x->errlen,
+			util_set_err(x->err, x->errlen,
 			    "cannot be infinity (the kernel caps it at "
 			    "fs.nr_open): give a number");
 			return HPCXL_ECONFIG;
@@ -405,7 +407,7 @@ parse_limit(
 	}
 	/* INT64_MAX itself is the infinity sentinel. */
 	if (util_parse_i64(val, -1, INT64_MAX - 1, out) != 0) {
-		set_err(x->err, x->errlen,
+		util_set_err(x->err, x->errlen,
 		    "'%s' is not an integer >= 0, -1 (inherit) or infinity",
 		    val);
 		return HPCXL_ECONFIG;
@@ -443,9 +445,9 @@ profile_key(struct ini_ctx *x, struct config_profile *p, const char *key,
 		    ? HPCXL_ECONFIG
 		    : 0;
 	if (strcmp(key, "user") == 0)
-		return profile_set_account(x, &p->user, "user", val);
+		return set_account(x, &p->user, "user", val);
 	if (strcmp(key, "group") == 0)
-		return profile_set_account(x, &p->group, "group", val);
+		return set_account(x, &p->group, "group", val);
 	if (strcmp(key, "env") == 0)
 		return profile_add_env(x, p, val);
 	if (strncmp(key, "limit_", 6) == 0)
@@ -460,7 +462,7 @@ name_the_key(struct ini_ctx *x, const char *section, const char *key)
 	char detail[512];
 
 	snprintf(detail, sizeof(detail), "%s", x->err);
-	set_err(x->err, x->errlen, "[%s] %s: %s", section, key, detail);
+	util_set_err(x->err, x->errlen, "[%s] %s: %s", section, key, detail);
 }
 
 static int
@@ -484,8 +486,8 @@ ini_on_key(void *user, const char *section, const char *key, const char *val)
 	if (x->rv == 0)
 		return 1;
 	if (x->err[0] == '\0')
-		set_err(x->err, x->errlen, "[%s] %s = %s: %s", section, key,
-		    val, "unknown key, section or invalid value");
+		util_set_err(x->err, x->errlen, "[%s] %s = %s: %s", section,
+		    key, val, "unknown key, section or invalid value");
 	else
 		name_the_key(x, section, key);
 	return 0; /* inih reports the line of the first error */
@@ -541,11 +543,11 @@ config_prescan(const char *path, char *why, size_t whylen)
 	while (bad == 0 && fgets(buf, sizeof(buf), f) != NULL) {
 		line++;
 		if (strchr(buf, '\n') == NULL && !feof(f)) {
-			set_err(why, whylen, "line longer than %d bytes",
+			util_set_err(why, whylen, "line longer than %d bytes",
 			    CONFIG_MAX_LINE);
 			bad = line;
 		} else if (config_line_continues(buf)) {
-			set_err(why, whylen,
+			util_set_err(why, whylen,
 			    "indented line%s: continuation "
 			    "lines are not supported",
 			    indent_name(buf[0]));
@@ -568,11 +570,11 @@ config_load_file(struct config *c, const char *path, char *err, size_t errlen)
 	if (line == 0)
 		return 0;
 	if (line < 0)
-		set_err(err, errlen, "%s: cannot read the file", path);
+		util_set_err(err, errlen, "%s: cannot read the file", path);
 	else if (detail[0] != '\0')
-		set_err(err, errlen, "%s:%d: %s", path, line, detail);
+		util_set_err(err, errlen, "%s:%d: %s", path, line, detail);
 	else
-		set_err(err, errlen, "%s:%d: syntax error", path, line);
+		util_set_err(err, errlen, "%s:%d: syntax error", path, line);
 	return HPCXL_ECONFIG;
 }
 
@@ -582,17 +584,49 @@ config_validate(const struct config *c, char *err, size_t errlen)
 	size_t i;
 
 	if (!util_valid_id(c->node)) {
-		set_err(err, errlen, "invalid node name '%s'", c->node);
+		util_set_err(err, errlen, "invalid node name '%s'", c->node);
 		return HPCXL_ECONFIG;
 	}
 	if (c->nlisten == 0) {
-		set_err(err, errlen, "no listen URL (use --listen)");
+		util_set_err(err, errlen, "no listen URL (use --listen)");
 		return HPCXL_ECONFIG;
 	}
 	for (i = 0; i < c->nprofiles; i++) {
 		if (c->profiles[i].argv == NULL) {
-			set_err(err, errlen, "profile '%s' has no command",
+			util_set_err(err, errlen,
+			    "profile '%s' has no command",
 			    c->profiles[i].name);
+			return HPCXL_ECONFIG;
+		}
+	}
+	return 0;
+}
+
+int
+config_settle_users(
+    struct config *c, bool agent_is_root, char *err, size_t errlen)
+{
+	struct config_profile *p;
+	size_t i;
+
+	for (i = 0; i < c->nprofiles; i++) {
+		p = &c->profiles[i];
+		if (p->user != NULL)
+			continue;
+		if (c->default_user != NULL) {
+			if (config_set_str(&p->user, c->default_user) != 0)
+				return HPCXL_ENOMEM;
+			continue;
+		}
+		/* A root agent would run it as root: only when asked to. */
+		if (agent_is_root) {
+			util_set_err(err, errlen,
+			    "profile '%s' names no user, and a root agent "
+			    "runs workers as root only when told to: set "
+			    "user = NAME (or user = root) in [profile.%s], "
+			    "or default_user in [agent] (--default-user "
+			    "USER) for every profile that names none",
+			    p->name, p->name);
 			return HPCXL_ECONFIG;
 		}
 	}
@@ -620,6 +654,11 @@ config_free(struct config *c)
 	free(c->state_dir);
 	free(c->backend);
 	free(c->cgroup_root);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
+	free(c->ipc_group);
+	free(c->default_user);
 	for (i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);
 	for (i = 0; i < c->nprofiles; i++) {

@@ -11,8 +11,10 @@
 #include "survey.h"
 
 #include "hpcxl/common/log.h"
+#include "hpcxl/common/tls.h"
 #include "hpcxl/common/util.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,26 +82,89 @@ client_copy_nodes(
 	return 0;
 }
 
-int
-hpcxl_client_open_nodes(
-    const struct hpcxl_node *nodes, size_t n, struct hpcxl_client **out)
+/* The caller's options, as far as its header had them; zero beyond. */
+static int
+client_take_opts(
+    const struct hpcxl_client_opts *given, struct hpcxl_client_opts *o)
 {
-	struct hpcxl_client *c;
+	memset(o, 0, sizeof(*o));
+	if (given == NULL)
+		return 0;
+	if (given->size < offsetof(struct hpcxl_client_opts, errbuf)
+	    || given->size > sizeof(*o))
+		return HPCXL_EINVAL;
+	memcpy(o, given, given->size);
+	util_set_err(o->errbuf, o->errbuf_len, "%s", "");
+	return 0;
+}
+
+/* The first tls+tcp:// node of c's roster, or c->n. */
+static size_t
+client_first_tls_node(const struct hpcxl_client *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n && !tls_url(c->urls[i]); i++)
+		;
+	return i;
+}
+
+/* Reads the TLS files of o into pem; a tls+tcp:// node needs a CA. */
+static int
+client_load_tls(const struct hpcxl_client *c,
+    const struct hpcxl_client_opts *o, struct tls_pem *pem)
+{
+	size_t row = client_first_tls_node(c);
+
+	if (row < c->n && o->tls_ca == NULL) {
+		util_set_err(o->errbuf, o->errbuf_len,
+		    "node '%s' (%s): a tls+tcp:// node needs a CA (tls_ca) "
+		    "to check its agent's certificate against",
+		    c->names[row], c->urls[row]);
+		return HPCXL_ECONFIG;
+	}
+	return tls_pem_load(
+	    pem, o->tls_cert, o->tls_key, o->tls_ca, o->errbuf, o->errbuf_len);
+}
+
+static int
+client_open_fleet(struct hpcxl_client *c, const struct hpcxl_client_opts *o)
+{
+	struct tls_pem pem;
 	size_t bad_row;
 	int rv;
 
-	if (nodes == NULL || n == 0 || out == NULL)
+	if ((rv = client_load_tls(c, o, &pem)) != 0)
+		return rv;
+	rv = fleet_open(
+	    (const char *const *)c->urls, c->n, &pem, &c->fleet, &bad_row);
+	tls_pem_free(&pem);
+	if (rv == HPCXL_EINVAL) {
+		log_debug("cannot dial '%s'", c->urls[bad_row]);
+		util_set_err(o->errbuf, o->errbuf_len,
+		    "node '%s': invalid URL '%s'", c->names[bad_row],
+		    c->urls[bad_row]);
+	}
+	return rv;
+}
+
+int
+hpcxl_client_open_opts(const struct hpcxl_node *nodes, size_t n,
+    const struct hpcxl_client_opts *opts, struct hpcxl_client **out)
+{
+	struct hpcxl_client_opts o;
+	struct hpcxl_client *c;
+	int rv;
+
+	if (nodes == NULL || n == 0 || out == NULL
+	    || client_take_opts(opts, &o) != 0)
 		return HPCXL_EINVAL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return HPCXL_ENOMEM;
 	if ((rv = client_copy_nodes(c, nodes, n)) != 0
 	    || (rv = client_check_unique(c->names, n)) != 0
-	    || (rv = client_check_unique(c->urls, n)) != 0)
-		goto out;
-	rv = fleet_open((const char *const *)c->urls, n, &c->fleet, &bad_row);
-	if (rv == HPCXL_EINVAL)
-		log_debug("cannot dial '%s'", c->urls[bad_row]);
-	if (rv != 0)
+	    || (rv = client_check_unique(c->urls, n)) != 0
+	    || (rv = client_open_fleet(c, &o)) != 0)
 		goto out;
 	c->opts.names = (const char *const *)c->names;
 	*out = c;
@@ -107,6 +172,13 @@ hpcxl_client_open_nodes(
 out:
 	hpcxl_client_close(c);
 	return rv;
+}
+
+int
+hpcxl_client_open_nodes(
+    const struct hpcxl_node *nodes, size_t n, struct hpcxl_client **out)
+{
+	return hpcxl_client_open_opts(nodes, n, NULL, out);
 }
 
 int

@@ -23,6 +23,7 @@
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/proto.h"
+#include "hpcxl/common/tls.h"
 
 #include <nng/protocol/survey0/survey.h>
 
@@ -243,6 +244,34 @@ fleet_node_dialer(struct fleet_node *node)
 	return 0;
 }
 
+/*
+ * A tls+tcp:// node's dialer gets a TLS configuration of its own: the
+ * agent's certificate must name the host of this node's URL, and nng 1.5.2
+ * keeps that name in the configuration, which a replaced configuration
+ * (ours, with the CA and our certificate) does not inherit from the
+ * dialer's default one.
+ */
+static int
+fleet_node_tls(struct fleet_node *node, const struct tls_pem *tls)
+{
+	nng_tls_config *cfg;
+	nng_url *u;
+	int rv;
+
+	if (tls == NULL || !tls_url(node->url))
+		return 0;
+	if (nng_url_parse(&u, node->url) != 0)
+		return HPCXL_EINVAL;
+	rv = tls_config_new(
+	    tls, NNG_TLS_MODE_CLIENT, u->u_hostname, &cfg, NULL, 0);
+	nng_url_free(u);
+	if (rv != 0)
+		return rv;
+	rv = nng_dialer_set_ptr(node->dialer, NNG_OPT_TLS_CONFIG, cfg);
+	nng_tls_config_free(cfg); /* the dialer holds a reference of its own */
+	return rv == 0 ? 0 : HPCXL_ETRANSPORT;
+}
+
 /* Non-blocking: the dialer keeps retrying in the background. A node whose
  * dial cannot even start keeps its error and never attaches. */
 static void
@@ -295,8 +324,8 @@ fleet_alloc(size_t n, struct fleet **out)
 }
 
 int
-fleet_open(
-    const char *const *urls, size_t n, struct fleet **out, size_t *bad_row)
+fleet_open(const char *const *urls, size_t n, const struct tls_pem *tls,
+    struct fleet **out, size_t *bad_row)
 {
 	struct fleet *f;
 	size_t i;
@@ -318,6 +347,8 @@ fleet_open(
 			*bad_row = i;
 			rv = HPCXL_EINVAL;
 		}
+		if (rv == 0)
+			rv = fleet_node_tls(node, tls);
 	}
 	/* Every node is set up before the first dial: a URL that cannot be
 	 * dialled fails the open before anything goes on the network. */
@@ -551,6 +582,8 @@ fleet_interrupt_fd(const struct fleet *f)
 
 /* ---- explaining silence ------------------------------------------------ */
 
+#define FLEET_OTHER "cannot connect: address, name or network error"
+
 /* Dialer counters, most telling first: why a node never attached. */
 static const struct {
 	const char *stat;
@@ -561,8 +594,15 @@ static const struct {
 	{ "proto", "protocol error" },
 	{ "refused", "connection refused" },
 	{ "timeout", "connection timed out" },
-	{ "other", "cannot connect: address, name or network error" },
+	{ "other", FLEET_OTHER },
 };
+
+/* What "other" may also be on TLS: an agent that ends the handshake
+ * because our certificate is missing or not of its CA does it without an
+ * error nng would count as an authentication failure. */
+#define FLEET_TLS_OTHER                                                       \
+	"cannot connect: address, name or network error, or the agent "       \
+	"refused our TLS certificate (none, or not of its CA)"
 
 static uint64_t
 fleet_stat(nng_stat *scope, const char *name)
@@ -660,4 +700,9 @@ fleet_dials(struct fleet *f, const bool *want, struct fleet_dial *dials)
 		nng_stats_free(stats);
 	}
 	free(index);
+	for (i = 0; i < f->n; i++) {
+		if (want[i] && strcmp(dials[i].reason, FLEET_OTHER) == 0
+		    && tls_url(f->nodes[i].url))
+			dials[i].reason = FLEET_TLS_OTHER;
+	}
 }

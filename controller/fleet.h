@@ -31,14 +31,18 @@
 struct fleet;
 struct fleet_call;
 
+struct tls_pem;
+
 /*
- * Opens a socket per node and starts dialling urls[0..n) without waiting.
- * The strings are not copied and must outlive the fleet. Returns 0 and sets
+ * Opens a socket per node and starts dialling urls[0..n) without waiting;
+ * tls+tcp:// nodes with tls (NULL: nng's defaults), the agent's certificate
+ * checked against the URL's host. The strings are not copied and must
+ * outlive the fleet; tls is used during the call only. Returns 0 and sets
  * *out, HPCXL_EINVAL (nng cannot dial a URL: *bad_row says which),
- * HPCXL_ETRANSPORT or HPCXL_ENOMEM.
+ * HPCXL_ETRANSPORT, HPCXL_ECONFIG or HPCXL_ENOMEM.
  */
-int fleet_open(
-    const char *const *urls, size_t n, struct fleet **out, size_t *bad_row);
+int fleet_open(const char *const *urls, size_t n, const struct tls_pem *tls,
+    struct fleet **out, size_t *bad_row);
 
 /* 0 if a dialer can be made for url (nothing is dialled), else
  * HPCXL_EINVAL; HPCXL_ETRANSPORT if nng cannot make a socket. */

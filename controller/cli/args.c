@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,12 +29,17 @@ enum cli_opt {
 	OPT_TIMEOUT,
 	OPT_LEASE,
 	OPT_MIN_NODES,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CA,
 	OPT_END,
 };
 
 #define OPT_BIT(o) (1u << ((o)-OPT_NODES))
 #define OPT_GLOBAL                                                            \
-	(OPT_BIT(OPT_NODES) | OPT_BIT(OPT_NODES_FILE) | OPT_BIT(OPT_JSON))
+	(OPT_BIT(OPT_NODES) | OPT_BIT(OPT_NODES_FILE) | OPT_BIT(OPT_JSON)     \
+	    | OPT_BIT(OPT_TLS_CERT) | OPT_BIT(OPT_TLS_KEY)                    \
+	    | OPT_BIT(OPT_TLS_CA))
 
 static const struct option cli_options[] = {
 	{ "nodes", required_argument, NULL, OPT_NODES },
@@ -49,6 +55,9 @@ static const struct option cli_options[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "lease", required_argument, NULL, OPT_LEASE },
 	{ "min-nodes", required_argument, NULL, OPT_MIN_NODES },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -144,6 +153,12 @@ cli_usage(FILE *f)
 	      "lines allowed\n"
 	      "                        (default roster: $HPCXL_NODES, as "
 	      "--nodes)\n"
+	      "  --tls-cert FILE       this client's certificate (PEM) for "
+	      "tls+tcp:// nodes\n"
+	      "  --tls-key FILE        its private key (PEM, unencrypted)\n"
+	      "  --tls-ca FILE         the CA agents' certificates must "
+	      "chain to; each must\n"
+	      "                        name the host of its URL\n"
 	      "  --json                print one JSON object instead of a "
 	      "table\n"
 	      "  -v, --verbose         log each step to stderr\n"
@@ -152,14 +167,19 @@ cli_usage(FILE *f)
 	      "node names: 1 to 64 of A-Z a-z 0-9 . _ -; names and URLs "
 	      "are unique; at most\n"
 	      "65536 nodes.\n"
-	      "URL template of hosts (%h is the host, %% a '%'), the first "
+	      "URL template of hosts (%h is the host, %% a '%') and TLS "
+	      "files, the first\n"
 	      "found of:\n"
-	      "  1. $HPCXL_URL_TEMPLATE\n"
-	      "  2. url_template in the [client] section of the client "
-	      "config file:\n"
-	      "     $HPCXL_CLIENT_CONFIG, else /etc/hpcxl/client.conf if "
-	      "it exists\n"
-	      "  3. tcp://%h:7420\n"
+	      "  1. --tls-cert, --tls-key, --tls-ca\n"
+	      "  2. $HPCXL_URL_TEMPLATE, $HPCXL_TLS_CERT, $HPCXL_TLS_KEY, "
+	      "$HPCXL_TLS_CA\n"
+	      "  3. url_template, tls_cert, tls_key, tls_ca in the [client] "
+	      "section of\n"
+	      "     $HPCXL_CLIENT_CONFIG; else of the user's file "
+	      "(~/.config/hpcxl/client.conf,\n"
+	      "     or under $XDG_CONFIG_HOME), then of "
+	      "/etc/hpcxl/client.conf\n"
+	      "  4. tls+tcp://%h:7420, no TLS files\n"
 	      "\n"
 	      "exit status: 0 every node succeeded, 1 some node failed, was "
 	      "partial or\n"
@@ -400,26 +420,51 @@ cli_command_args(
 	return 0;
 }
 
+/* The client config, with the command line's TLS files over it. */
+static int
+cli_conf(struct cli_args *a, const struct cli_raw *raw)
+{
+	static const struct {
+		int opt;
+		size_t offset;
+	} files[] = {
+		{ OPT_TLS_CERT, offsetof(struct clientconf, tls_cert) },
+		{ OPT_TLS_KEY, offsetof(struct clientconf, tls_key) },
+		{ OPT_TLS_CA, offsetof(struct clientconf, tls_ca) },
+	};
+	const char *value;
+	char origin[32];
+	int rv = clientconf_load(&a->conf);
+
+	for (size_t i = 0; rv == 0 && i < sizeof(files) / sizeof(*files);
+	     i++) {
+		if ((value = raw->value[files[i].opt - OPT_NODES]) == NULL)
+			continue;
+		snprintf(origin, sizeof(origin), "--%s",
+		    cli_opt_name(files[i].opt));
+		rv = clientconf_set_file(
+		    (char *)&a->conf + files[i].offset, origin, value);
+	}
+	return rv;
+}
+
 /* --nodes and --nodes-file in order, or else $HPCXL_NODES. */
 static int
 cli_roster(struct cli_args *a, const struct cli_raw *raw)
 {
 	const char *env = getenv("HPCXL_NODES");
-	struct clientconf cc;
 	size_t i;
-	int rv;
+	int rv = 0;
 
-	if ((rv = clientconf_load(&cc)) != 0)
-		return rv;
 	for (i = 0; rv == 0 && i < raw->nroster; i++) {
 		if (raw->roster[i].opt == OPT_NODES)
-			rv = roster_add_list(
-			    &a->roster, raw->roster[i].value, "--nodes", &cc);
+			rv = roster_add_list(&a->roster, raw->roster[i].value,
+			    "--nodes", &a->conf);
 		else
 			rv = roster_add_file(&a->roster, raw->roster[i].value);
 	}
 	if (rv == 0 && raw->nroster == 0 && env != NULL)
-		rv = roster_add_list(&a->roster, env, "HPCXL_NODES", &cc);
+		rv = roster_add_list(&a->roster, env, "HPCXL_NODES", &a->conf);
 	return rv != 0 ? rv : roster_check(&a->roster);
 }
 
@@ -476,7 +521,7 @@ cli_parse(int argc, char **argv, struct cli_args *a)
 	            a, &raw, argv + optind + 1, (size_t)(argc - optind - 1)))
 	        != 0)
 		goto out;
-	if ((rv = cli_roster(a, &raw)) == 0)
+	if ((rv = cli_conf(a, &raw)) == 0 && (rv = cli_roster(a, &raw)) == 0)
 		rv = cli_min_nodes(a);
 out:
 	free(raw.roster);

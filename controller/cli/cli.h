@@ -47,14 +47,21 @@ struct roster {
 };
 
 /* The client configuration (clientconf.c). */
-#define CLIENTCONF_DEFAULT_PATH "/etc/hpcxl/client.conf"
-#define CLIENTCONF_DEFAULT_TEMPLATE "tcp://%h:7420"
+#define CLIENTCONF_SYSTEM_PATH "/etc/hpcxl/client.conf"
+/* Agents listen on TLS off loopback (tcp:// needs their --insecure). */
+#define CLIENTCONF_DEFAULT_TEMPLATE "tls+tcp://%h:7420"
 #define CLIENTCONF_TEMPLATE_MAX 256
+#define CLIENTCONF_PATH_MAX 4096
 
 struct clientconf {
 	/* How a host of a host list becomes an agent URL: %h stands for the
 	 * host, %% for a '%'. */
 	char url_template[CLIENTCONF_TEMPLATE_MAX + 1];
+	/* Mutual TLS for tls+tcp:// nodes (hpcxl_client_opts): PEM files,
+	 * "" when not given. */
+	char tls_cert[CLIENTCONF_PATH_MAX];
+	char tls_key[CLIENTCONF_PATH_MAX];
+	char tls_ca[CLIENTCONF_PATH_MAX];
 };
 
 /* A parsed command line. Strings point into argv unless said otherwise. */
@@ -68,6 +75,7 @@ struct cli_args {
 	char session_buf[CLI_SESSION_LEN + 1]; /* a generated session */
 	struct hpcxl_open_params open;
 	int timeout_ms;
+	struct clientconf conf; /* the command line's TLS files included */
 };
 
 /*
@@ -91,9 +99,12 @@ const char *cli_cmd_name(enum cli_cmd cmd);
  * is wrong on stderr and returns CLI_EXIT_USAGE (CLI_EXIT_FAIL when out of
  * memory).
  */
-/* Fills *cc from the environment, the client config file and defaults, in
- * that order of precedence (see clientconf.c). */
+/* Fills *cc from the environment, the client config files and defaults,
+ * in that order of precedence (see clientconf.c). */
 int clientconf_load(struct clientconf *cc);
+/* Sets a file setting (slot: one of cc's tls_* arrays) from origin (e.g.
+ * "--tls-ca", for messages), which wins over what cc held. */
+int clientconf_set_file(char *slot, const char *origin, const char *value);
 /* Writes cc's URL template with host in place of %h into out (len bytes);
  * returns -1 when it does not fit. */
 int clientconf_url(

@@ -35,11 +35,31 @@ main_bad_url(const struct roster *r)
 	return cli_usage_error("invalid node list");
 }
 
+/* A file setting of the client config, or NULL when it names none. */
+static const char *
+main_file(const char *setting)
+{
+	return setting[0] != '\0' ? setting : NULL;
+}
+
 static int
 main_client(const struct cli_args *a, struct hpcxl_client **c)
 {
-	int rv = hpcxl_client_open_nodes(a->roster.nodes, a->roster.n, c);
+	struct hpcxl_client_opts o = HPCXL_CLIENT_OPTS_INIT;
+	char why[CLIENTCONF_PATH_MAX + 256] = "";
+	int rv;
 
+	o.tls_cert = main_file(a->conf.tls_cert);
+	o.tls_key = main_file(a->conf.tls_key);
+	o.tls_ca = main_file(a->conf.tls_ca);
+	o.errbuf = why;
+	o.errbuf_len = sizeof(why);
+	rv = hpcxl_client_open_opts(a->roster.nodes, a->roster.n, &o, c);
+	/* A TLS file or setting: the message names it. */
+	if (rv == HPCXL_ECONFIG) {
+		fprintf(stderr, "hpcxl: %s\n", why);
+		return CLI_EXIT_USAGE;
+	}
 	if (rv == HPCXL_EINVAL)
 		return main_bad_url(&a->roster);
 	if (rv != 0) {

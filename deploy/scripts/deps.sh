@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hpcxl builds with, when any is missing.
 # Sourced by the quick-start and test scripts; needs root to install.
-hpcxl_packages=(build-essential cmake pkg-config libnng-dev libmsgpack-dev
-	libcriterion-dev libinih-dev libjansson-dev iproute2)
+hpcxl_packages=(build-essential cmake pkg-config libnng-dev libmbedtls-dev
+	libmsgpack-dev libcriterion-dev libinih-dev libjansson-dev iproute2
+	openssl)
 
 hpcxl_install_deps() {
 	local missing=()

@@ -28,6 +28,9 @@
  *   rss ROSTER TIMEOUT_MS
  *       One client for the whole roster, one ping: the process's VmHWM and
  *       VmRSS afterwards (kB), and how many nodes answered.
+ *
+ * A roster of tls+tcp:// URLs takes its TLS files from $HPCXL_TLS_CERT,
+ * $HPCXL_TLS_KEY and $HPCXL_TLS_CA.
  */
 #include "bench_util.h"
 
@@ -52,11 +55,26 @@ static size_t nurls;
 static struct hpcxl_client *
 client(void)
 {
+	struct hpcxl_client_opts o = HPCXL_CLIENT_OPTS_INIT;
+	struct hpcxl_node *nodes = calloc(nurls, sizeof(*nodes));
 	struct hpcxl_client *c;
-	int rv = hpcxl_client_open((const char *const *)urls, nurls, &c);
+	char why[1024] = "";
+	int rv = HPCXL_ENOMEM;
 
+	/* tls+tcp:// rosters take their files as the CLI does. */
+	o.tls_cert = getenv("HPCXL_TLS_CERT");
+	o.tls_key = getenv("HPCXL_TLS_KEY");
+	o.tls_ca = getenv("HPCXL_TLS_CA");
+	o.errbuf = why;
+	o.errbuf_len = sizeof(why);
+	for (size_t i = 0; nodes != NULL && i < nurls; i++)
+		nodes[i].url = urls[i];
+	if (nodes != NULL)
+		rv = hpcxl_client_open_opts(nodes, nurls, &o, &c);
+	free(nodes);
 	if (rv != 0) {
-		fprintf(stderr, "hpcxl_client_open: %s\n", hpcxl_strerror(rv));
+		fprintf(stderr, "hpcxl_client_open_opts: %s %s\n",
+		    hpcxl_strerror(rv), why);
 		exit(1);
 	}
 	return c;

@@ -45,6 +45,7 @@ cmake --build "$BUILD" -j"$(nproc)" --target bench >/dev/null
 # ---- agents and clean-up --------------------------------------------------
 WORK=$(mktemp -d /tmp/hpcxl-bench.XXXXXX)
 PREFIX=bench$$ # node names: cgroups left by a killed agent are found by it
+WORKER_USER=$(id -un) # a root agent runs workers as root only when told to
 APIDS=()       # pids of the running agents, index = agent number
 
 # Every agent gets SIGCONT (one may be frozen), then SIGTERM; after 30 s
@@ -103,6 +104,7 @@ start_agents() {
 				--state-dir "$dir/state" --node "$PREFIX-$phase-$j" --backend "$backend" \
 				--close-on-exit --stop-grace 1000 --profile "xl=$BIN/xlsim" \
 				--profile "tiny=sleep 3600" \
+				--default-user "$WORKER_USER" \
 				2>"$dir/log" &
 			APIDS[j]=$!
 		done

@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <nng/nng.h>
 #include <nng/protocol/survey0/survey.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,23 @@ harness_bin(const char *name)
 
 	snprintf(p, PATH_MAX, "%s/%s", HPCXL_BIN_DIR, name);
 	return p;
+}
+
+const char *
+harness_own_user(void)
+{
+	static char name[256];
+	struct passwd *pw;
+
+	if (name[0] == '\0') {
+		pw = getpwuid(geteuid());
+		if (pw != NULL)
+			snprintf(name, sizeof(name), "%s", pw->pw_name);
+		else
+			snprintf(
+			    name, sizeof(name), "%u", (unsigned)geteuid());
+	}
+	return name;
 }
 
 void
@@ -302,6 +320,8 @@ agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 	ARG("%s", a->node);
 	ARG("--stop-grace");
 	ARG("1000");
+	ARG("--default-user");
+	ARG("%s", harness_own_user());
 	/* Tests that do not test restarts leave nothing behind them. */
 	if (!keep)
 		ARG("--close-on-exit");

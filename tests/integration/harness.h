@@ -28,6 +28,14 @@ void harness_nap_ms(int ms);
 /* Path of a built program (hpcxl-agent, hpcxl, xlsim); static storage. */
 const char *harness_bin(const char *name);
 
+/*
+ * The name of the user the tests run as (static storage). The harness's
+ * agents run their command-line profiles as that user (--default-user): a
+ * root agent runs a worker as root only when told to, and a test run as
+ * root tells it so.
+ */
+const char *harness_own_user(void);
+
 /* A name unique to this test process: prefix + pid + counter. */
 void harness_unique(const char *prefix, char *out, size_t len);
 

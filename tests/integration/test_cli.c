@@ -704,6 +704,7 @@ Test(cli, url_template_environment_over_config_over_default)
 	const char *loopback[] = { "--nodes", "127.0.0.1", "--json", "ping",
 		"--timeout", "0", NULL };
 	json_t *root;
+	char *err;
 
 	/* The config file's template, with "%%" for a '%' that is not the
 	 * host's: the agents listen at ipc://SCRATCH/h<i>. */
@@ -725,13 +726,15 @@ Test(cli, url_template_environment_over_config_over_default)
 	json_decref(root);
 	unsetenv("HPCXL_URL_TEMPLATE");
 
-	/* Neither: the default, port 7420 (timeout 0: nobody is asked). */
+	/* Neither: the default, mutual TLS on port 7420, which needs a CA
+	 * to check agents against: the CLI says so before asking anyone. */
 	setenv("HPCXL_CLIENT_CONFIG", client_conf, 1);
-	root = run_json_args(loopback, 1, NULL);
-	cr_assert_str_eq(
-	    str_of(node_of(root, 0, 1), "url"), "tcp://127.0.0.1:7420");
-	cr_assert_str_eq(str_of(node_of(root, 0, 1), "name"), "127.0.0.1");
-	json_decref(root);
+	cr_assert_eq(run_cli_stderr(loopback, &err), 2, "%s", err);
+	cr_assert_not_null(strstr(err,
+	                       "node '127.0.0.1' (tls+tcp://127.0.0.1:7420): "
+	                       "a tls+tcp:// node needs a CA (tls_ca)"),
+	    "%s", err);
+	free(err);
 }
 
 Test(cli, open_with_min_nodes_keeps_the_nodes_that_opened)

@@ -158,7 +158,8 @@ start_second(const char *listen, const char *state_dir)
 	char ready[PATH_MAX + 16], log[PATH_MAX + 16], xl[PATH_MAX + 8];
 	const char *argv[] = { harness_bin("hpcxl-agent"), "--listen", listen,
 		"--ready-file", ready, "--state-dir", state_dir, "--node",
-		agent.node, "--profile", xl, NULL };
+		agent.node, "--profile", xl, "--default-user",
+		harness_own_user(), NULL };
 	pid_t parent = getpid();
 	int fd;
 

@@ -583,7 +583,11 @@ agent_spawn(struct testbed *tb, int i)
 		"--stop-grace", grace,
 		/* A test that fails leaves no session running behind it. */
 		"--close-on-exit", "--profile", xl, "--profile", xl_ignore,
-		NULL };
+		"--default-user", harness_own_user(),
+		/* Plain tcp:// on the testbed's bridge, which only this
+		 * machine's namespaces reach: what is tested is the network,
+		 * not TLS (tests/integration/test_tls.c is). */
+		"--insecure", NULL };
 	int fd;
 
 	snprintf(ready, sizeof(ready), "%s/ready", nd->dir);

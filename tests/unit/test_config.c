@@ -1091,6 +1091,15 @@ Test(config, shipped_example_loads)
 	cr_assert_eq(p->restart, CONFIG_RESTART_ON_FAILURE);
 	cr_assert_eq(cfg.log_max_bytes, CONFIG_DEFAULT_LOG_MAX_BYTES);
 	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+	/* It ships TLS, and a root agent accepts its profile. */
+	cr_assert_str_eq(cfg.listen[0], "tls+tcp://0.0.0.0:7420");
+	cr_assert_str_eq(cfg.tls_cert, "/etc/hpcxl/tls/agent.pem");
+	cr_assert_str_eq(cfg.tls_key, "/etc/hpcxl/tls/agent.key");
+	cr_assert_str_eq(cfg.tls_ca, "/etc/hpcxl/tls/ca.pem");
+	cr_assert_not(cfg.allow_insecure);
+	cr_assert_str_eq(p->user, "excel");
+	cr_assert_eq(
+	    config_settle_users(&cfg, true, err, sizeof(err)), 0, "%s", err);
 }
 
 /* ---- lines inih would misread ------------------------------------------ */
@@ -1169,4 +1178,67 @@ Test(config, line_of_the_longest_length_loads)
 	assert_loads(text);
 	cr_assert_eq(
 	    strlen(config_find_profile(&cfg, "x")->argv[0]), 198 - 10);
+}
+
+/* ---- transport and the users of profiles (issue 9) --------------------- */
+
+Test(config, tls_insecure_ipc_group_and_default_user_keys)
+{
+	assert_loads("[agent]\nlisten = tls+tcp://n01:7420\n"
+	             "tls_cert = /etc/hpcxl/tls/agent.pem\n"
+	             "tls_key = /etc/hpcxl/tls/agent.key\n"
+	             "tls_ca = /etc/hpcxl/tls/ca.pem\n"
+	             "allow_insecure = yes\nipc_group = hpcxl\n"
+	             "default_user = excel\n");
+	cr_assert_str_eq(cfg.tls_cert, "/etc/hpcxl/tls/agent.pem");
+	cr_assert_str_eq(cfg.tls_key, "/etc/hpcxl/tls/agent.key");
+	cr_assert_str_eq(cfg.tls_ca, "/etc/hpcxl/tls/ca.pem");
+	cr_assert(cfg.allow_insecure);
+	cr_assert_str_eq(cfg.ipc_group, "hpcxl");
+	cr_assert_str_eq(cfg.default_user, "excel");
+}
+
+Test(config, insecure_is_off_and_tls_unset_by_default)
+{
+	cr_assert_not(cfg.allow_insecure);
+	cr_assert_null(cfg.tls_cert);
+	cr_assert_null(cfg.ipc_group);
+	cr_assert_null(cfg.default_user);
+}
+
+Test(config, bad_insecure_group_and_default_user)
+{
+	assert_file_error("[agent]\nallow_insecure = maybe\n", 2,
+	    "'maybe' is not true, false, yes or no");
+	assert_file_error(
+	    "[agent]\nipc_group = a:b\n", 2, "'a:b' is not a group name");
+	assert_file_error(
+	    "[agent]\ndefault_user = -x\n", 2, "'-x' is not a user name");
+}
+
+Test(config, root_agent_refuses_a_profile_without_user)
+{
+	assert_loads("[profile.named]\ncommand = /bin/true\nuser = nobody\n"
+	             "[profile.bare]\ncommand = /bin/true\ngroup = nogroup\n");
+	cr_assert_eq(
+	    config_settle_users(&cfg, true, err, sizeof(err)), HPCXL_ECONFIG);
+	cr_assert_not_null(
+	    strstr(err, "profile 'bare' names no user"), "%s", err);
+	cr_assert_not_null(strstr(err, "[profile.bare]"), "%s", err);
+	/* A non-root agent cannot switch users: it runs them as itself. */
+	cr_assert_eq(config_settle_users(&cfg, false, err, sizeof(err)), 0);
+	cr_assert_null(config_find_profile(&cfg, "bare")->user);
+}
+
+Test(config, default_user_fills_profiles_that_name_none)
+{
+	char spec[] = "cli=/bin/sleep 1";
+
+	assert_loads("[agent]\ndefault_user = excel\n"
+	             "[profile.named]\ncommand = /bin/true\nuser = root\n");
+	cr_assert_eq(config_add_profile_spec(&cfg, spec, err, sizeof(err)), 0);
+	cr_assert_eq(
+	    config_settle_users(&cfg, true, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(config_find_profile(&cfg, "cli")->user, "excel");
+	cr_assert_str_eq(config_find_profile(&cfg, "named")->user, "root");
 }

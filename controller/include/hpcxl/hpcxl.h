@@ -52,6 +52,52 @@ struct hpcxl_node {
 int hpcxl_client_open_nodes(
     const struct hpcxl_node *nodes, size_t n, struct hpcxl_client **out);
 
+/*
+ * What a client may be given besides its roster (hpcxl_client_open_opts()).
+ * Start from HPCXL_CLIENT_OPTS_INIT: it sets size, by which libhpcxl knows
+ * which fields the caller's header had. Fields are only ever added at the
+ * end, so a program keeps working with a later libhpcxl.
+ */
+struct hpcxl_client_opts {
+	size_t size; /* sizeof(struct hpcxl_client_opts) of the caller */
+	/*
+	 * Mutual TLS for tls+tcp:// nodes, as PEM files (NULL: not given):
+	 * the client's certificate (and its chain), its private key
+	 * (unencrypted), and the CA every agent's certificate must chain to.
+	 * tls_ca is needed as soon as one node is tls+tcp://; tls_cert and
+	 * tls_key go together (agents ask for them). An agent's certificate
+	 * must also carry the host of its URL as a DNS name (subjectAltName):
+	 * nng 1.5.2 with mbedTLS 2.28 does not match IP addresses, so name
+	 * agents by host name, e.g. tls+tcp://n017:7420. The files are read
+	 * when the client opens.
+	 */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
+	/* When not NULL: gets one line that says why the open failed with
+	 * HPCXL_ECONFIG, or with HPCXL_EINVAL for a URL nng cannot dial,
+	 * naming the file or the node (e.g. "key.pem: the key does not match
+	 * the certificate in cert.pem"); "" otherwise. */
+	char *errbuf;
+	size_t errbuf_len;
+};
+
+#define HPCXL_CLIENT_OPTS_INIT                                                \
+	{                                                                     \
+		.size = sizeof(struct hpcxl_client_opts)                      \
+	}
+
+/*
+ * hpcxl_client_open_nodes() with options (NULL: none, which is
+ * hpcxl_client_open_nodes()). Also returns HPCXL_ECONFIG: a TLS file is
+ * missing, unreadable or wrong (no certificate in it, an encrypted key, a
+ * key that does not match its certificate), or a tls+tcp:// node has no
+ * tls_ca to check its agent against; and HPCXL_EINVAL for opts whose size
+ * is not one this libhpcxl knows.
+ */
+int hpcxl_client_open_opts(const struct hpcxl_node *nodes, size_t n,
+    const struct hpcxl_client_opts *opts, struct hpcxl_client **out);
+
 /* 0 if nng can dial url, else HPCXL_EINVAL (unknown scheme, malformed, or
  * NULL): the check hpcxl_client_open_nodes() makes, without dialling. */
 int hpcxl_url_check(const char *url);

@@ -4,7 +4,13 @@
  *
  *   [agent]
  *   node = n01                 ; default: the host name
- *   listen = tcp://0.0.0.0:7420 ; may repeat
+ *   listen = tls+tcp://n01:7420 ; may repeat
+ *   tls_cert = /etc/hpcxl/tls/agent.pem ; tls+tcp:// needs all three
+ *   tls_key = /etc/hpcxl/tls/agent.key
+ *   tls_ca = /etc/hpcxl/tls/ca.pem ; clients must show a certificate of it
+ *   allow_insecure = false     ; true: plain tcp:// off loopback too
+ *   ipc_group = hpcxl          ; group of ipc:// socket files (mode 0660)
+ *   default_user = excel       ; user of profiles that name none
  *   state_dir = /var/lib/hpcxl
  *   backend = auto             ; auto | cgroup2 | pgroup
  *   cgroup_root = auto         ; or a directory on a cgroup2 mount
@@ -27,6 +33,11 @@
  * A profile's command is split into words with wordexp(3) under
  * WRDE_NOCMD | WRDE_UNDEF: shell quoting and $VARS work, command
  * substitution does not.
+ *
+ * A root agent runs a profile's workers as root only when the profile says
+ * user = root, or default_user says root: config_settle_users() refuses a
+ * profile that names no user otherwise. A profile of the command line
+ * (--profile) names none, so it takes default_user (--default-user).
  *
  * user and group are only checked for form here (a name, or a decimal id)
  * and resolved by the agent each time it starts a worker, so an account
@@ -110,6 +121,16 @@ struct config {
 	/* Processes that survive the kill this long mark the node
 	 * unhealthy. */
 	int64_t unkillable_limit_ms;
+	/* PEM files of tls+tcp:// listeners (NULL: not given). */
+	char *tls_cert;
+	char *tls_key;
+	char *tls_ca;
+	/* Plain tcp:// may listen on addresses other than loopback. */
+	bool allow_insecure;
+	/* Group of ipc:// socket files; NULL: the agent's own. */
+	char *ipc_group;
+	/* The user of profiles that name none (config_settle_users()). */
+	char *default_user;
 	struct config_profile profiles[CONFIG_MAX_PROFILES];
 	size_t nprofiles;
 };
@@ -139,6 +160,15 @@ int config_set_str(char **slot, const char *val);
 
 /* Checks cross-field rules (a node name, at least one listen URL...). */
 int config_validate(const struct config *c, char *err, size_t errlen);
+
+/*
+ * Gives every profile that names no user the default_user. Without one, a
+ * profile that names no user is refused when agent_is_root (its workers
+ * would run as root without anyone having said so): HPCXL_ECONFIG with a
+ * message naming the profile. A non-root agent runs it as itself.
+ */
+int config_settle_users(
+    struct config *c, bool agent_is_root, char *err, size_t errlen);
 
 /* The config key of a limit ("limit_nofile"...); static storage. */
 const char *config_limit_key(enum config_limit lim);

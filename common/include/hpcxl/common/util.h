@@ -32,4 +32,8 @@ int util_write_all(int fd, const void *buf, size_t len);
 /* A random 64-bit value from getrandom(2); never 0. */
 uint64_t util_random_u64(void);
 
+/* printf into err[0..errlen), the message of a failure; err may be NULL. */
+void util_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

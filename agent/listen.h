@@ -1,0 +1,54 @@
+/*
+ * What the agent listens on, and how. Whoever reaches a listener can open
+ * sessions, that is run the profiles' programs, and close everyone's, so:
+ *
+ *   tls+tcp://  (tls+tcp4, tls+tcp6) mutual TLS: the agent shows tls_cert
+ *               and requires of every client a certificate of tls_ca;
+ *   tcp://      (tcp4, tcp6) plain text: on loopback only (127.0.0.0/8,
+ *               ::1, the name localhost) unless allow_insecure (--insecure),
+ *               and then with a warning;
+ *   ipc://      a socket file of mode 0660 in ipc_group (else the agent's
+ *               group): the file system says who may connect;
+ *
+ * and nothing else. Every URL is checked, and the TLS files read, before
+ * the first listener is made, so a refused configuration listens nowhere.
+ */
+#ifndef HPCXL_AGENT_LISTEN_H
+#define HPCXL_AGENT_LISTEN_H
+
+#include "hpcxl/common/config.h"
+
+#include <nng/nng.h>
+
+enum listen_kind {
+	LISTEN_TLS, /* tls+tcp:// */
+	LISTEN_TCP_LOOPBACK, /* tcp:// on a loopback address */
+	LISTEN_TCP_OPEN, /* tcp:// anywhere else, "all addresses" too */
+	LISTEN_IPC, /* ipc:// */
+	LISTEN_UNSUPPORTED, /* another scheme, or not a URL nng reads */
+};
+
+/* What kind of listener url asks for (pure: no name is resolved). */
+enum listen_kind listen_url_kind(const char *url);
+
+struct listen_setup;
+
+/*
+ * Checks every listen URL of c against the rules above, reads the TLS files
+ * when a URL needs them and looks up ipc_group. Returns 0 and *out, or
+ * HPCXL_ECONFIG (HPCXL_ENOMEM) with the reason logged, naming the URL,
+ * file or group.
+ */
+int listen_setup_new(const struct config *c, struct listen_setup **out);
+
+/* Applies what url needs to l, made for it and not started yet: the TLS
+ * configuration, or the ipc socket's mode. */
+int listen_setup_apply(
+    const struct listen_setup *ls, nng_listener l, const char *url);
+
+/* Once l listens: gives an ipc socket file its group. */
+int listen_setup_started(const struct listen_setup *ls, const char *url);
+
+void listen_setup_free(struct listen_setup *ls);
+
+#endif
