@@ -167,6 +167,74 @@ config_add_listen(struct config *c, const char *url, char *err, size_t errlen)
 	return 0;
 }
 
+/* One name of an admins list, its spaces dropped: a copy, or NULL. */
+static char *
+admin_name(const char *start, size_t len)
+{
+	while (len > 0 && start[0] == ' ') {
+		start++;
+		len--;
+	}
+	while (len > 0 && start[len - 1] == ' ')
+		len--;
+	return strndup(start, len);
+}
+
+static int
+add_admin(struct config *c, char *name, char *err, size_t errlen)
+{
+	if (!util_valid_identity(name)) {
+		util_set_err(err, errlen,
+		    "admin '%s' is not an identity (1 to %d printable ASCII "
+		    "characters, no comma)",
+		    name, HPCXL_IDENTITY_MAX);
+		free(name);
+		return HPCXL_ECONFIG;
+	}
+	if (config_is_admin(c, name)) {
+		free(name);
+		return 0;
+	}
+	if (c->nadmins == CONFIG_MAX_ADMINS) {
+		util_set_err(
+		    err, errlen, "more than %d admins", CONFIG_MAX_ADMINS);
+		free(name);
+		return HPCXL_ECONFIG;
+	}
+	c->admins[c->nadmins++] = name;
+	return 0;
+}
+
+int
+config_add_admins(struct config *c, const char *list, char *err, size_t errlen)
+{
+	const char *p = list;
+	int rv = 0;
+
+	while (rv == 0) {
+		size_t len = strcspn(p, ",");
+		char *name = admin_name(p, len);
+
+		if (name == NULL)
+			return HPCXL_ENOMEM;
+		rv = add_admin(c, name, err, errlen);
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	return rv;
+}
+
+bool
+config_is_admin(const struct config *c, const char *identity)
+{
+	for (size_t i = 0; i < c->nadmins; i++) {
+		if (strcmp(c->admins[i], identity) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* What the inih callback needs: where to store and where to complain. */
 struct ini_ctx {
 	struct config *c;
@@ -195,6 +263,19 @@ parse_bool(struct ini_ctx *x, const char *val, bool *out)
 	util_set_err(
 	    x->err, x->errlen, "'%s' is not true, false, yes or no", val);
 	return HPCXL_ECONFIG;
+}
+
+/* A per-identity limit: a count, 0 for none. */
+static int
+parse_limit_count(struct ini_ctx *x, const char *val, int64_t *out)
+{
+	if (util_parse_i64(val, 0, INT32_MAX, out) != 0) {
+		util_set_err(x->err, x->errlen,
+		    "'%s' is not a count from 0 (no limit) to %d", val,
+		    INT32_MAX);
+		return HPCXL_ECONFIG;
+	}
+	return 0;
 }
 
 /*
@@ -272,6 +353,12 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 		return set_account(x, &c->ipc_group, "group", val);
 	if (strcmp(key, "default_user") == 0)
 		return set_account(x, &c->default_user, "user", val);
+	if (strcmp(key, "admins") == 0)
+		return config_add_admins(c, val, x->err, x->errlen);
+	if (strcmp(key, "max_sessions") == 0)
+		return parse_limit_count(x, val, &c->max_sessions);
+	if (strcmp(key, "max_workers") == 0)
+		return parse_limit_count(x, val, &c->max_workers);
 	if (strcmp(key, "log_max_bytes") == 0) {
 		if (util_parse_i64(val, 0, INT64_MAX, &v) != 0) {
 			util_set_err(x->err, x->errlen,
@@ -659,6 +746,8 @@ config_free(struct config *c)
 	free(c->tls_ca);
 	free(c->ipc_group);
 	free(c->default_user);
+	for (i = 0; i < c->nadmins; i++)
+		free(c->admins[i]);
 	for (i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);
 	for (i = 0; i < c->nprofiles; i++) {

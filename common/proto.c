@@ -133,9 +133,11 @@ pack_session(msgpack_packer *pk, const struct proto_session *s)
 {
 	uint32_t i;
 
-	msgpack_pack_map(pk, 3);
+	msgpack_pack_map(pk, 3 + (s->owner != NULL));
 	pack_key_str(pk, "session", s->session);
 	pack_key_str(pk, "profile", s->profile);
+	if (s->owner != NULL)
+		pack_key_str(pk, "owner", s->owner);
 	pack_str(pk, "workers");
 	msgpack_pack_array(pk, s->nworkers);
 	for (i = 0; i < s->nworkers; i++)
@@ -193,7 +195,7 @@ session_valid(const struct proto_session *s)
 	uint32_t i;
 
 	if (!util_valid_id(s->session) || !util_valid_id(s->profile)
-	    || s->nworkers > PROTO_MAX_WORKERS
+	    || !text_valid(s->owner) || s->nworkers > PROTO_MAX_WORKERS
 	    || (s->nworkers > 0 && s->workers == NULL))
 		return false;
 	for (i = 0; i < s->nworkers; i++) {
@@ -618,6 +620,7 @@ decode_session(struct dec *d, const msgpack_object *o, struct proto_session *s)
 
 	s->session = get_id(d, "session", true);
 	s->profile = get_id(d, "profile", true);
+	s->owner = get_text(d, "owner", false);
 	a = get_array(d, "workers", PROTO_MAX_WORKERS);
 	if (a != NULL && a->size > 0) {
 		s->workers = calloc(a->size, sizeof(*s->workers));
@@ -793,6 +796,7 @@ reply_free(struct proto_reply *r)
 	for (i = 0; i < r->nsessions; i++) {
 		free(r->sessions[i].session);
 		free(r->sessions[i].profile);
+		free(r->sessions[i].owner);
 		free(r->sessions[i].workers);
 	}
 	free(r->sessions);
@@ -843,7 +847,8 @@ session_copy(const struct proto_session *src, struct proto_session *dst)
 	dst->nworkers = 0;
 	dst->workers = NULL;
 	if (!dup_opt(src->session, &dst->session)
-	    || !dup_opt(src->profile, &dst->profile))
+	    || !dup_opt(src->profile, &dst->profile)
+	    || !dup_opt(src->owner, &dst->owner))
 		return false;
 	if (n > 0 && (dst->workers = malloc(n)) == NULL)
 		return false;

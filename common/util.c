@@ -40,6 +40,21 @@ util_valid_id(const char *s)
 	return true;
 }
 
+bool
+util_valid_identity(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || s[0] == '\0' || s[0] == ' ')
+		return false;
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= HPCXL_IDENTITY_MAX || s[n] < ' ' || s[n] > '~'
+		    || s[n] == ',')
+			return false;
+	}
+	return s[n - 1] != ' ';
+}
+
 int
 util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {

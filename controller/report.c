@@ -77,6 +77,7 @@ report_sessions(struct hpcxl_node_report *row, struct proto_reply *reply)
 
 		si->session = report_take(&ps->session);
 		si->profile = report_take(&ps->profile);
+		si->owner = report_take(&ps->owner);
 		if (ps->nworkers == 0)
 			continue;
 		si->workers = calloc(ps->nworkers, sizeof(*si->workers));
@@ -198,6 +199,7 @@ report_row_free(struct hpcxl_node_report *row)
 	for (i = 0; i < row->nsessions; i++) {
 		free(row->sessions[i].session);
 		free(row->sessions[i].profile);
+		free(row->sessions[i].owner);
 		free(row->sessions[i].workers);
 	}
 	free(row->sessions);

@@ -110,6 +110,7 @@ json_session(const struct hpcxl_session_info *si, bool *ok)
 	}
 	json_put(o, "session", json_text(si->session), ok);
 	json_put(o, "profile", json_text(si->profile), ok);
+	json_put(o, "owner", json_text(si->owner), ok);
 	json_put(o, "workers", workers, ok);
 	return o;
 }
@@ -331,8 +332,9 @@ print_session(const struct hpcxl_session_info *si)
 	const char *cells[5];
 	size_t i;
 
-	printf("    session %s  profile %s  %zu worker%s\n", si->session,
-	    si->profile, si->nworkers, si->nworkers == 1 ? "" : "s");
+	printf("    session %s  profile %s  owner %s  %zu worker%s\n",
+	    si->session, si->profile, si->owner != NULL ? si->owner : "-",
+	    si->nworkers, si->nworkers == 1 ? "" : "s");
 	if (si->nworkers == 0)
 		return;
 	table_fit(&t, header);

@@ -387,6 +387,88 @@ Test(config, bad_close_on_exit_and_unkillable_limit)
 	}
 }
 
+/* ---- who may do what ---------------------------------------------------- */
+
+Test(config, admins_and_limits_default_to_none)
+{
+	cr_assert_eq(cfg.nadmins, 0);
+	cr_assert_eq(cfg.max_sessions, 0, "0 means no limit");
+	cr_assert_eq(cfg.max_workers, 0, "0 means no limit");
+	cr_assert_not(config_is_admin(&cfg, "anonymous"));
+}
+
+Test(config, admins_lists_add_up_and_trim_spaces)
+{
+	assert_loads("[agent]\nadmins = alice,  Ops Team ,bob@example.com\n"
+	             "admins = uid:1001\nadmins = alice\n");
+	cr_assert_eq(cfg.nadmins, 4, "a repeated name is kept once");
+	cr_assert_str_eq(cfg.admins[0], "alice");
+	cr_assert_str_eq(cfg.admins[1], "Ops Team");
+	cr_assert_str_eq(cfg.admins[2], "bob@example.com");
+	cr_assert_str_eq(cfg.admins[3], "uid:1001");
+	cr_assert(config_is_admin(&cfg, "Ops Team"));
+	cr_assert_not(config_is_admin(&cfg, "ops team"), "exact match");
+	cr_assert_not(config_is_admin(&cfg, "Ops"));
+	cr_assert_eq(config_add_admins(&cfg, "anonymous", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert(config_is_admin(&cfg, "anonymous"));
+}
+
+Test(config, bad_admins_are_named)
+{
+	static const char *const bad[]
+	    = { "alice,", ",alice", "a,,b", " ", "al\x01ice", "caf\xc3\xa9" };
+	char text[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[agent]\nadmins = %s\n", bad[i]);
+		assert_file_error(text, 2, "admin");
+	}
+	cr_assert_eq(
+	    config_add_admins(&cfg, "a,", err, sizeof(err)), HPCXL_ECONFIG);
+	cr_assert_not_null(strstr(err, "not an identity"), "%s", err);
+	assert_file_error("[profile.p]\nadmins = a\n", 2, "admins");
+}
+
+Test(config, too_many_admins)
+{
+	char name[32];
+
+	for (int i = 0; i < CONFIG_MAX_ADMINS; i++) {
+		snprintf(name, sizeof(name), "admin%d", i);
+		cr_assert_eq(config_add_admins(&cfg, name, err, sizeof(err)),
+		    0, "%s", err);
+	}
+	cr_assert_eq(config_add_admins(&cfg, "one-more", err, sizeof(err)),
+	    HPCXL_ECONFIG);
+	cr_assert_not_null(strstr(err, "admins"), "%s", err);
+}
+
+Test(config, per_identity_limits)
+{
+	assert_loads("[agent]\nmax_sessions = 3\nmax_workers = 4096\n");
+	cr_assert_eq(cfg.max_sessions, 3);
+	cr_assert_eq(cfg.max_workers, 4096);
+	assert_loads("[agent]\nmax_sessions = 0\n");
+	cr_assert_eq(cfg.max_sessions, 0);
+}
+
+Test(config, bad_per_identity_limits)
+{
+	static const char *const bad[]
+	    = { "-1", "", "3 sessions", "0x10", "2147483648" };
+	char text[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[agent]\nmax_sessions = %s\n",
+		    bad[i]);
+		assert_file_error(text, 2, "max_sessions");
+		snprintf(
+		    text, sizeof(text), "[agent]\nmax_workers = %s\n", bad[i]);
+		assert_file_error(text, 2, "max_workers");
+	}
+}
+
 /* ---- user and group ----------------------------------------------------- */
 
 Test(config, user_and_group_names_and_ids)

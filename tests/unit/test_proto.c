@@ -203,6 +203,7 @@ expect_reply_eq(const struct proto_reply *got, const struct proto_reply *want)
 
 		expect_str(g->session, w->session, "sessions[].session");
 		expect_str(g->profile, w->profile, "sessions[].profile");
+		expect_str(g->owner, w->owner, "sessions[].owner");
 		cr_assert_eq(g->nworkers, w->nworkers);
 		for (j = 0; j < g->nworkers; j++)
 			expect_worker_eq(&g->workers[j], &w->workers[j]);
@@ -373,6 +374,7 @@ static struct proto_worker fx_workers[] = {
 static struct proto_session fx_sessions[] = {
 	{ .session = "s1",
 	    .profile = "excel",
+	    .owner = "Alice Smith (ops) <alice@example.com>",
 	    .nworkers = 5,
 	    .workers = fx_workers },
 	{ .session = "empty-session",
@@ -381,6 +383,7 @@ static struct proto_session fx_sessions[] = {
 	    .workers = NULL },
 	{ .session = ID64,
 	    .profile = ID64,
+	    .owner = "",
 	    .nworkers = 1,
 	    .workers = fx_workers },
 };
@@ -1254,6 +1257,7 @@ static const struct field worker_tmpl[] = {
 static const struct field session_tmpl[] = {
 	{ "session", STR("s1") },
 	{ "profile", STR("excel") },
+	{ "owner", STR("alice") },
 	{ "workers", { .k = V_WORKERS } },
 	{ NULL },
 };
@@ -1732,6 +1736,16 @@ static const struct mcase bad_cases[] = {
 	SSET("workers", ETOOBIG_, NILS(PROTO_MAX_WORKERS + 1)),
 	SKEY(EPROTO_, UINT(1)),
 	SKEY(EPROTO_, NIL),
+	/* owner: optional text, absent for a session without one */
+	SSET("owner", 0, STR("anonymous")),
+	SSET("owner", 0, STR("")),
+	SSET("owner", EPROTO_, NIL),
+	SSET("owner", EPROTO_, UINT(1)),
+	SSET("owner", EPROTO_, BIN("alice")),
+	SSET("owner", EPROTO_, STR("al\0ice")),
+	SSET("owner", ETOOBIG_, FILL(PROTO_MAX_TEXT + 1)),
+	SADD("owner", EPROTO_, STR("bob")),
+	SDROP("owner", 0),
 	/* reply: a worker */
 	WDROP("index", EPROTO_),
 	WDROP("pid", EPROTO_),
@@ -2666,6 +2680,31 @@ Test(util, valid_id)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_expect_not(
 		    util_valid_id(bad[i]), "\"%s\" accepted", bad[i]);
+}
+
+Test(util, valid_identity)
+{
+	static const char *const good[]
+	    = { "a", "anonymous", "uid:1234", "alice@example.com",
+		      "Alice Smith", "o'brien", "x~", "a  b", "root" };
+	static const char *const bad[] = { "", " ", " a", "a ", "a,b", ",",
+		"a\tb", "a\nb", "a\x7f", "\xc3\xa9t\xc3\xa9", "a\x01" };
+	char long_one[HPCXL_IDENTITY_MAX + 2];
+	size_t i;
+
+	cr_assert_not(util_valid_identity(NULL));
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		cr_expect(
+		    util_valid_identity(good[i]), "\"%s\" rejected", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_not(
+		    util_valid_identity(bad[i]), "\"%s\" accepted", bad[i]);
+	memset(long_one, 'x', sizeof(long_one) - 1);
+	long_one[HPCXL_IDENTITY_MAX] = '\0';
+	cr_expect(util_valid_identity(long_one), "128 bytes rejected");
+	long_one[HPCXL_IDENTITY_MAX] = 'x';
+	long_one[HPCXL_IDENTITY_MAX + 1] = '\0';
+	cr_expect_not(util_valid_identity(long_one), "129 bytes accepted");
 }
 
 Test(util, parse_i64_accepts_whole_numbers_in_range)

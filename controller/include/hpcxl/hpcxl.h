@@ -171,6 +171,11 @@ struct hpcxl_session_info {
 	char *profile;
 	size_t nworkers;
 	struct hpcxl_worker_info *workers;
+	/* The identity that opened the session on that node (a client
+	 * certificate's CN, an ipc peer's account, "anonymous"); NULL when
+	 * the agent did not say (an older agent, or a session an older agent
+	 * opened: only the agent's admins may act on it). */
+	char *owner;
 };
 
 struct hpcxl_node_report {

@@ -11,6 +11,9 @@
  *   allow_insecure = false     ; true: plain tcp:// off loopback too
  *   ipc_group = hpcxl          ; group of ipc:// socket files (mode 0660)
  *   default_user = excel       ; user of profiles that name none
+ *   admins = alice, ops-team   ; identities that may act on every session
+ *   max_sessions = 0           ; per identity on this node; 0 = no limit
+ *   max_workers = 0            ; per identity on this node; 0 = no limit
  *   state_dir = /var/lib/hpcxl
  *   backend = auto             ; auto | cgroup2 | pgroup
  *   cgroup_root = auto         ; or a directory on a cgroup2 mount
@@ -56,6 +59,8 @@
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/hpcxl"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PROFILES 256
+/* Names in the admins list (config and --admin together). */
+#define CONFIG_MAX_ADMINS 64
 /* Distinct NAMEs one profile's env may set. */
 #define CONFIG_MAX_ENV 64
 /* 10 MiB per worker log file. */
@@ -131,6 +136,13 @@ struct config {
 	char *ipc_group;
 	/* The user of profiles that name none (config_settle_users()). */
 	char *default_user;
+	/* Identities that may close, renew and see every session and clear
+	 * the node's unhealthy mark (others only act on their own). */
+	char *admins[CONFIG_MAX_ADMINS];
+	size_t nadmins;
+	/* What one identity may hold on this node at once; 0 = no limit. */
+	int64_t max_sessions;
+	int64_t max_workers;
 	struct config_profile profiles[CONFIG_MAX_PROFILES];
 	size_t nprofiles;
 };
@@ -154,6 +166,17 @@ int config_add_profile_spec(
 /* Adds a listen URL (copied); HPCXL_ECONFIG when there are too many. */
 int config_add_listen(
     struct config *c, const char *url, char *err, size_t errlen);
+
+/*
+ * Adds the identities of list, comma-separated ("alice, ops-team"; spaces
+ * around a name are dropped) to the admins. HPCXL_ECONFIG with why in err
+ * for an empty or invalid name (util_valid_identity()) or too many names.
+ */
+int config_add_admins(
+    struct config *c, const char *list, char *err, size_t errlen);
+
+/* True when identity is in the admins list. */
+bool config_is_admin(const struct config *c, const char *identity);
 
 /* Replaces a string setting with a copy of val. */
 int config_set_str(char **slot, const char *val);

@@ -93,6 +93,9 @@ struct proto_worker {
 struct proto_session {
 	char *session;
 	char *profile;
+	/* The identity that opened it (PROTOCOL.md 1.6); NULL when absent:
+	 * an agent that predates owners, or a session that has none. */
+	char *owner;
 	uint32_t nworkers;
 	struct proto_worker *workers;
 };

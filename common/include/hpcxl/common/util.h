@@ -9,6 +9,9 @@
 /* Longest session, profile or node name, in bytes. */
 #define HPCXL_ID_MAX 64
 
+/* Longest caller identity (a client certificate's CN, an account name). */
+#define HPCXL_IDENTITY_MAX 128
+
 /* Milliseconds on CLOCK_MONOTONIC: only for measuring and deadlines. */
 int64_t util_now_ms(void);
 
@@ -18,6 +21,16 @@ int64_t util_now_ms(void);
  * cgroup names, so nothing else is accepted.
  */
 bool util_valid_id(const char *s);
+
+/*
+ * True when s may be a caller's identity (who sent a request: the CN of a
+ * client certificate, the account of an ipc peer, "anonymous"):
+ * 1..HPCXL_IDENTITY_MAX bytes of printable ASCII (space to '~') but the
+ * comma, not starting or ending with a space. Commas separate the names of
+ * the agent's admins list; the rest keeps identities plain in log lines,
+ * session records and replies.
+ */
+bool util_valid_identity(const char *s);
 
 /*
  * Parses a whole decimal string into [min, max]. Returns 0 and sets *out, or
