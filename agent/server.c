@@ -1,11 +1,12 @@
 #include "server.h"
+#include "caller.h"
 #include "listen.h"
+#include "tls_engine.h"
 
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <nng/protocol/survey0/respond.h>
@@ -31,9 +32,13 @@
  * reply is closed. (A new one shows there only just after it attaches.) */
 #define PIPE_GONE_MS 1000
 
+/* Keyed by the caller too: a reply is only ever repeated to whoever the
+ * first one went to (an op seen by someone else never shows them the
+ * owner's answer). */
 struct cached_reply {
 	uint64_t op;
 	enum proto_type type;
+	char caller[HPCXL_IDENTITY_MAX + 1];
 	char *frame;
 	size_t len;
 };
@@ -67,6 +72,7 @@ struct server {
 	nng_listener *listeners; /* one per listen URL, started */
 	struct listen_setup *setup; /* TLS, ipc modes: see listen.h */
 	size_t nlisteners;
+	struct caller_table *callers; /* who is on each connection */
 	int recv_fd;
 	char *node;
 	struct cached_reply cache[REPLY_CACHE_SIZE];
@@ -98,12 +104,17 @@ listen_one(struct server *s, const char *url)
 	int rv;
 
 	if ((rv = nng_listener_create(&l, s->sock, url)) != 0
+	    || (rv = caller_table_add_listener(
+	            s->callers, l, listen_url_kind(url)))
+	        != 0
 	    || (rv = nng_listener_set_size(
 	            l, NNG_OPT_RECVMAXSZ, PROTO_MAX_REQUEST))
 	        != 0
 	    || (rv = listen_setup_apply(s->setup, l, url)) != 0
 	    || (rv = nng_listener_start(l, 0)) != 0) {
-		log_err("cannot listen on %s: %s", url, nng_strerror(rv));
+		log_err("cannot listen on %s: %s", url,
+		    rv == HPCXL_ETOOBIG ? "too many listeners"
+		                        : nng_strerror(rv));
 		return HPCXL_ETRANSPORT;
 	}
 	s->listeners[s->nlisteners++] = l;
@@ -187,31 +198,71 @@ server_set_queues(nng_socket sock)
 	return nng_socket_set_int(sock, NNG_OPT_RECVBUF, QUEUE_DEPTH);
 }
 
+/*
+ * Every connection is identified when nng adds it, before it can deliver
+ * a request, and forgotten when nng removes it (caller.h). Set before the
+ * first listener starts.
+ */
+static int
+server_watch_pipes(struct server *s)
+{
+	int rv;
+
+	if ((rv = nng_pipe_notify(
+	         s->sock, NNG_PIPE_EV_ADD_PRE, caller_pipe_event, s->callers))
+	        != 0
+	    || (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST,
+	            caller_pipe_event, s->callers))
+	        != 0)
+		return rv;
+	return 0;
+}
+
+static void
+server_free_setup(struct server *s)
+{
+	caller_table_free(s->callers);
+	listen_setup_free(s->setup);
+	free(s->node);
+	free(s);
+}
+
+/* The agent's TLS engine (the callers' CNs) before any TLS configuration;
+ * every URL checked before any is listened on. */
+static int
+server_prepare(struct server *s, const struct config *c)
+{
+	int rv;
+
+	if ((s->node = strdup(c->node)) == NULL)
+		return HPCXL_ENOMEM;
+	if ((rv = tls_engine_register()) != 0
+	    || (rv = caller_table_new(&s->callers)) != 0)
+		return rv;
+	return listen_setup_new(c, &s->setup);
+}
+
 int
 server_open(const struct config *c, struct server **out)
 {
 	struct server *s;
 	int rv;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL
-	    || (s->node = strdup(c->node)) == NULL) {
-		free(s);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return HPCXL_ENOMEM;
-	}
-	/* Every URL is checked before any is listened on. */
-	if ((rv = listen_setup_new(c, &s->setup)) != 0) {
-		free(s->node);
-		free(s);
+	if ((rv = server_prepare(s, c)) != 0) {
+		server_free_setup(s);
 		return rv;
 	}
 	if ((rv = nng_respondent0_open_raw(&s->sock)) != 0
 	    || (rv = server_set_queues(s->sock)) != 0
+	    || (rv = server_watch_pipes(s)) != 0
 	    || (rv = nng_socket_get_int(s->sock, NNG_OPT_RECVFD, &s->recv_fd))
 	        != 0) {
 		log_err("cannot open respondent socket: %s", nng_strerror(rv));
-		listen_setup_free(s->setup);
-		free(s->node);
-		free(s);
+		if (nng_socket_id(s->sock) > 0)
+			nng_close(s->sock);
+		server_free_setup(s);
 		return HPCXL_ETRANSPORT;
 	}
 	if ((rv = server_listen_all(s, c)) != 0) {
@@ -229,13 +280,14 @@ server_fd(const struct server *s)
 }
 
 static struct cached_reply *
-cache_find(struct server *s, uint64_t op, enum proto_type type)
+cache_find(struct server *s, const struct server_req *req)
 {
 	size_t i;
 
 	for (i = 0; i < REPLY_CACHE_SIZE; i++) {
-		if (s->cache[i].frame != NULL && s->cache[i].op == op
-		    && s->cache[i].type == type)
+		if (s->cache[i].frame != NULL && s->cache[i].op == req->m.op
+		    && s->cache[i].type == req->m.type
+		    && strcmp(s->cache[i].caller, req->caller) == 0)
 			return &s->cache[i];
 	}
 	return NULL;
@@ -243,10 +295,10 @@ cache_find(struct server *s, uint64_t op, enum proto_type type)
 
 /* Keeps one slot per op: repeats of an op must not flush the others. */
 static void
-cache_put(struct server *s, uint64_t op, enum proto_type type,
-    const char *frame, size_t len)
+cache_put(struct server *s, const struct server_req *req, const char *frame,
+    size_t len)
 {
-	struct cached_reply *c = cache_find(s, op, type);
+	struct cached_reply *c = cache_find(s, req);
 	char *copy = malloc(len);
 
 	if (copy == NULL)
@@ -257,7 +309,10 @@ cache_put(struct server *s, uint64_t op, enum proto_type type,
 	}
 	free(c->frame);
 	memcpy(copy, frame, len);
-	*c = (struct cached_reply) { op, type, copy, len };
+	*c = (struct cached_reply) {
+		.op = req->m.op, .type = req->m.type, .frame = copy, .len = len
+	};
+	memcpy(c->caller, req->caller, sizeof(c->caller));
 	s->last_reply_ms = util_now_ms();
 }
 
@@ -398,32 +453,6 @@ out_handed(struct server *s, uint32_t pipe)
 		o->handed++;
 }
 
-/* The peer of pipe for a log line: "127.0.0.1:41234", an ipc path. */
-static void
-pipe_peer(nng_pipe pipe, char *out, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	nng_sockaddr sa;
-
-	if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
-		sa.s_family = NNG_AF_UNSPEC; /* closed meanwhile */
-	switch (sa.s_family) {
-	case NNG_AF_INET:
-		inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip));
-		snprintf(out, len, "%s:%u", ip, ntohs(sa.s_in.sa_port));
-		break;
-	case NNG_AF_INET6:
-		inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip));
-		snprintf(out, len, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
-		break;
-	case NNG_AF_IPC:
-		snprintf(out, len, "%s", sa.s_ipc.sa_path);
-		break;
-	default:
-		snprintf(out, len, "pipe %u", nng_pipe_id(pipe));
-	}
-}
-
 /* Rate-limited: a controller that pipelines does it on every request. */
 static void
 risk_warn(struct server *s, nng_pipe pipe, uint64_t unwritten, uint64_t op)
@@ -439,7 +468,7 @@ risk_warn(struct server *s, nng_pipe pipe, uint64_t unwritten, uint64_t op)
 		snprintf(quiet, sizeof(quiet),
 		    " (%lu more replies at risk since the last warning)",
 		    s->risk_quiet);
-	pipe_peer(pipe, peer, sizeof(peer));
+	caller_peer_address(pipe, peer, sizeof(peer));
 	log_warn("connection from %s has more than two requests in flight: "
 	         "%llu replies to it not written yet, so nng may drop the "
 	         "reply to op %016llx; controllers keep at most two per "
@@ -499,11 +528,11 @@ reply_bad_request(struct server *s, nng_msg *msg, const char *why)
 	free(frame);
 }
 
-/* Returns true when msg was consumed (bad or answered from the cache). */
+/* Decodes msg into m; false when it is no request (answered bad_request,
+ * msg consumed). */
 static bool
-handle_frame(struct server *s, nng_msg *msg, struct proto_msg *m)
+decode_request(struct server *s, nng_msg *msg, struct proto_msg *m)
 {
-	const struct cached_reply *c;
 	const char *why = NULL;
 	int rv;
 
@@ -514,19 +543,47 @@ handle_frame(struct server *s, nng_msg *msg, struct proto_msg *m)
 		rv = HPCXL_EPROTO;
 		why = "a reply is not a request";
 	}
-	if (rv != 0) {
-		log_notice("bad request: %s", why != NULL ? why : "?");
-		reply_bad_request(s, msg, why);
+	if (rv == 0)
 		return true;
-	}
-	if ((c = cache_find(s, m->op, m->type)) != NULL) {
-		log_debug("repeat of op %016llx answered from cache",
-		    (unsigned long long)m->op);
-		send_on_route(s, msg, m->op, c->frame, c->len);
-		proto_msg_free(m);
-		return true;
-	}
+	log_notice("bad request: %s", why != NULL ? why : "?");
+	reply_bad_request(s, msg, why);
 	return false;
+}
+
+/* Gives req its caller; false when its connection has none (req answered
+ * refused and freed). */
+static bool
+take_caller(struct server *s, struct server_req *req)
+{
+	nng_pipe pipe = nng_msg_get_pipe(req->msg);
+	char peer[256];
+
+	if (caller_lookup(s->callers, pipe, req->caller))
+		return true;
+	caller_peer_address(pipe, peer, sizeof(peer));
+	log_warn("request from %s refused: its connection has no known "
+	         "caller",
+	    peer);
+	server_reply_code(s, req, PROTO_CODE_REFUSED,
+	    "the agent does not know who is on this connection");
+	return false;
+}
+
+/* A repeat of an op this caller was answered: the same reply again (req
+ * freed). False when req is new. */
+static bool
+answer_repeat(struct server *s, struct server_req *req)
+{
+	const struct cached_reply *c = cache_find(s, req);
+
+	if (c == NULL)
+		return false;
+	log_debug("repeat of op %016llx answered from cache",
+	    (unsigned long long)req->m.op);
+	send_on_route(s, req->msg, req->m.op, c->frame, c->len);
+	req->msg = NULL;
+	server_req_free(req);
+	return true;
 }
 
 int
@@ -542,11 +599,13 @@ server_next(struct server *s, struct server_req **out)
 			nng_msg_free(msg);
 			continue;
 		}
-		if (handle_frame(s, msg, &req->m)) {
+		if (!decode_request(s, msg, &req->m)) {
 			free(req);
 			continue;
 		}
 		req->msg = msg;
+		if (!take_caller(s, req) || answer_repeat(s, req))
+			continue;
 		*out = req;
 		return 0;
 	}
@@ -568,8 +627,9 @@ server_reply(struct server *s, struct server_req *req, struct proto_reply *r)
 		server_req_free(req);
 		return;
 	}
-	if (req->m.op != 0)
-		cache_put(s, req->m.op, req->m.type, frame, len);
+	/* A refusal for want of a caller is not kept: it has no owner. */
+	if (req->m.op != 0 && req->caller[0] != '\0')
+		cache_put(s, req, frame, len);
 	send_on_route(s, req->msg, req->m.op, frame, len);
 	req->msg = NULL;
 	free(frame);
@@ -635,12 +695,11 @@ server_close(struct server *s)
 	if (s == NULL)
 		return;
 	server_linger(s);
+	/* nng calls the pipe callbacks no more once the socket is closed. */
 	nng_close(s->sock);
 	for (i = 0; i < REPLY_CACHE_SIZE; i++)
 		free(s->cache[i].frame);
 	free(s->listeners);
-	listen_setup_free(s->setup);
 	free(s->outs);
-	free(s->node);
-	free(s);
+	server_free_setup(s);
 }

@@ -15,6 +15,7 @@
 
 #include "hpcxl/common/config.h"
 #include "hpcxl/common/proto.h"
+#include "hpcxl/common/util.h"
 
 #include <nng/nng.h>
 #include <stdbool.h>
@@ -25,6 +26,9 @@ struct server;
 struct server_req {
 	nng_msg *msg; /* keeps the routing header; body already consumed */
 	struct proto_msg m;
+	/* Who sent it: the identity of its connection (caller.h), copied
+	 * when it was taken, so it outlives the connection. */
+	char caller[HPCXL_IDENTITY_MAX + 1];
 	/* Bookkeeping of the holder: when the reply is due (monotonic ms, 0 =
 	 * no deadline) and the next request in a list of waiters. */
 	int64_t reply_by_ms;
@@ -51,11 +55,13 @@ int server_write_ready(const struct server *s, const char *ready_file);
 int server_fd(const struct server *s);
 
 /*
- * Takes the next request. Malformed frames are answered with bad_request and
- * repeats of a recently answered op get the cached reply; neither is
- * returned. Returns 0 with *out (caller owns it: answer it with
- * server_reply or free it with server_req_free), or HPCXL_ENOTFOUND when
- * nothing is queued.
+ * Takes the next request. Malformed frames are answered with bad_request,
+ * a request whose connection has no known caller (it should not happen:
+ * every connection is identified before it can deliver) with refused, and
+ * repeats of an op recently answered to the same caller get the cached
+ * reply; none of them is returned. Returns 0 with *out (caller owns it: answer
+ * it with server_reply or free it with server_req_free), or HPCXL_ENOTFOUND
+ * when nothing is queued.
  */
 int server_next(struct server *s, struct server_req **out);
 

@@ -1,0 +1,420 @@
+/*
+ * Callers' identities per connection (see caller.h): how each kind of
+ * listener says who is on the other end, and the table of open pipes.
+ */
+#include "caller.h"
+
+#include "hpcxl/common/err.h"
+#include "hpcxl/common/log.h"
+#include "hpcxl/common/util.h"
+#include "tls_engine.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Slots of the table: a power of two, at least twice the pipes it holds. */
+#define CALLER_MIN_SLOTS 64
+/* Most getpwuid_r() buffer tried for one account (LDAP entries can be big). */
+#define PASSWD_BUF_MAX (1024 * 1024)
+/* At most one warning this often about connections closed for a full
+ * table. */
+#define FULL_WARN_INTERVAL_MS 10000
+
+struct caller_slot {
+	uint32_t pipe; /* nng's pipe id; 0 = free (nng never uses 0) */
+	char identity[HPCXL_IDENTITY_MAX + 1];
+};
+
+struct listener_kind {
+	uint32_t listener;
+	enum listen_kind kind;
+};
+
+struct caller_table {
+	pthread_mutex_t lock;
+	/* Open addressing with linear probing, keyed by pipe id. */
+	struct caller_slot *slots;
+	size_t nslots, npipes;
+	struct listener_kind listeners[CONFIG_MAX_LISTEN];
+	size_t nlisteners;
+	int64_t full_warn_next_ms;
+	unsigned long full_quiet; /* closed since the last warning */
+};
+
+int
+caller_table_new(struct caller_table **out)
+{
+	struct caller_table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return HPCXL_ENOMEM;
+	if ((t->slots = calloc(CALLER_MIN_SLOTS, sizeof(*t->slots))) == NULL) {
+		free(t);
+		return HPCXL_ENOMEM;
+	}
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
+		free(t->slots);
+		free(t);
+		return HPCXL_ESYSTEM;
+	}
+	t->nslots = CALLER_MIN_SLOTS;
+	*out = t;
+	return 0;
+}
+
+void
+caller_table_free(struct caller_table *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t->slots);
+	free(t);
+}
+
+/* ---- the table of pipes ------------------------------------------------ */
+
+static size_t
+slot_home(const struct caller_table *t, uint32_t pipe)
+{
+	/* Fibonacci hashing: nng hands out pipe ids in sequence. */
+	return (size_t)((pipe * 2654435761u) & (uint32_t)(t->nslots - 1));
+}
+
+/* The slot of pipe, or the free slot where it would go. */
+static size_t
+slot_find(const struct caller_table *t, uint32_t pipe)
+{
+	size_t i = slot_home(t, pipe);
+
+	while (t->slots[i].pipe != 0 && t->slots[i].pipe != pipe)
+		i = (i + 1) & (t->nslots - 1);
+	return i;
+}
+
+/* Twice the slots, every pipe placed again. */
+static int
+table_grow(struct caller_table *t)
+{
+	struct caller_slot *old = t->slots;
+	size_t nold = t->nslots;
+
+	t->slots = calloc(nold * 2, sizeof(*t->slots));
+	if (t->slots == NULL) {
+		t->slots = old;
+		return HPCXL_ENOMEM;
+	}
+	t->nslots = nold * 2;
+	for (size_t i = 0; i < nold; i++) {
+		if (old[i].pipe != 0)
+			t->slots[slot_find(t, old[i].pipe)] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+/* Under the lock. HPCXL_ETOOBIG when CALLER_MAX_PIPES are known. */
+static int
+table_put(struct caller_table *t, uint32_t pipe, const char *identity)
+{
+	size_t i = slot_find(t, pipe);
+
+	if (t->slots[i].pipe == 0 && t->npipes == CALLER_MAX_PIPES)
+		return HPCXL_ETOOBIG;
+	if (t->slots[i].pipe == 0 && (t->npipes + 1) * 2 > t->nslots) {
+		if (table_grow(t) != 0)
+			return HPCXL_ENOMEM;
+		i = slot_find(t, pipe);
+	}
+	if (t->slots[i].pipe == 0)
+		t->npipes++;
+	t->slots[i].pipe = pipe;
+	snprintf(t->slots[i].identity, sizeof(t->slots[i].identity), "%s",
+	    identity);
+	return 0;
+}
+
+/* True when home lies in the cyclic range (gap, at]: the entry at "at"
+ * may not move back into the gap, which would put it before its home. */
+static bool
+home_between(size_t gap, size_t home, size_t at)
+{
+	return gap <= at ? gap < home && home <= at : gap < home || home <= at;
+}
+
+/* Under the lock. Linear probing deletes by moving later entries of the
+ * same run back, so no lookup ever stops early at the freed slot. */
+static void
+table_remove(struct caller_table *t, uint32_t pipe)
+{
+	size_t gap = slot_find(t, pipe), at = gap;
+
+	if (t->slots[gap].pipe == 0)
+		return; /* refused at ADD_PRE, or never seen */
+	for (;;) {
+		at = (at + 1) & (t->nslots - 1);
+		if (t->slots[at].pipe == 0)
+			break;
+		if (home_between(gap, slot_home(t, t->slots[at].pipe), at))
+			continue;
+		t->slots[gap] = t->slots[at];
+		gap = at;
+	}
+	t->slots[gap].pipe = 0;
+	t->npipes--;
+}
+
+bool
+caller_lookup(struct caller_table *t, nng_pipe pipe, char *out)
+{
+	uint32_t id = nng_pipe_id(pipe);
+	bool found;
+	size_t i;
+
+	if (id == 0 || id == (uint32_t)-1)
+		return false;
+	pthread_mutex_lock(&t->lock);
+	i = slot_find(t, id);
+	found = t->slots[i].pipe == id;
+	if (found)
+		memcpy(
+		    out, t->slots[i].identity, sizeof(t->slots[i].identity));
+	pthread_mutex_unlock(&t->lock);
+	return found;
+}
+
+int
+caller_table_add_listener(
+    struct caller_table *t, nng_listener l, enum listen_kind kind)
+{
+	int rv = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->nlisteners == CONFIG_MAX_LISTEN)
+		rv = HPCXL_ETOOBIG;
+	else
+		t->listeners[t->nlisteners++]
+		    = (struct listener_kind) { (uint32_t)nng_listener_id(l),
+			      kind };
+	pthread_mutex_unlock(&t->lock);
+	return rv;
+}
+
+static bool
+listener_kind_of(struct caller_table *t, nng_pipe pipe, enum listen_kind *kind)
+{
+	uint32_t id = (uint32_t)nng_listener_id(nng_pipe_listener(pipe));
+	bool found = false;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->nlisteners && !found; i++) {
+		if (t->listeners[i].listener == id) {
+			*kind = t->listeners[i].kind;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return found;
+}
+
+/* ---- identities -------------------------------------------------------- */
+
+void
+caller_peer_address(nng_pipe pipe, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	nng_sockaddr sa;
+
+	if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
+		sa.s_family = NNG_AF_UNSPEC; /* closed meanwhile */
+	switch (sa.s_family) {
+	case NNG_AF_INET:
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip));
+		snprintf(out, len, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+		break;
+	case NNG_AF_INET6:
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip));
+		snprintf(out, len, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+		break;
+	case NNG_AF_IPC:
+		snprintf(out, len, "%s", sa.s_ipc.sa_path);
+		break;
+	default:
+		snprintf(out, len, "pipe %u", nng_pipe_id(pipe));
+	}
+}
+
+static bool
+identity_reserved(const char *name)
+{
+	return strcmp(name, CALLER_ANONYMOUS) == 0
+	    || strncmp(name, CALLER_UID_PREFIX, strlen(CALLER_UID_PREFIX))
+	    == 0;
+}
+
+static void
+log_refused(nng_pipe pipe, const char *why)
+{
+	char peer[256];
+
+	caller_peer_address(pipe, peer, sizeof(peer));
+	log_warn("connection from %s closed: %s", peer, why);
+}
+
+/* The client certificate's CN, when it makes an identity of its own. */
+static int
+identify_tls(nng_pipe pipe, char *out)
+{
+	const char *why = NULL;
+	char msg[HPCXL_IDENTITY_MAX + 96];
+
+	if (tls_engine_peer_cn(pipe, out, HPCXL_IDENTITY_MAX + 1, &why) != 0)
+		snprintf(msg, sizeof(msg), "%s", why);
+	else if (!util_valid_identity(out))
+		snprintf(msg, sizeof(msg),
+		    "its certificate's CN is not an identity (printable "
+		    "ASCII, no comma, no space at either end)");
+	else if (identity_reserved(out))
+		snprintf(msg, sizeof(msg),
+		    "its certificate's CN '%s' is a reserved identity", out);
+	else
+		return 0;
+	log_refused(pipe, msg);
+	return HPCXL_EREFUSED;
+}
+
+/* The account name of uid into out, when it has one that is an identity
+ * (an NSS lookup: may wait on a directory service). */
+static bool
+account_name(uid_t uid, char *out)
+{
+	struct passwd pw, *found = NULL;
+	size_t len = 1024;
+	char *buf = NULL;
+	int rv;
+
+	do {
+		char *bigger = realloc(buf, len *= 2);
+
+		if (bigger == NULL)
+			break;
+		buf = bigger;
+		rv = getpwuid_r(uid, &pw, buf, len, &found);
+	} while (found == NULL && rv == ERANGE && len < PASSWD_BUF_MAX);
+	found = found != NULL && util_valid_identity(pw.pw_name)
+	        && !identity_reserved(pw.pw_name)
+	    ? found
+	    : NULL;
+	if (found != NULL)
+		snprintf(out, HPCXL_IDENTITY_MAX + 1, "%s", pw.pw_name);
+	free(buf);
+	return found != NULL;
+}
+
+/* The peer's account (SO_PEERCRED), else "uid:N". */
+static int
+identify_ipc(nng_pipe pipe, char *out)
+{
+	uint64_t uid;
+	int rv = nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid);
+
+	if (rv != 0 || uid > UINT32_MAX - 1) {
+		log_refused(pipe,
+		    rv != 0 ? "cannot read the peer's uid"
+		            : "the peer's uid is out of range");
+		return HPCXL_EREFUSED;
+	}
+	if (!account_name((uid_t)uid, out))
+		snprintf(out, HPCXL_IDENTITY_MAX + 1, CALLER_UID_PREFIX "%llu",
+		    (unsigned long long)uid);
+	return 0;
+}
+
+static int
+identify(nng_pipe pipe, enum listen_kind kind, char *out)
+{
+	switch (kind) {
+	case LISTEN_TLS:
+		return identify_tls(pipe, out);
+	case LISTEN_IPC:
+		return identify_ipc(pipe, out);
+	case LISTEN_TCP_LOOPBACK:
+	case LISTEN_TCP_OPEN:
+		snprintf(out, HPCXL_IDENTITY_MAX + 1, CALLER_ANONYMOUS);
+		return 0;
+	case LISTEN_UNSUPPORTED:
+		break;
+	}
+	log_refused(pipe, "it came on a listener the agent does not know");
+	return HPCXL_EREFUSED;
+}
+
+/* Rate-limited: a flood of connections would log each one. */
+static void
+warn_full(struct caller_table *t, nng_pipe pipe)
+{
+	int64_t now = util_now_ms();
+	unsigned long quiet = 0;
+	bool warn = false;
+	char peer[256];
+
+	pthread_mutex_lock(&t->lock);
+	if (now >= t->full_warn_next_ms) {
+		warn = true;
+		quiet = t->full_quiet;
+		t->full_quiet = 0;
+		t->full_warn_next_ms = now + FULL_WARN_INTERVAL_MS;
+	} else
+		t->full_quiet++;
+	pthread_mutex_unlock(&t->lock);
+	if (!warn)
+		return;
+	caller_peer_address(pipe, peer, sizeof(peer));
+	log_warn("connection from %s closed: %d connections are open, or "
+	         "no memory for one more (%lu more closed since the last "
+	         "warning)",
+	    peer, CALLER_MAX_PIPES, quiet);
+}
+
+static void
+pipe_added(struct caller_table *t, nng_pipe pipe)
+{
+	char identity[HPCXL_IDENTITY_MAX + 1];
+	enum listen_kind kind = LISTEN_UNSUPPORTED;
+	int rv;
+
+	listener_kind_of(t, pipe, &kind);
+	if (identify(pipe, kind, identity) != 0) {
+		nng_pipe_close(pipe);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	rv = table_put(t, nng_pipe_id(pipe), identity);
+	pthread_mutex_unlock(&t->lock);
+	if (rv != 0) {
+		warn_full(t, pipe);
+		nng_pipe_close(pipe);
+		return;
+	}
+	log_debug("connection %u is %s", nng_pipe_id(pipe), identity);
+}
+
+void
+caller_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct caller_table *t = arg;
+
+	if (ev == NNG_PIPE_EV_ADD_PRE)
+		pipe_added(t, pipe);
+	else if (ev == NNG_PIPE_EV_REM_POST) {
+		pthread_mutex_lock(&t->lock);
+		table_remove(t, nng_pipe_id(pipe));
+		pthread_mutex_unlock(&t->lock);
+	}
+}
