@@ -58,6 +58,8 @@ usage(FILE *f)
 	    "FILE]\n"
 	    "                   [--insecure] [--ipc-group GROUP] "
 	    "[--default-user USER]\n"
+	    "                   [--admin NAME]... [--max-sessions N] "
+	    "[--max-workers N]\n"
 	    "\n"
 	    "Runs worker sessions of this node for hpcxl controllers.\n"
 	    "  --listen URL      tls+tcp://HOST:PORT, ipc:///PATH or\n"
@@ -70,6 +72,12 @@ usage(FILE *f)
 	    "  --ipc-group GROUP group of ipc:// socket files (mode 0660)\n"
 	    "  --default-user USER  user of profiles that name none (a root\n"
 	    "                    agent refuses such profiles without it)\n"
+	    "  --admin NAME      an identity that may close, renew and see\n"
+	    "                    every session and clear the unhealthy mark\n"
+	    "                    (repeatable; others act on their own only)\n"
+	    "  --max-sessions N  sessions one identity may hold (0: no "
+	    "limit)\n"
+	    "  --max-workers N   workers one identity may hold (0: no limit)\n"
 	    "  --ready-file FILE written with the bound URLs once serving\n"
 	    "  --state-dir DIR   sessions are stored here and re-adopted by\n"
 	    "                    the next agent (default /var/lib/hpcxl)\n"
@@ -102,6 +110,9 @@ enum {
 	OPT_INSECURE,
 	OPT_IPC_GROUP,
 	OPT_DEFAULT_USER,
+	OPT_ADMIN,
+	OPT_MAX_SESSIONS,
+	OPT_MAX_WORKERS,
 };
 
 static const struct option long_opts[] = {
@@ -123,10 +134,25 @@ static const struct option long_opts[] = {
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "ipc-group", required_argument, NULL, OPT_IPC_GROUP },
 	{ "default-user", required_argument, NULL, OPT_DEFAULT_USER },
+	{ "admin", required_argument, NULL, OPT_ADMIN },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
+	{ "max-workers", required_argument, NULL, OPT_MAX_WORKERS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --max-sessions, --max-workers: a count, 0 for no limit. */
+static int
+parse_limit_option(
+    const char *name, const char *arg, int64_t *out, char *err, size_t errlen)
+{
+	if (util_parse_i64(arg, 0, INT32_MAX, out) == 0)
+		return 0;
+	snprintf(
+	    err, errlen, "bad %s '%s' (a count, 0 = no limit)", name, arg);
+	return HPCXL_ECONFIG;
+}
 
 /* Applies one command-line option; the config file was loaded before. */
 static int
@@ -187,6 +213,14 @@ apply_option(
 		return config_set_str(&a->cfg.ipc_group, arg);
 	case OPT_DEFAULT_USER:
 		return config_set_str(&a->cfg.default_user, arg);
+	case OPT_ADMIN:
+		return config_add_admins(&a->cfg, arg, err, errlen);
+	case OPT_MAX_SESSIONS:
+		return parse_limit_option(
+		    "--max-sessions", arg, &a->cfg.max_sessions, err, errlen);
+	case OPT_MAX_WORKERS:
+		return parse_limit_option(
+		    "--max-workers", arg, &a->cfg.max_workers, err, errlen);
 	case 'v':
 		log_set_level(
 		    log_level() < LOG_DEBUG ? log_level() + 1 : LOG_DEBUG);
@@ -506,6 +540,25 @@ agent_stop(struct agent *a)
 	config_free(&a->cfg);
 }
 
+/* Who acts on whose sessions: said once at start, for the operator. */
+static void
+log_who_may_do_what(const struct config *c)
+{
+	char admins[1024] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < c->nadmins && used < sizeof(admins); i++)
+		used += (size_t)snprintf(admins + used, sizeof(admins) - used,
+		    "%s%s", i > 0 ? ", " : "", c->admins[i]);
+	log_info("admins: %s; per identity: max_sessions %lld, max_workers "
+	         "%lld (0: no limit)",
+	    c->nadmins > 0 ? admins
+	                   : "none (callers act on their own "
+	                     "sessions only; nobody may clear the "
+	                     "unhealthy mark)",
+	    (long long)c->max_sessions, (long long)c->max_workers);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -524,6 +577,7 @@ main(int argc, char **argv)
 		log_info("node %s ready (%s backend, %zu profile(s))",
 		    a.cfg.node, proctrack_backend_name(&a.pt),
 		    a.cfg.nprofiles);
+		log_who_may_do_what(&a.cfg);
 		run_loop(&a);
 		log_info("exiting");
 	}

@@ -95,6 +95,7 @@ session_persist(struct session_table *t, struct session *s)
 		pgids[i] = proctrack_set_group(&s->set, i);
 	snprintf(r.id, sizeof(r.id), "%s", s->id);
 	snprintf(r.profile, sizeof(r.profile), "%s", s->profile);
+	memcpy(r.owner, s->owner, sizeof(r.owner));
 	/* A failed store is retried at the end of every pass. */
 	s->dirty = state_save(t->state, &r) != 0;
 	return s->dirty ? HPCXL_ESYSTEM : 0;
@@ -112,6 +113,37 @@ session_find(const struct session_table *t, const char *id)
 			return s;
 	}
 	return NULL;
+}
+
+bool
+session_caller_owns(
+    const struct session_table *t, const struct session *s, const char *caller)
+{
+	return config_is_admin(t->cfg, caller)
+	    || (s->owner[0] != '\0' && strcmp(s->owner, caller) == 0);
+}
+
+bool
+session_check_owner(
+    struct session_table *t, const struct session *s, struct server_req *req)
+{
+	char msg[HPCXL_ID_MAX + 64];
+
+	if (session_caller_owns(t, s, req->caller))
+		return true;
+	/* The owner is not named: it is none of this caller's business. */
+	log_info("%s of session %s (owner %s) refused to %s: not the owner",
+	    proto_type_name(req->m.type), s->id, session_owner_name(s),
+	    req->caller);
+	snprintf(msg, sizeof(msg), "not the owner of session %s", s->id);
+	server_reply_code(t->srv, req, PROTO_CODE_REFUSED, msg);
+	return false;
+}
+
+const char *
+session_owner_name(const struct session *s)
+{
+	return s->owner[0] != '\0' ? s->owner : "(no owner)";
 }
 
 void
@@ -192,6 +224,7 @@ session_info(const struct session *s, struct proto_session *info)
 
 	info->session = (char *)s->id;
 	info->profile = (char *)s->profile;
+	info->owner = s->owner[0] != '\0' ? (char *)s->owner : NULL;
 	info->nworkers = n;
 	info->workers = calloc(n + 1, sizeof(*info->workers));
 	if (info->workers == NULL)
@@ -446,13 +479,21 @@ session_clear_health(struct session_table *t, struct server_req *req)
 {
 	bool was = t->unhealthy[0] != '\0';
 
+	/* The mark says an operator must look at the node first. */
+	if (!config_is_admin(t->cfg, req->caller)) {
+		log_info("clear refused to %s: not an admin", req->caller);
+		server_reply_code(t->srv, req, PROTO_CODE_REFUSED,
+		    "only the agent's admins may clear the unhealthy mark");
+		return;
+	}
 	if (was && state_save_health(t->state, NULL) != 0) {
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
 		    "cannot remove the stored unhealthy mark");
 		return;
 	}
 	if (was)
-		log_notice("unhealthy mark cleared (was: %s)", t->unhealthy);
+		log_notice("unhealthy mark cleared by %s (was: %s)",
+		    req->caller, t->unhealthy);
 	t->unhealthy[0] = '\0';
 	server_reply_code(
 	    t->srv, req, PROTO_CODE_OK, was ? "cleared" : "healthy");
@@ -464,20 +505,47 @@ session_table_empty(const struct session_table *t)
 	return t->head == NULL;
 }
 
+/* The session named only, or without a name every session the caller
+ * may see (its own; an admin's: all). */
+static bool
+session_listed(const struct session_table *t, const struct session *s,
+    const char *only, const char *caller)
+{
+	if (only != NULL)
+		return strcmp(only, s->id) == 0;
+	return session_caller_owns(t, s, caller);
+}
+
 static size_t
-session_list(const struct session_table *t, const char *only,
+session_list(const struct session_table *t, const struct server_req *req,
     struct proto_session *infos, size_t max)
 {
+	const char *only = req->m.u.status.session;
 	const struct session *s;
 	size_t n = 0;
 
 	for (s = t->head; s != NULL && n < max; s = s->next) {
-		if (only != NULL && strcmp(only, s->id) != 0)
+		if (!session_listed(t, s, only, req->caller))
 			continue;
 		if (session_info(s, &infos[n]) == 0)
 			n++;
 	}
 	return n;
+}
+
+/* The status of one session someone else owns is refused (req answered:
+ * false), as its close and renew are. */
+static bool
+status_allowed(struct session_table *t, struct server_req *req)
+{
+	const char *only = req->m.u.status.session;
+
+	for (const struct session *s = t->head; only != NULL && s != NULL;
+	     s = s->next) {
+		if (strcmp(only, s->id) == 0)
+			return session_check_owner(t, s, req);
+	}
+	return true;
 }
 
 void
@@ -488,6 +556,8 @@ session_status(struct session_table *t, struct server_req *req)
 	struct proto_session *infos;
 	size_t n = 0, i;
 
+	if (!status_allowed(t, req))
+		return;
 	for (const struct session *s = t->head; s != NULL; s = s->next)
 		n++;
 	if ((infos = calloc(n + 1, sizeof(*infos))) == NULL) {
@@ -495,7 +565,7 @@ session_status(struct session_table *t, struct server_req *req)
 		    t->srv, req, PROTO_CODE_ERROR, "out of memory");
 		return;
 	}
-	n = session_list(t, only, infos, n);
+	n = session_list(t, req, infos, n);
 	if (only != NULL && n == 0) {
 		r.code = PROTO_CODE_NOT_FOUND;
 		r.msg = "no such session on this node";

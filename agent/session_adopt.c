@@ -39,7 +39,9 @@ session_adopt_cgroup(struct session_table *t, const char *id)
 	snprintf(s->profile, sizeof(s->profile), "%s", "unknown");
 	s->state = CLOSEFSM_RUNNING;
 	session_link(t, s);
-	log_warn("session %s: adopting the cgroup an earlier agent left", id);
+	log_warn("session %s: adopting the cgroup an earlier agent left (no "
+	         "owner: only admins may close it)",
+	    id);
 	return s;
 }
 
@@ -111,6 +113,7 @@ session_adopt_record(void *arg, struct state_session *r)
 	}
 	memcpy(s->id, r->id, sizeof(s->id));
 	memcpy(s->profile, r->profile, sizeof(s->profile));
+	memcpy(s->owner, r->owner, sizeof(s->owner));
 	s->workbook = r->workbook;
 	s->workers = r->workers;
 	s->nworkers = r->nworkers;
@@ -134,8 +137,10 @@ session_adopt_record(void *arg, struct state_session *r)
 	free(r->pgids);
 	s->dirty = true;
 	session_link(t, s);
-	log_notice("session %s re-adopted (%s): %u of %u worker(s) alive",
-	    s->id, proctrack_set_kind(&s->set), alive, s->nworkers);
+	log_notice("session %s (owner %s) re-adopted (%s): %u of %u "
+	           "worker(s) alive",
+	    s->id, session_owner_name(s), proctrack_set_kind(&s->set), alive,
+	    s->nworkers);
 	if (r->phase == STATE_OPENING)
 		log_warn(
 		    "session %s: its open was cut short; closing it", s->id);

@@ -233,8 +233,13 @@ session_close(struct session_table *t, struct server_req *req)
 		    "no such session on this node");
 		return;
 	}
+	/* A cgroup adopted just now has no owner: an admin's to close. */
+	if (!session_check_owner(t, s, req))
+		return;
 	if (s->state == CLOSEFSM_RUNNING || s->state == CLOSEFSM_OPENING)
-		log_info("closing session %s (deadline %llu ms)", s->id,
+		log_info("closing session %s (owner %s) for %s (deadline %llu "
+		         "ms)",
+		    s->id, session_owner_name(s), req->caller,
 		    (unsigned long long)req->m.u.close.deadline_ms);
 	if (s->state == CLOSEFSM_OPENING)
 		session_open_abandon(s, "closed before every worker started");
@@ -258,6 +263,8 @@ session_renew(struct session_table *t, struct server_req *req)
 		    "no such session on this node");
 		return;
 	}
+	if (!session_check_owner(t, s, req))
+		return;
 	if (s->state != CLOSEFSM_RUNNING && s->state != CLOSEFSM_OPENING) {
 		server_reply_code(
 		    t->srv, req, PROTO_CODE_REFUSED, "the session is closing");
@@ -354,8 +361,8 @@ static void
 forget_session(struct session_table *t, struct session *s, int64_t now_ms)
 {
 	state_forget(t->state, s->id);
-	log_info("session %s closed in %lld ms", s->id,
-	    (long long)(now_ms - s->close_start_ms));
+	log_info("session %s (owner %s) closed in %lld ms", s->id,
+	    session_owner_name(s), (long long)(now_ms - s->close_start_ms));
 }
 
 static void

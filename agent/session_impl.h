@@ -27,6 +27,10 @@
 struct session {
 	char id[HPCXL_ID_MAX + 1];
 	char profile[HPCXL_ID_MAX + 1];
+	/* The identity that opened it (caller.h); "" = nobody: a session an
+	 * agent that predates owners stored, or a cgroup found without a
+	 * record. Only the agent's admins may act on those. */
+	char owner[HPCXL_IDENTITY_MAX + 1];
 	char *workbook; /* NULL when the open named none */
 	enum closefsm_state state;
 	uint32_t nworkers;
@@ -63,6 +67,15 @@ struct close_ctx {
 
 /* ---- session.c ---- */
 struct session *session_find(const struct session_table *t, const char *id);
+/* True when caller may act on s: its owner, or an admin (config.h). */
+bool session_caller_owns(const struct session_table *t,
+    const struct session *s, const char *caller);
+/* Answers req refused ("not the owner") and returns false unless its
+ * caller may act on s. */
+bool session_check_owner(
+    struct session_table *t, const struct session *s, struct server_req *req);
+/* s's owner for a log line: the identity, or "(no owner)". */
+const char *session_owner_name(const struct session *s);
 /* Puts s at the head of the table. */
 void session_link(struct session_table *t, struct session *s);
 void session_free(struct session *s);

@@ -73,8 +73,9 @@ open_worker_count(const struct proto_open *o)
 }
 
 static struct session *
-session_new(const struct proto_open *o, uint32_t n)
+session_new(const struct server_req *req, uint32_t n)
 {
+	const struct proto_open *o = &req->m.u.open;
 	struct session *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
@@ -98,6 +99,7 @@ session_new(const struct proto_open *o, uint32_t n)
 	s->nworkers = n;
 	snprintf(s->id, sizeof(s->id), "%s", o->session);
 	snprintf(s->profile, sizeof(s->profile), "%s", o->profile);
+	memcpy(s->owner, req->caller, sizeof(s->owner));
 	s->state = CLOSEFSM_OPENING;
 	return s;
 }
@@ -148,8 +150,8 @@ session_reply_opened(
 		s->undo_open = true;
 		return;
 	}
-	log_info("session %s opened: %u worker(s) of profile %s", s->id,
-	    s->nworkers, s->profile);
+	log_info("session %s opened by %s: %u worker(s) of profile %s", s->id,
+	    session_owner_name(s), s->nworkers, s->profile);
 	while ((req = s->waiters) != NULL) {
 		s->waiters = req->next;
 		req->next = NULL;
@@ -180,7 +182,8 @@ static void
 open_fail(struct session_table *t, struct session *s, const char *why,
     int64_t now_ms)
 {
-	log_warn("open %s failed: %s", s->id, why);
+	log_warn(
+	    "open %s by %s failed: %s", s->id, session_owner_name(s), why);
 	session_open_abandon(s, why);
 	session_feed(t, s, CLOSEFSM_OPEN_FAILED, now_ms, NULL);
 }
@@ -271,7 +274,9 @@ open_existing(
 {
 	char why[HPCXL_ID_MAX + 32];
 
-	if (req->m.op != s->open_op || s->open_op == 0) {
+	/* Only the caller that opened it may join its open (same op). */
+	if (req->m.op != s->open_op || s->open_op == 0
+	    || strcmp(req->caller, s->owner) != 0) {
 		snprintf(why, sizeof(why), "session %s already exists", s->id);
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
 	} else if (s->state == CLOSEFSM_RUNNING)
@@ -286,6 +291,54 @@ open_existing(
 		snprintf(why, sizeof(why), "session %s is closing", s->id);
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
 	}
+}
+
+/* What one identity holds on this node: its sessions (closing ones too,
+ * until their last process is gone) and their workers. */
+struct holdings {
+	int64_t sessions;
+	int64_t workers;
+};
+
+static struct holdings
+holdings_of(const struct session_table *t, const char *identity)
+{
+	struct holdings h = { 0, 0 };
+
+	for (const struct session *s = t->head; s != NULL; s = s->next) {
+		if (s->state == CLOSEFSM_DONE || s->state == CLOSEFSM_RELEASED
+		    || strcmp(s->owner, identity) != 0)
+			continue;
+		h.sessions++;
+		h.workers += s->nworkers;
+	}
+	return h;
+}
+
+/* The caller's max_sessions and max_workers (config.h; 0: no limit);
+ * false when the open would pass one (req answered refused, with it). */
+static bool
+open_within_limits(struct session_table *t, struct server_req *req, uint32_t n)
+{
+	struct holdings h = holdings_of(t, req->caller);
+	int64_t max_s = t->cfg->max_sessions, max_w = t->cfg->max_workers;
+	char why[HPCXL_IDENTITY_MAX + 160];
+
+	if (max_s > 0 && h.sessions + 1 > max_s)
+		snprintf(why, sizeof(why),
+		    "%s has %lld session(s) on this node: max_sessions is "
+		    "%lld",
+		    req->caller, (long long)h.sessions, (long long)max_s);
+	else if (max_w > 0 && h.workers + n > max_w)
+		snprintf(why, sizeof(why),
+		    "%s has %lld worker(s) on this node and asks for %u more: "
+		    "max_workers is %lld",
+		    req->caller, (long long)h.workers, n, (long long)max_w);
+	else
+		return true;
+	log_info("open %s refused: %s", req->m.u.open.session, why);
+	server_reply_code(t->srv, req, PROTO_CODE_REFUSED, why);
+	return false;
 }
 
 /* Checks what needs no session; NULL when req was answered. */
@@ -311,7 +364,7 @@ open_check(struct session_table *t, struct server_req *req, uint32_t n)
 		    "cannot allocate the session");
 		return NULL;
 	}
-	return p;
+	return open_within_limits(t, req, n) ? p : NULL;
 }
 
 void
@@ -330,7 +383,7 @@ session_open(struct session_table *t, struct server_req *req)
 	}
 	if (open_check(t, req, n) == NULL)
 		return;
-	if ((s = session_new(o, n)) == NULL) {
+	if ((s = session_new(req, n)) == NULL) {
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
 		    "cannot allocate the session");
 		return;

@@ -133,7 +133,8 @@ session_running_step(
 	if (s->undo_open)
 		session_feed(t, s, CLOSEFSM_OPEN_FAILED, now_ms, NULL);
 	else if (s->lease_end_ms > 0 && now_ms >= s->lease_end_ms) {
-		log_notice("session %s: lease lapsed, closing", s->id);
+		log_notice("session %s (owner %s): lease lapsed, closing",
+		    s->id, session_owner_name(s));
 		session_feed(t, s, CLOSEFSM_LEASE_LAPSED, now_ms, NULL);
 	} else
 		restart_due_workers(t, s, now_ms);

@@ -214,12 +214,15 @@ session_to_json(const struct state_dir *sd, const struct state_session *r)
 	}
 	if (workers == NULL)
 		return NULL;
+	/* No "owner" key for a session without one, as older agents wrote. */
 	return json_pack(
-	    "{s:i, s:s, s:s, s:s, s:s*, s:s, s:I, s:I, s:I, s:I, s:o}",
+	    "{s:i, s:s, s:s, s:s, s:s*, s:s*, s:s, s:I, s:I, s:I, s:I, s:o}",
 	    "format", STATE_FORMAT, "boot_id", sd->boot_id, "session", r->id,
-	    "profile", r->profile, "workbook", r->workbook, "phase",
-	    phase_names[r->phase], "lease_end_ms", (json_int_t)r->lease_end_ms,
-	    "close_start_ms", (json_int_t)r->close_start_ms, "grace_end_ms",
+	    "profile", r->profile, "owner",
+	    r->owner[0] != '\0' ? r->owner : NULL, "workbook", r->workbook,
+	    "phase", phase_names[r->phase], "lease_end_ms",
+	    (json_int_t)r->lease_end_ms, "close_start_ms",
+	    (json_int_t)r->close_start_ms, "grace_end_ms",
 	    (json_int_t)r->grace_end_ms, "kill_start_ms",
 	    (json_int_t)r->kill_start_ms, "workers", workers);
 }
@@ -308,7 +311,8 @@ workers_from_json(json_t *arr, struct state_session *r)
 static int
 session_from_json(json_t *root, const char *boot_id, struct state_session *r)
 {
-	const char *boot, *id, *profile, *workbook = NULL, *phase;
+	const char *boot, *id, *profile, *owner = NULL, *workbook = NULL,
+	                                 *phase;
 	json_int_t format, lease, start, grace, kill;
 	json_t *workers;
 	int ph;
@@ -318,10 +322,11 @@ session_from_json(json_t *root, const char *boot_id, struct state_session *r)
 	    && strcmp(boot, boot_id) != 0)
 		return HPCXL_ENOTFOUND;
 	if (json_unpack(root,
-	        "{s:I, s:s, s:s, s:s, s?s, s:s, s:I, s:I, s:I, s:I, s:o !}",
+	        "{s:I, s:s, s:s, s:s, s?s, s?s, s:s, s:I, s:I, s:I, s:I, s:o "
+	        "!}",
 	        "format", &format, "boot_id", &boot, "session", &id, "profile",
-	        &profile, "workbook", &workbook, "phase", &phase,
-	        "lease_end_ms", &lease, "close_start_ms", &start,
+	        &profile, "owner", &owner, "workbook", &workbook, "phase",
+	        &phase, "lease_end_ms", &lease, "close_start_ms", &start,
 	        "grace_end_ms", &grace, "kill_start_ms", &kill, "workers",
 	        &workers)
 	    != 0)
@@ -331,11 +336,13 @@ session_from_json(json_t *root, const char *boot_id, struct state_session *r)
 	ph = name_index(
 	    phase_names, sizeof(phase_names) / sizeof(phase_names[0]), phase);
 	if (format != STATE_FORMAT || ph < 0 || !util_valid_id(id)
-	    || !util_valid_id(profile) || lease < 0 || start < 0 || grace < 0
-	    || kill < 0)
+	    || !util_valid_id(profile)
+	    || (owner != NULL && !util_valid_identity(owner)) || lease < 0
+	    || start < 0 || grace < 0 || kill < 0)
 		return HPCXL_EPROTO;
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	snprintf(r->profile, sizeof(r->profile), "%s", profile);
+	snprintf(r->owner, sizeof(r->owner), "%s", owner != NULL ? owner : "");
 	r->phase = (enum state_phase)ph;
 	r->lease_end_ms = lease;
 	r->close_start_ms = start;

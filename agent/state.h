@@ -45,6 +45,9 @@ struct state_dir {
 struct state_session {
 	char id[HPCXL_ID_MAX + 1];
 	char profile[HPCXL_ID_MAX + 1];
+	/* Who opened it; "" = nobody (a record of an agent that predates
+	 * owners has none: only admins may act on it). */
+	char owner[HPCXL_IDENTITY_MAX + 1];
 	char *workbook; /* NULL = none */
 	enum state_phase phase;
 	int64_t lease_end_ms; /* 0 = no lease */

@@ -322,6 +322,11 @@ agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 	ARG("1000");
 	ARG("--default-user");
 	ARG("%s", harness_own_user());
+	/* Its callers come over plain tcp:// on loopback, so they are all
+	 * "anonymous" (agent/caller.h): as an admin, a test may clear the
+	 * unhealthy mark and close sessions a test before it left. */
+	ARG("--admin");
+	ARG("anonymous");
 	/* Tests that do not test restarts leave nothing behind them. */
 	if (!keep)
 		ARG("--close-on-exit");

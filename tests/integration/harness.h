@@ -46,8 +46,11 @@ void harness_unique(const char *prefix, char *out, size_t len);
  *   xl-children (--children 2), xl-detach (--detach),
  *   xl-crash (--crash-after 100), xl-storm (--fork-storm), broken (a program
  * that does not exist); and from a config file: xl-restart (--crash-after 100,
- * restart = on-failure, max_restarts = 2). extra_args (NULL-terminated, may be
- * NULL) are appended. Waits up to 10 s for the ready file; returns 0 and fills
+ * restart = on-failure, max_restarts = 2). Its callers over that tcp://
+ * listener are all "anonymous" (agent/caller.h), which it makes an admin
+ * (--admin anonymous): tests clear the unhealthy mark and close what an
+ * earlier agent left. extra_args (NULL-terminated, may be NULL) are
+ * appended. Waits up to 10 s for the ready file; returns 0 and fills
  * a, or -1 (the agent's log then goes to stderr).
  *
  * When the test process exits, pass or fail, the harness stops the agents
