@@ -1,11 +1,13 @@
 #include "harness.h"
 
+#include "hpcxl/common/tls.h"
 #include "hpcxl/common/util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <nng/nng.h>
 #include <nng/protocol/survey0/survey.h>
 #include <pwd.h>
@@ -70,6 +72,63 @@ harness_unique(const char *prefix, char *out, size_t len)
 	static int counter;
 
 	snprintf(out, len, "%s-%d-%d", prefix, (int)getpid(), ++counter);
+}
+
+/* Every word of the NULL-terminated words is in line. */
+static bool
+line_has_all(const char *line, const void *words)
+{
+	for (const char *const *w = words; *w != NULL; w++) {
+		if (strstr(line, *w) == NULL)
+			return false;
+	}
+	return true;
+}
+
+static bool
+line_starts_with(const char *line, const void *prefix)
+{
+	return strncmp(line, prefix, strlen(prefix)) == 0;
+}
+
+/* The first line (newline dropped) of the file name in a's directory that
+ * match(line, arg) takes, into out; false when there is none. */
+static bool
+find_line(const struct harness_agent *a, const char *name,
+    bool (*match)(const char *line, const void *arg), const void *arg,
+    char *out, size_t len)
+{
+	char path[PATH_MAX + 16], line[2048];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", a->dir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		found = match(line, arg);
+	}
+	fclose(f);
+	if (found)
+		snprintf(out, len, "%s", line);
+	return found;
+}
+
+bool
+harness_ready_url(
+    const struct harness_agent *a, const char *prefix, char *out, size_t len)
+{
+	return find_line(a, "ready", line_starts_with, prefix, out, len);
+}
+
+bool
+harness_agent_logged(const struct harness_agent *a, const char *const *words)
+{
+	char line[2048];
+
+	return find_line(
+	    a, "agent.log", line_has_all, words, line, sizeof(line));
 }
 
 static int
@@ -642,6 +701,66 @@ harness_wait_ready(
 	}
 }
 
+/* Who this process is to tls+tcp:// agents (harness_tls_client()). */
+static struct {
+	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+	char server_name[256];
+} tls_client;
+
+void
+harness_tls_client(
+    const char *cert, const char *key, const char *ca, const char *server_name)
+{
+	snprintf(tls_client.cert, PATH_MAX, "%s", cert != NULL ? cert : "");
+	snprintf(tls_client.key, PATH_MAX, "%s", key != NULL ? key : "");
+	snprintf(tls_client.ca, PATH_MAX, "%s", ca != NULL ? ca : "");
+	snprintf(tls_client.server_name, sizeof(tls_client.server_name), "%s",
+	    server_name != NULL ? server_name : "");
+}
+
+/* The TLS configuration of harness_tls_client(), or NULL. */
+static nng_tls_config *
+tls_client_config(void)
+{
+	nng_tls_config *cfg = NULL;
+	struct tls_pem pem;
+	char err[1024] = "";
+
+	if (tls_client.cert[0] == '\0'
+	    || tls_pem_load(&pem, tls_client.cert, tls_client.key,
+	           tls_client.ca, err, sizeof(err))
+	        != 0)
+		return NULL;
+	if (tls_config_new(&pem, NNG_TLS_MODE_CLIENT, tls_client.server_name,
+	        &cfg, err, sizeof(err))
+	    != 0)
+		cfg = NULL;
+	tls_pem_free(&pem);
+	if (cfg == NULL)
+		fprintf(stderr, "harness: TLS client: %s\n", err);
+	return cfg;
+}
+
+/* Dials url and waits for the connection; tls+tcp:// as
+ * harness_tls_client() says. */
+static int
+dial(nng_socket s, const char *url)
+{
+	nng_tls_config *cfg;
+	nng_dialer d;
+	int rv;
+
+	if (!tls_url(url))
+		return nng_dial(s, url, NULL, 0);
+	if ((cfg = tls_client_config()) == NULL)
+		return -1;
+	if ((rv = nng_dialer_create(&d, s, url)) == 0
+	    && (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) == 0)
+		rv = nng_dialer_start(d, 0);
+	nng_tls_config_free(cfg); /* the dialer holds its own reference */
+	return rv;
+}
+
 int
 harness_request_raw(const char *url, const void *frame, size_t len,
     int timeout_ms, struct proto_msg *reply)
@@ -653,8 +772,7 @@ harness_request_raw(const char *url, const void *frame, size_t len,
 	if (nng_surveyor0_open(&s) != 0)
 		return -1;
 	nng_socket_set_ms(s, NNG_OPT_SURVEYOR_SURVEYTIME, timeout_ms);
-	if (nng_dial(s, url, NULL, 0) != 0
-	    || nng_send(s, (void *)frame, len, 0) != 0
+	if (dial(s, url) != 0 || nng_send(s, (void *)frame, len, 0) != 0
 	    || nng_recvmsg(s, &msg, 0) != 0)
 		goto out;
 	rv = proto_decode(nng_msg_body(msg), nng_msg_len(msg), PROTO_MAX_REPLY,
@@ -742,9 +860,25 @@ read_all(int fd)
 	return buf;
 }
 
-int
-harness_run(
-    const char *const argv[], char **out, int *status, int64_t *elapsed_ms)
+/* Who a program runs as: the test's own user when uid is NULL. */
+struct run_creds {
+	const uid_t *uid;
+	gid_t gid;
+};
+
+/* In the child, between fork and exec: syscalls only. */
+static bool
+become(const struct run_creds *who)
+{
+	if (who->uid == NULL)
+		return true;
+	return setgroups(0, NULL) == 0 && setgid(who->gid) == 0
+	    && setuid(*who->uid) == 0;
+}
+
+static int
+run_program(const char *const argv[], const struct run_creds *who, char **out,
+    int *status, int64_t *elapsed_ms)
 {
 	int64_t start = util_now_ms();
 	int pfd[2];
@@ -757,6 +891,8 @@ harness_run(
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
+		if (!become(who))
+			_exit(126);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -771,6 +907,24 @@ harness_run(
 	else
 		free(text);
 	return 0;
+}
+
+int
+harness_run(
+    const char *const argv[], char **out, int *status, int64_t *elapsed_ms)
+{
+	struct run_creds self = { NULL, 0 };
+
+	return run_program(argv, &self, out, status, elapsed_ms);
+}
+
+int
+harness_run_as(
+    uid_t uid, gid_t gid, const char *const argv[], char **out, int *status)
+{
+	struct run_creds who = { &uid, gid };
+
+	return run_program(argv, &who, out, status, NULL);
 }
 
 void

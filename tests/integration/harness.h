@@ -71,6 +71,18 @@ int harness_agent_start(
 int harness_agent_start_keeping(
     struct harness_agent *a, const char *node, const char *const *extra_args);
 
+/*
+ * The line of a's ready file (one bound URL per line) that starts with
+ * prefix ("tls+tcp", "ipc://"), into out; false when there is none.
+ */
+bool harness_ready_url(
+    const struct harness_agent *a, const char *prefix, char *out, size_t len);
+
+/* True when a line of a's log (its stderr, <dir>/agent.log) holds every
+ * one of words (a NULL-terminated list). */
+bool harness_agent_logged(
+    const struct harness_agent *a, const char *const *words);
+
 /* Starts again with the same node, dir and args (a restarted agent). */
 int harness_agent_restart(struct harness_agent *a);
 
@@ -97,8 +109,18 @@ void harness_session_kill(const char *session);
 bool harness_wait_procs(const char *session, int n, int timeout_ms);
 
 /*
+ * Who harness_request() is to tls+tcp:// agents: the PEM files of a client
+ * certificate, its key and the agents' CA, and the name the agent's
+ * certificate must carry (copied; NULLs: nobody, and tls+tcp:// URLs get
+ * no reply). Applies to the requests this process makes from then on.
+ */
+void harness_tls_client(const char *cert, const char *key, const char *ca,
+    const char *server_name);
+
+/*
  * One survey to url with req; waits up to timeout_ms for the reply and
- * decodes it into reply (free with proto_msg_free). Returns 0 or -1.
+ * decodes it into reply (free with proto_msg_free). Returns 0 or -1. A
+ * tls+tcp:// URL is dialled as harness_tls_client() says.
  */
 int harness_request(const char *url, const struct proto_msg *req,
     int timeout_ms, struct proto_msg *reply);
@@ -123,6 +145,11 @@ bool harness_wait_session_gone(
  */
 int harness_run(
     const char *const argv[], char **out, int *status, int64_t *elapsed_ms);
+
+/* harness_run() as uid and gid (no supplementary groups): the child exits
+ * 126 when it cannot become them. */
+int harness_run_as(
+    uid_t uid, gid_t gid, const char *const argv[], char **out, int *status);
 
 /*
  * The local ports of the ESTABLISHED TCP connections (IPv4) to the port of

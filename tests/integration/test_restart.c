@@ -156,17 +156,8 @@ Test(restart, adopted_worker_that_ends_is_seen_without_a_close)
 static bool
 agent_logged(const char *text)
 {
-	char path[PATH_MAX + 16], line[1024];
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/agent.log", agent.dir);
-	if ((f = fopen(path, "r")) == NULL)
-		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strstr(line, text) != NULL;
-	fclose(f);
-	return found;
+	return harness_agent_logged(
+	    &agent, (const char *const[]) { text, NULL });
 }
 
 Test(restart, a_close_while_the_agent_stops_is_refused_not_lost)
