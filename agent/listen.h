@@ -1,6 +1,7 @@
 /*
  * What the agent listens on, and how. Whoever reaches a listener can open
- * sessions, that is run the profiles' programs, and close everyone's, so:
+ * sessions, that is run the profiles' programs, and acts as the identity
+ * its transport gives it (caller.h), so:
  *
  *   tls+tcp://  (tls+tcp4, tls+tcp6) mutual TLS: the agent shows tls_cert
  *               and requires of every client a certificate of tls_ca;
