@@ -7,6 +7,7 @@
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
+#include "pipe_map.h"
 #include "tls_engine.h"
 
 #include <arpa/inet.h>
@@ -18,18 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Slots of the table: a power of two, at least twice the pipes it holds. */
-#define CALLER_MIN_SLOTS 64
 /* Most getpwuid_r() buffer tried for one account (LDAP entries can be big). */
 #define PASSWD_BUF_MAX (1024 * 1024)
 /* At most one warning this often about connections closed for a full
  * table. */
 #define FULL_WARN_INTERVAL_MS 10000
-
-struct caller_slot {
-	uint32_t pipe; /* nng's pipe id; 0 = free (nng never uses 0) */
-	char identity[HPCXL_IDENTITY_MAX + 1];
-};
 
 struct listener_kind {
 	uint32_t listener;
@@ -37,10 +31,8 @@ struct listener_kind {
 };
 
 struct caller_table {
-	pthread_mutex_t lock;
-	/* Open addressing with linear probing, keyed by pipe id. */
-	struct caller_slot *slots;
-	size_t nslots, npipes;
+	pthread_mutex_t lock; /* nng's threads write, the loop reads */
+	struct pipe_map pipes;
 	struct listener_kind listeners[CONFIG_MAX_LISTEN];
 	size_t nlisteners;
 	int64_t full_warn_next_ms;
@@ -54,16 +46,15 @@ caller_table_new(struct caller_table **out)
 
 	if (t == NULL)
 		return HPCXL_ENOMEM;
-	if ((t->slots = calloc(CALLER_MIN_SLOTS, sizeof(*t->slots))) == NULL) {
+	if (pipe_map_init(&t->pipes, CALLER_MAX_PIPES) != 0) {
 		free(t);
 		return HPCXL_ENOMEM;
 	}
 	if (pthread_mutex_init(&t->lock, NULL) != 0) {
-		free(t->slots);
+		pipe_map_fini(&t->pipes);
 		free(t);
 		return HPCXL_ESYSTEM;
 	}
-	t->nslots = CALLER_MIN_SLOTS;
 	*out = t;
 	return 0;
 }
@@ -74,119 +65,26 @@ caller_table_free(struct caller_table *t)
 	if (t == NULL)
 		return;
 	pthread_mutex_destroy(&t->lock);
-	free(t->slots);
+	pipe_map_fini(&t->pipes);
 	free(t);
 }
 
 /* ---- the table of pipes ------------------------------------------------ */
 
-static size_t
-slot_home(const struct caller_table *t, uint32_t pipe)
-{
-	/* Fibonacci hashing: nng hands out pipe ids in sequence. */
-	return (size_t)((pipe * 2654435761u) & (uint32_t)(t->nslots - 1));
-}
-
-/* The slot of pipe, or the free slot where it would go. */
-static size_t
-slot_find(const struct caller_table *t, uint32_t pipe)
-{
-	size_t i = slot_home(t, pipe);
-
-	while (t->slots[i].pipe != 0 && t->slots[i].pipe != pipe)
-		i = (i + 1) & (t->nslots - 1);
-	return i;
-}
-
-/* Twice the slots, every pipe placed again. */
-static int
-table_grow(struct caller_table *t)
-{
-	struct caller_slot *old = t->slots;
-	size_t nold = t->nslots;
-
-	t->slots = calloc(nold * 2, sizeof(*t->slots));
-	if (t->slots == NULL) {
-		t->slots = old;
-		return HPCXL_ENOMEM;
-	}
-	t->nslots = nold * 2;
-	for (size_t i = 0; i < nold; i++) {
-		if (old[i].pipe != 0)
-			t->slots[slot_find(t, old[i].pipe)] = old[i];
-	}
-	free(old);
-	return 0;
-}
-
-/* Under the lock. HPCXL_ETOOBIG when CALLER_MAX_PIPES are known. */
-static int
-table_put(struct caller_table *t, uint32_t pipe, const char *identity)
-{
-	size_t i = slot_find(t, pipe);
-
-	if (t->slots[i].pipe == 0 && t->npipes == CALLER_MAX_PIPES)
-		return HPCXL_ETOOBIG;
-	if (t->slots[i].pipe == 0 && (t->npipes + 1) * 2 > t->nslots) {
-		if (table_grow(t) != 0)
-			return HPCXL_ENOMEM;
-		i = slot_find(t, pipe);
-	}
-	if (t->slots[i].pipe == 0)
-		t->npipes++;
-	t->slots[i].pipe = pipe;
-	snprintf(t->slots[i].identity, sizeof(t->slots[i].identity), "%s",
-	    identity);
-	return 0;
-}
-
-/* True when home lies in the cyclic range (gap, at]: the entry at "at"
- * may not move back into the gap, which would put it before its home. */
-static bool
-home_between(size_t gap, size_t home, size_t at)
-{
-	return gap <= at ? gap < home && home <= at : gap < home || home <= at;
-}
-
-/* Under the lock. Linear probing deletes by moving later entries of the
- * same run back, so no lookup ever stops early at the freed slot. */
-static void
-table_remove(struct caller_table *t, uint32_t pipe)
-{
-	size_t gap = slot_find(t, pipe), at = gap;
-
-	if (t->slots[gap].pipe == 0)
-		return; /* refused at ADD_PRE, or never seen */
-	for (;;) {
-		at = (at + 1) & (t->nslots - 1);
-		if (t->slots[at].pipe == 0)
-			break;
-		if (home_between(gap, slot_home(t, t->slots[at].pipe), at))
-			continue;
-		t->slots[gap] = t->slots[at];
-		gap = at;
-	}
-	t->slots[gap].pipe = 0;
-	t->npipes--;
-}
-
 bool
 caller_lookup(struct caller_table *t, nng_pipe pipe, char *out)
 {
-	uint32_t id = nng_pipe_id(pipe);
-	bool found;
-	size_t i;
+	int id = nng_pipe_id(pipe);
+	const char *identity;
 
-	if (id == 0 || id == (uint32_t)-1)
+	if (id <= 0)
 		return false;
 	pthread_mutex_lock(&t->lock);
-	i = slot_find(t, id);
-	found = t->slots[i].pipe == id;
-	if (found)
-		memcpy(
-		    out, t->slots[i].identity, sizeof(t->slots[i].identity));
+	identity = pipe_map_get(&t->pipes, (uint32_t)id);
+	if (identity != NULL)
+		snprintf(out, HPCXL_IDENTITY_MAX + 1, "%s", identity);
 	pthread_mutex_unlock(&t->lock);
-	return found;
+	return identity != NULL;
 }
 
 int
@@ -297,6 +195,7 @@ account_name(uid_t uid, char *out)
 	struct passwd pw, *found = NULL;
 	size_t len = 1024;
 	char *buf = NULL;
+	bool named;
 	int rv;
 
 	do {
@@ -307,14 +206,12 @@ account_name(uid_t uid, char *out)
 		buf = bigger;
 		rv = getpwuid_r(uid, &pw, buf, len, &found);
 	} while (found == NULL && rv == ERANGE && len < PASSWD_BUF_MAX);
-	found = found != NULL && util_valid_identity(pw.pw_name)
-	        && !identity_reserved(pw.pw_name)
-	    ? found
-	    : NULL;
-	if (found != NULL)
+	named = found != NULL && util_valid_identity(pw.pw_name)
+	    && !identity_reserved(pw.pw_name);
+	if (named)
 		snprintf(out, HPCXL_IDENTITY_MAX + 1, "%s", pw.pw_name);
 	free(buf);
-	return found != NULL;
+	return named;
 }
 
 /* The peer's account (SO_PEERCRED), else "uid:N". */
@@ -395,14 +292,14 @@ pipe_added(struct caller_table *t, nng_pipe pipe)
 		return;
 	}
 	pthread_mutex_lock(&t->lock);
-	rv = table_put(t, nng_pipe_id(pipe), identity);
+	rv = pipe_map_put(&t->pipes, (uint32_t)nng_pipe_id(pipe), identity);
 	pthread_mutex_unlock(&t->lock);
 	if (rv != 0) {
 		warn_full(t, pipe);
 		nng_pipe_close(pipe);
 		return;
 	}
-	log_debug("connection %u is %s", nng_pipe_id(pipe), identity);
+	log_debug("connection %d is %s", nng_pipe_id(pipe), identity);
 }
 
 void
@@ -414,7 +311,7 @@ caller_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 		pipe_added(t, pipe);
 	else if (ev == NNG_PIPE_EV_REM_POST) {
 		pthread_mutex_lock(&t->lock);
-		table_remove(t, nng_pipe_id(pipe));
+		pipe_map_remove(&t->pipes, (uint32_t)nng_pipe_id(pipe));
 		pthread_mutex_unlock(&t->lock);
 	}
 }
