@@ -320,13 +320,13 @@ client_count_open(const struct survey_result *results, size_t n)
 	return k;
 }
 
-/* Puts the close's row in the report in place of the open's, led by why
- * the session was closed. */
+/* Puts row i of the close's report in r in place of the open's, led by
+ * why the session was closed. */
 static int
-client_take_close_row(struct hpcxl_node_report *row,
-    struct hpcxl_node_report *closed, size_t nopen, size_t n, size_t need)
+client_take_close_row(struct hpcxl_report *r, struct hpcxl_report *closing,
+    size_t i, size_t nopen, size_t n, size_t need)
 {
-	struct hpcxl_node_report tmp = *row;
+	struct hpcxl_node_report *closed = &closing->nodes[i];
 	char *msg;
 
 	if (asprintf(&msg,
@@ -338,8 +338,7 @@ client_take_close_row(struct hpcxl_node_report *row,
 		return HPCXL_ENOMEM;
 	free(closed->msg);
 	closed->msg = msg;
-	*row = *closed;
-	*closed = tmp; /* freed with the close's report */
+	report_swap_rows(r, closing, i); /* the open's row goes with closing */
 	return 0;
 }
 
@@ -375,8 +374,8 @@ client_roll_back(struct hpcxl_client *c, const char *session,
 		    session, 0, &closed);
 	for (i = 0; rv == 0 && i < c->n; i++) {
 		if (targets[i])
-			rv = client_take_close_row(&r->nodes[i],
-			    &closed->nodes[i], nopen, c->n, need);
+			rv = client_take_close_row(
+			    r, closed, i, nopen, c->n, need);
 	}
 	r->ok = false;
 	survey_results_free(results, c->n);

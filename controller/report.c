@@ -77,7 +77,6 @@ report_sessions(struct hpcxl_node_report *row, struct proto_reply *reply)
 
 		si->session = report_take(&ps->session);
 		si->profile = report_take(&ps->profile);
-		si->owner = report_take(&ps->owner);
 		if (ps->nworkers == 0)
 			continue;
 		si->workers = calloc(ps->nworkers, sizeof(*si->workers));
@@ -153,6 +152,22 @@ report_row(struct hpcxl_node_report *row, const char *name, const char *url,
 	return row->msg != NULL && report_sessions(row, reply);
 }
 
+/* The owners of row i's sessions, into r's parallel arrays (hpcxl.h). */
+static bool
+report_owners(struct hpcxl_report *r, size_t i, struct proto_reply *reply)
+{
+	size_t n = r->nodes[i].nsessions;
+
+	if (n == 0)
+		return true;
+	if ((r->session_owners[i] = calloc(n, sizeof(char *))) == NULL)
+		return false;
+	for (size_t j = 0; j < n; j++)
+		r->session_owners[i][j]
+		    = report_take(&reply->sessions[j].owner);
+	return true;
+}
+
 int
 report_build(const char *const *names, const char *const *urls,
     struct survey_result *results, size_t n, enum proto_type op,
@@ -167,12 +182,14 @@ report_build(const char *const *names, const char *const *urls,
 	r->elapsed_ms = elapsed_ms;
 	r->ok = true;
 	if ((session != NULL && (r->session = strdup(session)) == NULL)
-	    || (r->nodes = calloc(n, sizeof(*r->nodes))) == NULL)
+	    || (r->nodes = calloc(n, sizeof(*r->nodes))) == NULL
+	    || (r->session_owners = calloc(n, sizeof(char **))) == NULL)
 		ok = false;
 	for (i = 0; ok && i < n; i++) {
 		r->nnodes = i + 1;
 		ok = report_row(
-		    &r->nodes[i], names[i], urls[i], &results[i], op);
+		         &r->nodes[i], names[i], urls[i], &results[i], op)
+		    && report_owners(r, i, &results[i].reply);
 		if (!report_state_ok(r->nodes[i].state))
 			r->ok = false;
 	}
@@ -182,6 +199,18 @@ report_build(const char *const *names, const char *const *urls,
 	}
 	*out = r;
 	return 0;
+}
+
+void
+report_swap_rows(struct hpcxl_report *a, struct hpcxl_report *b, size_t i)
+{
+	struct hpcxl_node_report row = a->nodes[i];
+	char **owners = a->session_owners[i];
+
+	a->nodes[i] = b->nodes[i];
+	a->session_owners[i] = b->session_owners[i];
+	b->nodes[i] = row;
+	b->session_owners[i] = owners;
 }
 
 static void
@@ -199,7 +228,6 @@ report_row_free(struct hpcxl_node_report *row)
 	for (i = 0; i < row->nsessions; i++) {
 		free(row->sessions[i].session);
 		free(row->sessions[i].profile);
-		free(row->sessions[i].owner);
 		free(row->sessions[i].workers);
 	}
 	free(row->sessions);
@@ -212,6 +240,14 @@ hpcxl_report_free(struct hpcxl_report *r)
 
 	if (r == NULL)
 		return;
+	for (i = 0; r->session_owners != NULL && i < r->nnodes; i++) {
+		for (size_t j = 0;
+		     r->session_owners[i] != NULL && j < r->nodes[i].nsessions;
+		     j++)
+			free(r->session_owners[i][j]);
+		free(r->session_owners[i]);
+	}
+	free(r->session_owners);
 	for (i = 0; i < r->nnodes; i++)
 		report_row_free(&r->nodes[i]);
 	free(r->nodes);

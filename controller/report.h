@@ -16,6 +16,11 @@ int report_build(const char *const *names, const char *const *urls,
     struct survey_result *results, size_t n, enum proto_type op,
     const char *session, int64_t elapsed_ms, struct hpcxl_report **out);
 
+/* Swaps row i of a and b, with what runs parallel to it (its sessions'
+ * owners): both reports stay whole. */
+void report_swap_rows(
+    struct hpcxl_report *a, struct hpcxl_report *b, size_t i);
+
 /* closed, already_closed and ok count as success. */
 bool report_state_ok(enum hpcxl_node_state s);
 

@@ -90,8 +90,16 @@ json_worker(const struct hpcxl_worker_info *w, bool *ok)
 	return o;
 }
 
+/* The owner of session j of a node whose owners are owners (NULL: the
+ * node listed none), or NULL. */
+static const char *
+owner_of(char *const *owners, size_t j)
+{
+	return owners != NULL ? owners[j] : NULL;
+}
+
 static json_t *
-json_session(const struct hpcxl_session_info *si, bool *ok)
+json_session(const struct hpcxl_session_info *si, const char *owner, bool *ok)
 {
 	json_t *o = json_object(), *workers = json_array();
 	size_t i;
@@ -110,13 +118,13 @@ json_session(const struct hpcxl_session_info *si, bool *ok)
 	}
 	json_put(o, "session", json_text(si->session), ok);
 	json_put(o, "profile", json_text(si->profile), ok);
-	json_put(o, "owner", json_text(si->owner), ok);
+	json_put(o, "owner", json_text(owner), ok);
 	json_put(o, "workers", workers, ok);
 	return o;
 }
 
 static json_t *
-json_sessions(const struct hpcxl_node_report *n, bool *ok)
+json_sessions(const struct hpcxl_node_report *n, char *const *owners, bool *ok)
 {
 	json_t *a = json_array();
 	size_t i;
@@ -126,7 +134,8 @@ json_sessions(const struct hpcxl_node_report *n, bool *ok)
 		return NULL;
 	}
 	for (i = 0; i < n->nsessions; i++) {
-		if (json_array_append_new(a, json_session(&n->sessions[i], ok))
+		if (json_array_append_new(a,
+		        json_session(&n->sessions[i], owner_of(owners, i), ok))
 		    != 0)
 			*ok = false;
 	}
@@ -134,7 +143,8 @@ json_sessions(const struct hpcxl_node_report *n, bool *ok)
 }
 
 static json_t *
-json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n, bool *ok)
+json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n,
+    char *const *owners, bool *ok)
 {
 	json_t *o = json_object();
 
@@ -161,7 +171,7 @@ json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n, bool *ok)
 		json_put(o, "unhealthy", json_text(n->unhealthy), ok);
 	}
 	if (cmd == CLI_STATUS)
-		json_put(o, "sessions", json_sessions(n, ok), ok);
+		json_put(o, "sessions", json_sessions(n, owners, ok), ok);
 	return o;
 }
 
@@ -182,8 +192,9 @@ output_json(const struct cli_args *a, const struct hpcxl_report *r)
 		json_put(root, "session", json_text(r->session), &ok);
 	json_put(root, "elapsed_ms", json_integer(r->elapsed_ms), &ok);
 	for (i = 0; i < r->nnodes; i++) {
-		if (json_array_append_new(
-		        nodes, json_node(a->cmd, &r->nodes[i], &ok))
+		if (json_array_append_new(nodes,
+		        json_node(
+		            a->cmd, &r->nodes[i], r->session_owners[i], &ok))
 		    != 0)
 			ok = false;
 	}
@@ -323,7 +334,7 @@ worker_cells(const struct hpcxl_worker_info *w, char buf[][CELL_MAX],
 
 /* A session and its workers, indented under their node. */
 static void
-print_session(const struct hpcxl_session_info *si)
+print_session(const struct hpcxl_session_info *si, const char *owner)
 {
 	static const char *const header[]
 	    = { "WORKER", "PID", "STATE", "EXIT", "RESTARTS" };
@@ -333,7 +344,7 @@ print_session(const struct hpcxl_session_info *si)
 	size_t i;
 
 	printf("    session %s  profile %s  owner %s  %zu worker%s\n",
-	    si->session, si->profile, si->owner != NULL ? si->owner : "-",
+	    si->session, si->profile, owner != NULL ? owner : "-",
 	    si->nworkers, si->nworkers == 1 ? "" : "s");
 	if (si->nworkers == 0)
 		return;
@@ -397,7 +408,8 @@ output_table(const struct cli_args *a, const struct hpcxl_report *r)
 		table_print(&t, "", cells);
 		print_unhealthy(&r->nodes[i]);
 		for (j = 0; j < r->nodes[i].nsessions; j++)
-			print_session(&r->nodes[i].sessions[j]);
+			print_session(&r->nodes[i].sessions[j],
+			    owner_of(r->session_owners[i], j));
 	}
 	printf("%s%s%s: %zu of %zu nodes succeeded in %lld ms",
 	    cli_cmd_name(a->cmd), r->session != NULL ? " " : "",

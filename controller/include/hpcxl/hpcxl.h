@@ -171,11 +171,6 @@ struct hpcxl_session_info {
 	char *profile;
 	size_t nworkers;
 	struct hpcxl_worker_info *workers;
-	/* The identity that opened the session on that node (a client
-	 * certificate's CN, an ipc peer's account, "anonymous"); NULL when
-	 * the agent did not say (an older agent, or a session an older agent
-	 * opened: only the agent's admins may act on it). */
-	char *owner;
 };
 
 struct hpcxl_node_report {
@@ -214,6 +209,15 @@ struct hpcxl_report {
 	int64_t elapsed_ms; /* wall time of the whole call */
 	size_t nnodes; /* always the roster size */
 	struct hpcxl_node_report *nodes;
+	/* Who opened each session a node listed (status, open): the
+	 * identity (a client certificate's CN, an ipc peer's account,
+	 * "anonymous") of nodes[i].sessions[j] is session_owners[i][j], NULL
+	 * when the agent named none (an agent that predates owners, or a
+	 * session one stored: only the agent's admins may act on it).
+	 * session_owners[i] is NULL when nodes[i] lists no session. Kept
+	 * apart, in arrays parallel to the rows and their sessions, so that
+	 * the structs of those arrays keep their size. */
+	char ***session_owners;
 };
 
 struct hpcxl_open_params {
