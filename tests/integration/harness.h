@@ -120,7 +120,8 @@ void harness_tls_client(const char *cert, const char *key, const char *ca,
 /*
  * One survey to url with req; waits up to timeout_ms for the reply and
  * decodes it into reply (free with proto_msg_free). Returns 0 or -1. A
- * tls+tcp:// URL is dialled as harness_tls_client() says.
+ * tls+tcp:// URL is asked as harness_tls_client() says, over a
+ * connection of its own made with mbedTLS, not nng (sp_tls.h says why).
  */
 int harness_request(const char *url, const struct proto_msg *req,
     int timeout_ms, struct proto_msg *reply);

@@ -8,12 +8,14 @@
  *   anonymous    a certificate claiming the reserved name of tcp callers
  *
  * The harness's own tcp:// listener is there too: its callers are
- * "anonymous", which the harness makes an admin.
+ * "anonymous", which the harness makes an admin. TLS requests go through
+ * the harness's own mbedTLS client (sp_tls.h), not nng's.
  */
 #include "ask.h"
 #include "harness.h"
 
 #include "hpcxl/common/util.h"
+#include "hpcxl/hpcxl.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -333,6 +335,38 @@ Test(owner, a_certificate_cannot_claim_a_reserved_identity)
 	expect_code(ask_type(tls_url, PROTO_PING, &h), PROTO_CODE_OK,
 	    "alice's ping after it");
 	proto_msg_free(&h);
+}
+
+/* libhpcxl gives each listed session's owner beside the rows
+ * (hpcxl_report.session_owners), for an open and a status. Its client
+ * here is the harness's anonymous (an admin) over tcp:// on loopback:
+ * nng 1.5.2's TLS client can hang the test process (sp_tls.h). */
+Test(owner, the_library_reports_the_owner_of_each_session)
+{
+	const char *theirs = new_session();
+	struct hpcxl_open_params p
+	    = { .session = new_session(), .profile = "xl", .workers = 1 };
+	struct hpcxl_node node = { .url = agent.url };
+	struct hpcxl_client *c = NULL;
+	struct hpcxl_report *r = NULL;
+
+	open_as("alice", theirs, 1);
+	cr_assert_eq(hpcxl_client_open_nodes(&node, 1, &c), 0);
+	cr_assert_eq(hpcxl_open_session(c, &p, WAIT_MS, &r), 0);
+	cr_assert_eq(r->nodes[0].nsessions, 1);
+	cr_assert_str_eq(r->session_owners[0][0], "anonymous");
+	hpcxl_report_free(r);
+	cr_assert_eq(hpcxl_status(c, theirs, WAIT_MS, &r), 0);
+	cr_assert_eq(r->nodes[0].nsessions, 1);
+	cr_assert_str_eq(r->nodes[0].sessions[0].session, theirs);
+	cr_assert_str_eq(r->session_owners[0][0], "alice");
+	hpcxl_report_free(r);
+	cr_assert_eq(hpcxl_close_session(c, p.session, WAIT_MS, &r), 0);
+	cr_assert_null(r->session_owners[0], "a close lists no session");
+	hpcxl_report_free(r);
+	cr_assert_eq(hpcxl_close_session(c, theirs, WAIT_MS, &r), 0);
+	hpcxl_report_free(r);
+	hpcxl_client_close(c);
 }
 
 /* ---- per-identity limits ------------------------------------------------ */
