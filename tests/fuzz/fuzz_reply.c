@@ -18,8 +18,8 @@ copy_and_free(struct proto_msg *m)
 	fuzz_require(fuzz_reply_equal(&m->u.reply, &copy.u.reply),
 	    "proto_reply_copy made a different reply");
 	fuzz_msg_free(m);
-	fuzz_require(fuzz_reply_ok(&copy.u.reply),
-	    "the copy of a reply does not outlive the original");
+	/* Reads all of the copy: ASan sees anything it shares with m. */
+	fuzz_require_encodes(&copy);
 	fuzz_msg_free(&copy);
 }
 
