@@ -318,6 +318,11 @@ agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 	ARG("%s/state", a->dir);
 	ARG("--node");
 	ARG("%s", a->node);
+	/* A whole suite run again on the other backend (CTest sets it). */
+	if (getenv("HPCXL_TEST_BACKEND") != NULL) {
+		ARG("--backend");
+		ARG("%s", getenv("HPCXL_TEST_BACKEND"));
+	}
 	ARG("--stop-grace");
 	ARG("1000");
 	ARG("--default-user");
