@@ -276,6 +276,15 @@ hpcxl_set_log_level(int level)
 	log_set_level(level);
 }
 
+/* libhpcxl's copy of common/log.c is its own (the version script keeps it
+ * private), so this sink takes the library's lines only: a program's own
+ * use of log.c, as the CLI's, still goes to stderr. */
+void
+hpcxl_set_log_callback(hpcxl_log_fn *fn, void *arg)
+{
+	log_set_sink(fn, arg);
+}
+
 const char *
 hpcxl_version(void)
 {

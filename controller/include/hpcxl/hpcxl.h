@@ -361,12 +361,30 @@ int hpcxl_clear_unhealthy(
 void hpcxl_report_free(struct hpcxl_report *r);
 
 /*
- * Sets the most verbose syslog level libhpcxl logs to stderr (default
- * LOG_INFO). The library logs only anomalies (e.g. malformed replies) below
- * LOG_DEBUG, and each step of its surveys at LOG_DEBUG. Process-wide; call
- * it before starting calls.
+ * Sets the most verbose syslog level libhpcxl logs (default LOG_INFO), to
+ * stderr or to the callback of hpcxl_set_log_callback(). The library logs
+ * only anomalies (e.g. malformed replies) below LOG_DEBUG, and each step of
+ * its surveys at LOG_DEBUG. Process-wide; call it before starting calls.
  */
 void hpcxl_set_log_level(int level);
+
+/*
+ * Receives one message of libhpcxl: level is a syslog(3) level (LOG_ERR ..
+ * LOG_DEBUG), msg one line without a newline or a program name, valid
+ * during the call only; arg is what hpcxl_set_log_callback() was given.
+ */
+typedef void hpcxl_log_fn(int level, const char *msg, void *arg);
+
+/*
+ * Sends libhpcxl's messages, those within hpcxl_set_log_level(), to fn
+ * instead of stderr, so the program decides where they go (its own log,
+ * syslog, a window); NULL sends them to stderr again. Process-wide. fn is
+ * called on the thread that logs (a caller's, or one of nng's), one call
+ * at a time: it need not be thread-safe, but must not call
+ * hpcxl_set_log_callback(). Once this returns, the previous fn is not
+ * running and is not called again, so its arg may be freed.
+ */
+void hpcxl_set_log_callback(hpcxl_log_fn *fn, void *arg);
 
 #ifdef __cplusplus
 }
