@@ -11,8 +11,10 @@
 #
 # The CLI has a package of its own rather than sharing the library's:
 # Debian policy (8.2) keeps programs out of a shared library's package, so
-# that a program linking libhpcxl (a scheduler plugin, say) does not bring
-# the command, and two sonames' packages never both ship /usr/bin/hpcxl.
+# a program linking libhpcxl (a scheduler plugin, say) brings neither the
+# command nor what only the command uses (inih, jansson). (Policy would also
+# name the library's package after its soname, libhpcxl0: that is
+# CPACK_DEBIAN_LIB_PACKAGE_NAME below, and the Depends follow it.)
 #
 # Depends: dpkg-shlibdeps reads what each binary links (libc6, libnng1, ...);
 # our own packages depend on each other by version (CPACK_COMPONENT_*_DEPENDS).

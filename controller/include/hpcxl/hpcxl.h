@@ -32,8 +32,8 @@
  *    macro sets it to the caller's sizeof and zeroes the rest. The library
  *    reads the fields within size and takes the later ones as zero, and a
  *    zero field always means "the default". A size of 0 stands for the
- *    struct's first layout (the fields it has in this header), so a
- *    zeroed struct serves too, as long as it uses only those fields.
+ *    struct's first layout (its size field says down to which field), so
+ *    a zeroed struct serves too, as long as it uses only those fields.
  * 3. A struct the library allocates and hands out by pointer (hpcxl_report,
  *    hpcxl_progress) may grow at its end: read it through that pointer;
  *    never copy it by value or make one of your own.
