@@ -1,6 +1,8 @@
 #include "hpcxl/common/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,14 @@
 static const char *log_prog = "hpcxl";
 static int log_max = LOG_INFO;
 static bool log_journal;
+
+/* The sink (log.h). The lock serialises its calls and lets log_set_sink()
+ * promise that the old one is done; sink_on keeps the lock off the path
+ * of a program that never sets a sink. */
+static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
+static log_sink_fn *sink_fn;
+static void *sink_arg;
+static atomic_bool sink_on;
 
 static const char *const level_names[] = {
 	"emerg",
@@ -41,6 +51,33 @@ log_level(void)
 }
 
 void
+log_set_sink(log_sink_fn *fn, void *arg)
+{
+	pthread_mutex_lock(&sink_lock);
+	sink_fn = fn;
+	sink_arg = arg;
+	atomic_store(&sink_on, fn != NULL);
+	pthread_mutex_unlock(&sink_lock);
+}
+
+/* True if a sink took the line. */
+static bool
+log_to_sink(int level, const char *line)
+{
+	bool taken = false;
+
+	if (!atomic_load(&sink_on))
+		return false;
+	pthread_mutex_lock(&sink_lock);
+	if (sink_fn != NULL) {
+		sink_fn(level, line, sink_arg);
+		taken = true;
+	}
+	pthread_mutex_unlock(&sink_lock);
+	return taken;
+}
+
+void
 log_write(int level, const char *fmt, ...)
 {
 	char line[1024];
@@ -51,6 +88,8 @@ log_write(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (log_to_sink(level, line))
+		return;
 	/* One fprintf per line so concurrent writers do not interleave. */
 	if (log_journal)
 		fprintf(stderr, "<%d>%s\n", level, line);

@@ -82,6 +82,32 @@ client_copy_nodes(
 	return 0;
 }
 
+/*
+ * Copies a caller's struct that starts with its size (hpcxl.h, rule 2) into
+ * ours of our_size bytes, as far as the caller's header had it, zeroing the
+ * rest: size 0 stands for first_size, the struct's first layout. Fails on
+ * a size below min_size or above ours (a later header's struct).
+ */
+static int
+client_take_sized(const void *given, size_t min_size, size_t first_size,
+    void *ours, size_t our_size)
+{
+	size_t size;
+
+	memcpy(&size, given, sizeof(size));
+	if (size == 0)
+		size = first_size;
+	if (size < min_size || size > our_size)
+		return HPCXL_EINVAL;
+	memset(ours, 0, our_size);
+	memcpy(ours, given, size);
+	return 0;
+}
+
+/* End of a field: the size of the layout that ends with it. */
+#define CLIENT_UPTO(type, field)                                              \
+	(offsetof(type, field) + sizeof(((type *)0)->field))
+
 /* The caller's options, as far as its header had them; zero beyond. */
 static int
 client_take_opts(
@@ -90,10 +116,12 @@ client_take_opts(
 	memset(o, 0, sizeof(*o));
 	if (given == NULL)
 		return 0;
-	if (given->size < offsetof(struct hpcxl_client_opts, errbuf)
-	    || given->size > sizeof(*o))
+	if (client_take_sized(given,
+	        offsetof(struct hpcxl_client_opts, errbuf),
+	        CLIENT_UPTO(struct hpcxl_client_opts, errbuf_len), o,
+	        sizeof(*o))
+	    != 0)
 		return HPCXL_EINVAL;
-	memcpy(o, given, given->size);
 	util_set_err(o->errbuf, o->errbuf_len, "%s", "");
 	return 0;
 }
@@ -246,6 +274,21 @@ void
 hpcxl_set_log_level(int level)
 {
 	log_set_level(level);
+}
+
+/* libhpcxl's copy of common/log.c is its own (the version script keeps it
+ * private), so this sink takes the library's lines only: a program's own
+ * use of log.c, as the CLI's, still goes to stderr. */
+void
+hpcxl_set_log_callback(hpcxl_log_fn *fn, void *arg)
+{
+	log_set_sink(fn, arg);
+}
+
+const char *
+hpcxl_version(void)
+{
+	return HPCXL_VERSION;
 }
 
 static int
@@ -425,29 +468,48 @@ client_open(struct hpcxl_client *c, struct proto_msg *req, size_t need,
 	return r->ok ? 0 : HPCXL_EPARTIAL;
 }
 
-int
-hpcxl_open_session(struct hpcxl_client *c, const struct hpcxl_open_params *p,
-    int timeout_ms, struct hpcxl_report **out)
+/* The caller's open parameters, as far as its header had them, checked. */
+static int
+client_take_open_params(const struct hpcxl_client *c,
+    const struct hpcxl_open_params *given, struct hpcxl_open_params *p)
 {
-	struct proto_msg req = { .type = PROTO_OPEN };
-
-	if (c == NULL || p == NULL || out == NULL || p->min_nodes > c->n
-	    || !util_valid_id(p->session) || !util_valid_id(p->profile)
+	if (given == NULL
+	    || client_take_sized(given, sizeof(p->size),
+	           CLIENT_UPTO(struct hpcxl_open_params, min_nodes), p,
+	           sizeof(*p))
+	        != 0)
+		return HPCXL_EINVAL;
+	if (p->min_nodes > c->n || !util_valid_id(p->session)
+	    || !util_valid_id(p->profile)
 	    || (!p->per_core
 	        && (p->workers == 0 || p->workers > PROTO_MAX_WORKERS))
 	    || (p->workbook != NULL && strlen(p->workbook) > PROTO_MAX_TEXT)
 	    || p->lease_ms > UINT32_MAX * UINT64_C(1000))
 		return HPCXL_EINVAL;
+	return 0;
+}
+
+int
+hpcxl_open_session(struct hpcxl_client *c,
+    const struct hpcxl_open_params *given, int timeout_ms,
+    struct hpcxl_report **out)
+{
+	struct proto_msg req = { .type = PROTO_OPEN };
+	struct hpcxl_open_params p;
+
+	if (c == NULL || out == NULL
+	    || client_take_open_params(c, given, &p) != 0)
+		return HPCXL_EINVAL;
 	/* The codec never writes through these: the casts only drop const. */
 	req.u.open = (struct proto_open) {
-		.session = (char *)p->session,
-		.profile = (char *)p->profile,
-		.workers = p->per_core ? 0 : p->workers,
-		.per_core = p->per_core,
-		.workbook = (char *)p->workbook,
-		.lease_ms = p->lease_ms,
+		.session = (char *)p.session,
+		.profile = (char *)p.profile,
+		.workers = p.per_core ? 0 : p.workers,
+		.per_core = p.per_core,
+		.workbook = (char *)p.workbook,
+		.lease_ms = p.lease_ms,
 	};
-	return client_open(c, &req, p->min_nodes > 0 ? p->min_nodes : c->n,
+	return client_open(c, &req, p.min_nodes > 0 ? p.min_nodes : c->n,
 	    client_resolve_timeout(timeout_ms), out);
 }
 

@@ -112,6 +112,10 @@ main_run(const struct cli_args *a)
 		goto out;
 	}
 	out = a->json ? output_json(a, r) : output_table(a, r);
+	/* Out now, not at exit: the client's close can take seconds (many
+	 * refusing nodes), and a reader of a pipe should not wait for it. */
+	if (fflush(stdout) != 0)
+		out = -1;
 	if (out != 0) {
 		fputs("hpcxl: cannot write the report\n", stderr);
 		rv = HPCXL_ENOMEM;

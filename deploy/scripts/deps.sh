@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hpcxl builds with, when any is missing.
 # Sourced by the quick-start and test scripts; needs root to install.
+# file: cpack reads with it which files are binaries (package.sh).
 hpcxl_packages=(build-essential cmake pkg-config libnng-dev libmbedtls-dev
 	libmsgpack-dev libcriterion-dev libinih-dev libjansson-dev iproute2
-	openssl)
+	openssl file)
 
 hpcxl_install_deps() {
 	local missing=()

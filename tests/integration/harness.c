@@ -9,13 +9,16 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <limits.h>
 #include <nng/nng.h>
 #include <nng/protocol/survey0/survey.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,6 +33,8 @@
  * cgroups whose last processes are still exiting get to empty. */
 #define EXIT_STOP_MS 10000
 #define EXIT_RMDIR_MS 3000
+/* How long a killed child's last output gets to reach us. */
+#define RUN_DRAIN_MS 2000
 
 void
 harness_nap_ms(int ms)
@@ -378,6 +383,11 @@ agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 	ARG("%s/state", a->dir);
 	ARG("--node");
 	ARG("%s", a->node);
+	/* A whole suite run again on the other backend (CTest sets it). */
+	if (getenv("HPCXL_TEST_BACKEND") != NULL) {
+		ARG("--backend");
+		ARG("%s", getenv("HPCXL_TEST_BACKEND"));
+	}
 	ARG("--stop-grace");
 	ARG("1000");
 	ARG("--default-user");
@@ -820,29 +830,82 @@ harness_wait_session_gone(const char *url, const char *session, int timeout_ms)
 	}
 }
 
-static char *
-read_all(int fd)
+/* What a child wrote to its stdout so far: NUL-terminated, growing. */
+struct run_out {
+	char *text;
+	size_t len, cap;
+};
+
+/* Reads once from fd into o; false at EOF, or on an error or out of
+ * memory (then the output stops there). */
+static bool
+run_out_read(struct run_out *o, int fd)
 {
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
 	ssize_t n;
 
-	while (buf != NULL && (n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (cap - len < 1024) {
-			char *bigger = realloc(buf, cap * 2);
+	if (o->cap - o->len < 1024) {
+		char *bigger = realloc(o->text, o->cap * 2);
 
-			if (bigger == NULL) {
-				free(buf);
-				return NULL;
-			}
-			buf = bigger;
-			cap *= 2;
-		}
+		if (bigger == NULL)
+			return false;
+		o->text = bigger;
+		o->cap *= 2;
 	}
-	if (buf != NULL)
-		buf[len] = '\0';
-	return buf;
+	n = read(fd, o->text + o->len, o->cap - o->len - 1);
+	if (n > 0) {
+		o->len += (size_t)n;
+		o->text[o->len] = '\0';
+		return true;
+	}
+	return n < 0 && errno == EINTR;
+}
+
+/* A poll() timeout for deadline: -1 without one (deadline < 0). */
+static int
+run_poll_ms(int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline < 0)
+		return -1;
+	left = deadline - util_now_ms();
+	if (left <= 0)
+		return 0;
+	return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/*
+ * Reads pid's output from fd until it has closed it and exited (true), or
+ * deadline passed (false). The exit is watched through a pidfd, so a child
+ * that closes its stdout and then hangs is caught too; without pidfds only
+ * the output is waited for.
+ */
+static bool
+run_collect(pid_t pid, int fd, int64_t deadline, struct run_out *o)
+{
+	int pidfd = pidfd_open(pid, 0), rc;
+	bool eof = false, exited = pidfd < 0;
+
+	while (!eof || !exited) {
+		struct pollfd p[2] = { { .fd = eof ? -1 : fd,
+			                   .events = POLLIN },
+			{ .fd = exited ? -1 : pidfd, .events = POLLIN } };
+
+		if (deadline >= 0 && util_now_ms() >= deadline)
+			break;
+		rc = poll(p, 2, run_poll_ms(deadline));
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			break;
+		if (p[0].revents != 0)
+			eof = !run_out_read(o, fd);
+		if (p[1].revents != 0)
+			exited = true;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return eof && exited;
 }
 
 /* Who a program runs as: the test's own user when uid is NULL. */
@@ -861,55 +924,99 @@ become(const struct run_creds *who)
 	    && setuid(*who->uid) == 0;
 }
 
-static int
-run_program(const char *const argv[], const struct run_creds *who, char **out,
-    int *status, int64_t *elapsed_ms)
+/* Starts argv as who with its stdout on pfd[1]; the pid, or -1. The
+ * child exits 126 when it cannot become who. */
+static pid_t
+run_spawn(
+    const char *const argv[], const struct run_creds *who, const int pfd[2])
 {
-	int64_t start = util_now_ms();
-	int pfd[2];
-	pid_t pid;
-	char *text;
+	pid_t pid = fork();
 
-	if (pipe(pfd) != 0)
-		return -1;
-	if ((pid = fork()) == 0) {
+	if (pid == 0) {
+		/* The pipe is close-on-exec, so a program the test starts
+		 * on another thread meanwhile cannot keep it open; stdout,
+		 * dup2()'s copy, is not. */
 		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
 		if (!become(who))
 			_exit(126);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	return pid;
+}
+
+static int
+run_bounded_as(const char *const argv[], const struct run_creds *who,
+    int timeout_ms, struct harness_run_result *r)
+{
+	int64_t start = util_now_ms();
+	struct run_out o = { .text = calloc(1, 4096), .cap = 4096 };
+	int pfd[2];
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+	if (o.text == NULL || pipe2(pfd, O_CLOEXEC) != 0) {
+		free(o.text);
+		return -1;
+	}
+	pid = run_spawn(argv, who, pfd);
 	close(pfd[1]);
-	text = read_all(pfd[0]);
+	if (pid < 0) {
+		close(pfd[0]);
+		free(o.text);
+		return -1;
+	}
+	if (!run_collect(
+	        pid, pfd[0], timeout_ms < 0 ? -1 : start + timeout_ms, &o)) {
+		r->timed_out = true;
+		kill(pid, SIGKILL);
+		/* What it wrote before, now that its end of the pipe is
+		 * closed for it. */
+		run_collect(pid, pfd[0], util_now_ms() + RUN_DRAIN_MS, &o);
+	}
 	close(pfd[0]);
-	waitpid(pid, status, 0);
-	if (elapsed_ms != NULL)
-		*elapsed_ms = util_now_ms() - start;
-	if (out != NULL)
-		*out = text;
-	else
-		free(text);
+	waitpid(pid, &r->status, 0);
+	r->elapsed_ms = util_now_ms() - start;
+	r->out = o.text;
 	return 0;
+}
+
+int
+harness_run_bounded(
+    const char *const argv[], int timeout_ms, struct harness_run_result *r)
+{
+	struct run_creds self = { NULL, 0 };
+
+	return run_bounded_as(argv, &self, timeout_ms, r);
+}
+
+int
+harness_run_as(uid_t uid, gid_t gid, const char *const argv[], int timeout_ms,
+    struct harness_run_result *r)
+{
+	struct run_creds who = { &uid, gid };
+
+	return run_bounded_as(argv, &who, timeout_ms, r);
 }
 
 int
 harness_run(
     const char *const argv[], char **out, int *status, int64_t *elapsed_ms)
 {
-	struct run_creds self = { NULL, 0 };
+	struct harness_run_result r;
 
-	return run_program(argv, &self, out, status, elapsed_ms);
-}
-
-int
-harness_run_as(
-    uid_t uid, gid_t gid, const char *const argv[], char **out, int *status)
-{
-	struct run_creds who = { &uid, gid };
-
-	return run_program(argv, &who, out, status, NULL);
+	if (harness_run_bounded(argv, -1, &r) != 0)
+		return -1;
+	if (status != NULL)
+		*status = r.status;
+	if (elapsed_ms != NULL)
+		*elapsed_ms = r.elapsed_ms;
+	if (out != NULL)
+		*out = r.out;
+	else
+		free(r.out);
+	return 0;
 }
 
 void

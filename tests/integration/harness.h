@@ -143,14 +143,31 @@ bool harness_wait_session_gone(
 /*
  * Runs argv (argv[0] a path), capturing stdout into *out (malloc'd, NUL-
  * terminated; may be NULL). Returns 0 and the wait status and elapsed ms.
+ * Waits as long as it takes: harness_run_bounded() gives up.
  */
 int harness_run(
     const char *const argv[], char **out, int *status, int64_t *elapsed_ms);
 
-/* harness_run() as uid and gid (no supplementary groups): the child exits
- * 126 when it cannot become them. */
-int harness_run_as(
-    uid_t uid, gid_t gid, const char *const argv[], char **out, int *status);
+struct harness_run_result {
+	char *out; /* stdout, NUL-terminated (free it) */
+	int status; /* wait status */
+	int64_t elapsed_ms;
+	bool timed_out; /* still running at the deadline: killed (SIGKILL) */
+};
+
+/*
+ * harness_run() with a deadline: a program still running (or holding its
+ * stdout open) timeout_ms after its start is killed, and r says so, with
+ * what it wrote until then; timeout_ms < 0 waits as long as it takes.
+ * Returns 0, or -1 if it could not be started.
+ */
+int harness_run_bounded(
+    const char *const argv[], int timeout_ms, struct harness_run_result *r);
+
+/* harness_run_bounded() as uid and gid, without supplementary groups: the
+ * child exits 126 when it cannot become them. */
+int harness_run_as(uid_t uid, gid_t gid, const char *const argv[],
+    int timeout_ms, struct harness_run_result *r);
 
 /*
  * The local ports of the ESTABLISHED TCP connections (IPv4) to the port of

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,41 @@ Test(client, open_that_meets_the_minimum_succeeds)
 	cr_assert_eq(
 	    hpcxl_open_session(c, &p, SHORT_TIMEOUT_MS, &r), HPCXL_EINVAL);
 	cr_assert_null(r);
+	hpcxl_client_close(c);
+}
+
+/*
+ * hpcxl.h, rule 2: a struct passed in is read as far as the caller's
+ * header had it (size), later fields taken as zero; size 0 is the first
+ * layout; a size past this library's struct (a later header) is refused
+ * before anything is sent.
+ */
+Test(client, sized_structs_are_read_as_far_as_the_caller_had_them)
+{
+	struct hpcxl_node node = { .name = "alpha", .url = agents[0].url };
+	struct hpcxl_client_opts o = HPCXL_CLIENT_OPTS_INIT;
+	struct hpcxl_open_params p = HPCXL_OPEN_PARAMS_INIT;
+	struct hpcxl_client *c = NULL;
+	struct hpcxl_report *r = NULL;
+
+	o.size = sizeof(o) + sizeof(void *);
+	cr_assert_eq(hpcxl_client_open_opts(&node, 1, &o, &c), HPCXL_EINVAL);
+	o.size = 0;
+	cr_assert_eq(hpcxl_client_open_opts(&node, 1, &o, &c), 0);
+	p.session = session;
+	p.profile = "xl";
+	p.workers = WORKERS;
+	p.min_nodes = 2; /* more than the roster: refused if read */
+	p.size = sizeof(p) + sizeof(void *);
+	cr_assert_eq(
+	    hpcxl_open_session(c, &p, SHORT_TIMEOUT_MS, &r), HPCXL_EINVAL);
+	cr_assert_null(r);
+	p.size = offsetof(struct hpcxl_open_params, min_nodes);
+	cr_assert_eq(hpcxl_open_session(c, &p, SHORT_TIMEOUT_MS, &r), 0);
+	hpcxl_report_free(r);
+	cr_assert_eq(hpcxl_close_session(c, session, SHORT_TIMEOUT_MS, &r), 0);
+	hpcxl_report_free(r);
+	cr_assert(harness_wait_procs(session, 0, CALL_TIMEOUT_MS));
 	hpcxl_client_close(c);
 }
 

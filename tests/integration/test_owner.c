@@ -30,6 +30,8 @@
 #define SILENT_MS 1500
 #define WAIT_MS 10000
 #define LEASE_MS 600000
+/* Longest a run of the CLI may take (its calls take at most 5 s). */
+#define CLI_MS 60000
 
 static char pki[PATH_MAX];
 static struct harness_agent agent;
@@ -458,22 +460,22 @@ cli_as_nobody(
 {
 	const char *argv[16]
 	    = { harness_bin("hpcxl"), "--nodes", ipc_url, "--json" };
-	char *out = NULL;
-	int status = -1;
+	struct harness_run_result r;
 	size_t n = 4;
 
 	for (size_t i = 0; words[i] != NULL && n < 15; i++)
 		argv[n++] = words[i];
 	argv[n] = NULL;
-	cr_assert_eq(harness_run_as(
-	                 nobody->pw_uid, nobody->pw_gid, argv, &out, &status),
+	cr_assert_eq(
+	    harness_run_as(nobody->pw_uid, nobody->pw_gid, argv, CLI_MS, &r),
 	    0);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 126,
+	cr_assert_not(r.timed_out, "hpcxl as nobody hung: %s", r.out);
+	cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) != 126,
 	    "cannot become nobody");
-	*json = json_loads(out != NULL ? out : "", 0, NULL);
-	cr_assert_not_null(*json, "not JSON: %s", out);
-	free(out);
-	return WEXITSTATUS(status);
+	*json = json_loads(r.out, 0, NULL);
+	cr_assert_not_null(*json, "not JSON: %s", r.out);
+	free(r.out);
+	return WEXITSTATUS(r.status);
 }
 
 /* The owner of session in a CLI status's JSON, "" when it has none, or

@@ -21,6 +21,11 @@
 #define PING_MS 5000
 /* A refused client never gets a reply: its ping waits this long. */
 #define REFUSED_MS 1500
+/* What hpcxl may take beyond its --timeout (start, TLS handshakes, its
+ * close) on a busy machine before the test calls it hung. */
+#define CLI_MARGIN_MS 10000
+/* make-certs.sh, openssl and an agent that refuses to start. */
+#define TOOL_MS 60000
 #define SESSION_WORKERS 2
 
 /* The CA everything trusts (a/), and one nobody trusts (b/). */
@@ -53,19 +58,29 @@ trusted(const char *name)
 	return pki_file("a", name);
 }
 
-/* Runs argv with stdout and stderr into *out; returns the exit status. */
+/*
+ * Runs argv with stdout and stderr into *out; returns the exit status.
+ * A program still running after timeout_ms fails the test, with what it
+ * said, rather than the test hanging until Criterion's timeout.
+ */
 static int
-run_capturing(const char *const *argv, char **out)
+run_capturing(const char *const *argv, int timeout_ms, char **out)
 {
 	const char *sh[32] = { "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1" };
-	int status = -1;
+	struct harness_run_result r;
 	size_t n = 3;
 
 	for (size_t i = 0; argv[i] != NULL && n < 31; i++)
 		sh[n++] = argv[i];
 	sh[n] = NULL;
-	cr_assert_eq(harness_run(sh, out, &status, NULL), 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	cr_assert_eq(harness_run_bounded(sh, timeout_ms, &r), 0,
+	    "cannot run %s", argv[0]);
+	cr_assert_not(r.timed_out,
+	    "%s did not exit within %d ms (killed after %lld ms); it said: "
+	    "%s",
+	    argv[0], timeout_ms, (long long)r.elapsed_ms, r.out);
+	*out = r.out;
+	return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
 }
 
 static void
@@ -81,9 +96,11 @@ make_certs(void)
 
 	snprintf(trusted_dir, sizeof(trusted_dir), "%s/a", pki);
 	snprintf(foreign_dir, sizeof(foreign_dir), "%s/b", pki);
-	cr_assert_eq(run_capturing(a, &out), 0, "make-certs.sh: %s", out);
+	cr_assert_eq(
+	    run_capturing(a, TOOL_MS, &out), 0, "make-certs.sh: %s", out);
 	free(out);
-	cr_assert_eq(run_capturing(b, &out), 0, "make-certs.sh: %s", out);
+	cr_assert_eq(
+	    run_capturing(b, TOOL_MS, &out), 0, "make-certs.sh: %s", out);
 	free(out);
 }
 
@@ -310,17 +327,19 @@ Test(tls, every_bad_client_is_refused_and_the_good_one_served)
 static int
 cli_ping(const char *const *tls_args)
 {
+	char timeout[16];
 	const char *argv[16] = { harness_bin("hpcxl"), "--nodes", agent_url,
-		"--timeout", "5000" };
+		"--timeout", timeout };
 	size_t n = 5;
 	char *out;
 	int rc;
 
+	snprintf(timeout, sizeof(timeout), "%d", PING_MS);
 	for (size_t i = 0; tls_args != NULL && tls_args[i] != NULL; i++)
 		argv[n++] = tls_args[i];
 	argv[n++] = "ping";
 	argv[n] = NULL;
-	rc = run_capturing(argv, &out);
+	rc = run_capturing(argv, PING_MS + CLI_MARGIN_MS, &out);
 	cr_log_info("hpcxl ping -> %d: %s", rc, out);
 	free(out);
 	return rc;
@@ -431,7 +450,8 @@ assert_cli_refuses(const char *const *args, const char *message)
 		argv[n++] = args[i];
 	argv[n++] = "ping";
 	argv[n] = NULL;
-	rc = run_capturing(argv, &out);
+	/* Refused before it dials: its timeout (the default) never runs. */
+	rc = run_capturing(argv, CLI_MARGIN_MS, &out);
 	cr_assert_eq(rc, 2, "exit %d, want 2: %s", rc, out);
 	cr_assert_not_null(
 	    strstr(out, message), "'%s' lacks '%s'", out, message);
@@ -449,7 +469,8 @@ encrypted_key(void)
 	char *out;
 
 	snprintf(path, sizeof(path), "%s/encrypted.key", pki);
-	cr_assert_eq(run_capturing(argv, &out), 0, "openssl: %s", out);
+	cr_assert_eq(
+	    run_capturing(argv, TOOL_MS, &out), 0, "openssl: %s", out);
 	free(out);
 	return path;
 }
@@ -509,7 +530,7 @@ assert_agent_refuses(const char *const *args, const char *message)
 	for (size_t i = 0; args[i] != NULL && n < 23; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	rc = run_capturing(argv, &out);
+	rc = run_capturing(argv, TOOL_MS, &out);
 	cr_assert_eq(rc, 2, "exit %d, want 2: %s", rc, out);
 	cr_assert_not_null(
 	    strstr(out, message), "'%s' lacks '%s'", out, message);

@@ -15,11 +15,40 @@
  * in the background. Calls on one client may run concurrently from several
  * threads; each call's replies are routed to it by its survey id. Errors are
  * hpcxl_err values (<hpcxl/common/err.h>); use hpcxl_strerror() for a text.
+ *
+ * The header is C11 and C++ (every declaration has C linkage). Build with
+ * find_package(hpcxl CONFIG) and its target hpcxl::hpcxl, or with
+ * pkg-config's hpcxl.
+ *
+ * Compatibility. libhpcxl.so.N (N: HPCXL_VERSION_MAJOR) keeps working for
+ * programs built against any earlier header of the same major version, so
+ * the public structs only change in ways such a program cannot notice:
+ *
+ * 1. A field is only ever added at the end of a struct; none is removed,
+ *    moved or retyped. An enum only gains values, at its end. Functions
+ *    are only added: a changed meaning is a new function.
+ * 2. A struct the caller fills in and passes by pointer
+ *    (hpcxl_client_opts, hpcxl_open_params) starts with `size`: its _INIT
+ *    macro sets it to the caller's sizeof and zeroes the rest. The library
+ *    reads the fields within size and takes the later ones as zero, and a
+ *    zero field always means "the default". A size of 0 stands for the
+ *    struct's first layout (its size field says down to which field), so
+ *    a zeroed struct serves too, as long as it uses only those fields.
+ * 3. A struct the library allocates and hands out by pointer (hpcxl_report,
+ *    hpcxl_progress) may grow at its end: read it through that pointer;
+ *    never copy it by value or make one of your own.
+ * 4. A struct that comes in an array (hpcxl_node, which the caller passes;
+ *    the report's hpcxl_node_report, hpcxl_session_info and
+ *    hpcxl_worker_info) is indexed with the caller's sizeof, so it does not
+ *    grow within a major version: a new per-row value comes as a parallel
+ *    array added at the end of the struct that holds the array (rule 3), or
+ *    with the next major version.
  */
 #ifndef HPCXL_HPCXL_H
 #define HPCXL_HPCXL_H
 
 #include <hpcxl/common/err.h>
+#include <hpcxl/version.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +57,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The version of the library the program runs with, e.g. "0.1.0" (static
+ * storage); HPCXL_VERSION is that of the header it was compiled with. */
+const char *hpcxl_version(void);
 
 /* The timeout a negative timeout_ms stands for, as in HPC Pack's client. */
 #define HPCXL_DEFAULT_TIMEOUT_MS 120000
@@ -55,11 +88,11 @@ int hpcxl_client_open_nodes(
 /*
  * What a client may be given besides its roster (hpcxl_client_open_opts()).
  * Start from HPCXL_CLIENT_OPTS_INIT: it sets size, by which libhpcxl knows
- * which fields the caller's header had. Fields are only ever added at the
- * end, so a program keeps working with a later libhpcxl.
+ * which fields the caller's header had (rule 2 at the top).
  */
 struct hpcxl_client_opts {
-	size_t size; /* sizeof(struct hpcxl_client_opts) of the caller */
+	size_t size; /* sizeof(struct hpcxl_client_opts) of the caller; 0:
+	                the fields down to errbuf_len */
 	/*
 	 * Mutual TLS for tls+tcp:// nodes, as PEM files (NULL: not given):
 	 * the client's certificate (and its chain), its private key
@@ -82,10 +115,19 @@ struct hpcxl_client_opts {
 	size_t errbuf_len;
 };
 
+/* C++ before C++20 has no designated initialisers: there every field is
+ * listed, in order (a field added later is added here too). */
+#ifdef __cplusplus
+#define HPCXL_CLIENT_OPTS_INIT                                                \
+	{                                                                     \
+		sizeof(struct hpcxl_client_opts), NULL, NULL, NULL, NULL, 0   \
+	}
+#else
 #define HPCXL_CLIENT_OPTS_INIT                                                \
 	{                                                                     \
 		.size = sizeof(struct hpcxl_client_opts)                      \
 	}
+#endif
 
 /*
  * hpcxl_client_open_nodes() with options (NULL: none, which is
@@ -93,7 +135,8 @@ struct hpcxl_client_opts {
  * missing, unreadable or wrong (no certificate in it, an encrypted key, a
  * key that does not match its certificate), or a tls+tcp:// node has no
  * tls_ca to check its agent against; and HPCXL_EINVAL for opts whose size
- * is not one this libhpcxl knows.
+ * is not one this libhpcxl knows (larger than its own struct: a program
+ * built against a later header).
  */
 int hpcxl_client_open_opts(const struct hpcxl_node *nodes, size_t n,
     const struct hpcxl_client_opts *opts, struct hpcxl_client **out);
@@ -220,7 +263,10 @@ struct hpcxl_report {
 	char ***session_owners;
 };
 
+/* Start from HPCXL_OPEN_PARAMS_INIT (rule 2 at the top). */
 struct hpcxl_open_params {
+	size_t size; /* sizeof(struct hpcxl_open_params) of the caller; 0:
+	                the fields down to min_nodes */
 	const char *session; /* a valid id: [A-Za-z0-9._-]{1,64}, not
 	                        starting with '.' or '-' */
 	const char *profile; /* a profile of the agents' config (valid id) */
@@ -235,6 +281,19 @@ struct hpcxl_open_params {
 	 * and the call fails: a failed open leaves nothing running. */
 	size_t min_nodes;
 };
+
+#ifdef __cplusplus
+#define HPCXL_OPEN_PARAMS_INIT                                                \
+	{                                                                     \
+		sizeof(struct hpcxl_open_params), NULL, NULL, 0, false, NULL, \
+		    0, 0                                                      \
+	}
+#else
+#define HPCXL_OPEN_PARAMS_INIT                                                \
+	{                                                                     \
+		.size = sizeof(struct hpcxl_open_params)                      \
+	}
+#endif
 
 /*
  * The operations below share these rules.
@@ -311,12 +370,30 @@ int hpcxl_clear_unhealthy(
 void hpcxl_report_free(struct hpcxl_report *r);
 
 /*
- * Sets the most verbose syslog level libhpcxl logs to stderr (default
- * LOG_INFO). The library logs only anomalies (e.g. malformed replies) below
- * LOG_DEBUG, and each step of its surveys at LOG_DEBUG. Process-wide; call
- * it before starting calls.
+ * Sets the most verbose syslog level libhpcxl logs (default LOG_INFO), to
+ * stderr or to the callback of hpcxl_set_log_callback(). The library logs
+ * only anomalies (e.g. malformed replies) below LOG_DEBUG, and each step of
+ * its surveys at LOG_DEBUG. Process-wide; call it before starting calls.
  */
 void hpcxl_set_log_level(int level);
+
+/*
+ * Receives one message of libhpcxl: level is a syslog(3) level (LOG_ERR ..
+ * LOG_DEBUG), msg one line without a newline or a program name, valid
+ * during the call only; arg is what hpcxl_set_log_callback() was given.
+ */
+typedef void hpcxl_log_fn(int level, const char *msg, void *arg);
+
+/*
+ * Sends libhpcxl's messages, those within hpcxl_set_log_level(), to fn
+ * instead of stderr, so the program decides where they go (its own log,
+ * syslog, a window); NULL sends them to stderr again. Process-wide. fn is
+ * called on the thread that logs (a caller's, or one of nng's), one call
+ * at a time: it need not be thread-safe, but must not call
+ * hpcxl_set_log_callback(). Once this returns, the previous fn is not
+ * running and is not called again, so its arg may be freed.
+ */
+void hpcxl_set_log_callback(hpcxl_log_fn *fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,9 @@
  * One X-macro table makes both the enum and hpcxl_strerror(), so the two can
  * never disagree. Values are append-only: they cross process boundaries in
  * exit statuses and logs.
+ *
+ * Installed with libhpcxl (<hpcxl/hpcxl.h> includes it): it must stay
+ * plain C that a C++ compiler also takes.
  */
 #ifndef HPCXL_COMMON_ERR_H
 #define HPCXL_COMMON_ERR_H
@@ -24,6 +27,10 @@
 	X(EPARTIAL, 12, "not every node succeeded")                           \
 	X(EREFUSED, 13, "request refused")
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum hpcxl_err {
 #define HPCXL_ERR_ENUM(name, value, text) HPCXL_##name = value,
 	HPCXL_ERRORS(HPCXL_ERR_ENUM)
@@ -32,5 +39,9 @@ enum hpcxl_err {
 
 /* Returns a static, human-readable text for err; never NULL. */
 const char *hpcxl_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -17,6 +17,16 @@ int log_level(void);
 void log_write(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * A sink takes every line log_write() keeps, instead of stderr: libhpcxl's
+ * log callback (hpcxl_set_log_callback()). Its calls are serialised; once
+ * log_set_sink() returns, the previous sink is not running and is not
+ * called again. NULL: stderr again. A program that never sets one (the
+ * agent, the CLI) logs exactly as before, without taking a lock.
+ */
+typedef void log_sink_fn(int level, const char *line, void *arg);
+void log_set_sink(log_sink_fn *fn, void *arg);
+
 #define log_err(...) log_write(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) log_write(LOG_NOTICE, __VA_ARGS__)

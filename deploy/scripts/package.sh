@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Builds hpcxl's Debian packages into build-pkg/ and checks them:
+#
+#   bash deploy/scripts/package.sh      # build-pkg/*.deb; exit 0 when all holds
+#
+# 1. configures build-pkg/ (Release, prefix /usr, no tests), builds, and
+#    makes one .deb per install component with cpack
+#    (deploy/packages.cmake): hpcxl-agent, libhpcxl, hpcxl, libhpcxl-dev;
+# 2. checks each package (dpkg-deb): its files are exactly the expected
+#    ones, nothing is under /usr/local, its Depends, the agent's conffile
+#    and maintainer scripts;
+# 3. unpacks them all into a scratch root (a temp dir, removed at the end)
+#    and checks the tree: the unit's ExecStart and --config name the files
+#    the packages hold, the programs run and find their libraries, the
+#    .pc file, `systemd-analyze verify` of the unit where systemd is, and
+#    the agent's maintainer scripts as dpkg runs them on another root;
+# 4. builds tests/cxx/use_hpcxl.cpp against the unpacked libhpcxl-dev
+#    through find_package(hpcxl CONFIG) and through pkg-config, and runs
+#    both; the headers also compile alone as strict C11.
+#
+# The root is made with `dpkg -x`, not `dpkg --root`: --root runs the
+# maintainer scripts, chrooted into a root that has no shell (or, with
+# --force-script-chrootless, on this host: libhpcxl's postinst would run
+# this machine's ldconfig). The agent's scripts are run by hand instead,
+# with DPKG_ROOT set as dpkg sets it for another root.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/deps.sh"
+
+dir=$hpcxl_root/build-pkg
+tmp=
+cleanup() { [ -z "$tmp" ] || rm -rf "$tmp"; }
+trap cleanup EXIT
+
+say() { echo "== package: $*"; }
+fail() {
+	echo "== package: FAILED: $*" >&2
+	exit 1
+}
+
+build_packages() {
+	say "build $dir (Release, prefix /usr)"
+	hpcxl_build "$dir" -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_INSTALL_PREFIX=/usr -DHPCXL_TESTS=OFF >/dev/null
+	rm -f "$dir"/*.deb
+	(cd "$dir" && cpack -G DEB >cpack.log 2>&1) ||
+		fail "cpack: $(cat "$dir/cpack.log")"
+	version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' \
+		"$dir/CMakeCache.txt")
+	arch=$(dpkg --print-architecture)
+	ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)
+	# Where deploy/CMakeLists.txt puts the unit for the prefix /usr.
+	unitdir=$(pkg-config --variable=systemdsystemunitdir systemd \
+		2>/dev/null || echo /usr/lib/systemd/system)
+	unitdir=${unitdir#/}
+}
+
+deb() { echo "$dir/$1_${version}_$arch.deb"; }
+
+# expect_files PACKAGE PATH...: the package's files and links (not its
+# directories) are exactly PATHs, relative to /.
+expect_files() {
+	local pkg=$1 got want
+	shift
+	[ -f "$(deb "$pkg")" ] || fail "$(deb "$pkg") was not made"
+	got=$(dpkg-deb -c "$(deb "$pkg")" | awk '$1 !~ /^d/ { print $6 }' |
+		sed 's|^\./||' | sort)
+	want=$(printf '%s\n' "$@" | sort)
+	[ "$got" = "$want" ] || fail "$pkg holds:
+$got
+expected:
+$want"
+	if dpkg-deb -c "$(deb "$pkg")" | awk '{ print $6 }' |
+		grep -q '^\./usr/local'; then
+		fail "$pkg has files under /usr/local"
+	fi
+}
+
+# expect_depends PACKAGE TEXT...: its Depends names each TEXT.
+expect_depends() {
+	local pkg=$1 depends t
+	shift
+	depends=$(dpkg-deb -f "$(deb "$pkg")" Depends)
+	for t in "$@"; do
+		case ", $depends," in
+		*", $t"[\ ,]*) ;;
+		*) fail "$pkg: Depends '$depends' lacks '$t'" ;;
+		esac
+	done
+	echo "   $pkg: Depends: $depends"
+}
+
+check_packages() {
+	local lib=usr/lib/$ma ctl
+	say "contents of $(cd "$dir" && echo *.deb)"
+	expect_files hpcxl-agent usr/sbin/hpcxl-agent etc/hpcxl/agent.ini \
+		"$unitdir/hpcxl-agent.service"
+	dpkg-deb -c "$(deb hpcxl-agent)" | awk '{ print $6 }' |
+		grep -qx '\./etc/hpcxl/tls/' || fail "hpcxl-agent lacks /etc/hpcxl/tls/"
+	expect_files libhpcxl "$lib/libhpcxl.so.0" "$lib/libhpcxl.so.$version"
+	expect_files hpcxl usr/bin/hpcxl
+	expect_files libhpcxl-dev usr/include/hpcxl/hpcxl.h \
+		usr/include/hpcxl/version.h usr/include/hpcxl/common/err.h \
+		"$lib/libhpcxl.so" "$lib/pkgconfig/hpcxl.pc" \
+		"$lib/cmake/hpcxl/hpcxlConfig.cmake" \
+		"$lib/cmake/hpcxl/hpcxlConfigVersion.cmake" \
+		"$lib/cmake/hpcxl/hpcxlTargets.cmake" \
+		"$lib/cmake/hpcxl/hpcxlTargets-release.cmake"
+
+	expect_depends hpcxl-agent libc6 libnng1 libjansson4 libinih1
+	expect_depends libhpcxl libc6 libnng1 libmsgpackc2
+	expect_depends hpcxl "libhpcxl (= $version)" libjansson4
+	expect_depends libhpcxl-dev "libhpcxl (= $version)"
+	[ "$(dpkg-deb -I "$(deb libhpcxl)" shlibs)" = \
+		"libhpcxl 0 libhpcxl (>= $version)" ] || fail "libhpcxl: shlibs"
+
+	[ "$(dpkg-deb -I "$(deb hpcxl-agent)" conffiles)" = \
+		/etc/hpcxl/agent.ini ] || fail "hpcxl-agent: conffiles is not /etc/hpcxl/agent.ini"
+	ctl=$tmp/control
+	dpkg-deb -e "$(deb hpcxl-agent)" "$ctl"
+	for s in postinst prerm postrm; do
+		[ -x "$ctl/$s" ] && sh -n "$ctl/$s" || fail "hpcxl-agent: $s"
+	done
+}
+
+# The agent's maintainer scripts as dpkg runs them on another root
+# (DPKG_ROOT: no systemctl): a purge removes the state directory.
+check_scripts() {
+	local ctl=$tmp/control
+	mkdir -p "$root/var/lib/hpcxl/sessions"
+	touch "$root/var/lib/hpcxl/sessions/s1.json"
+	DPKG_ROOT=$root sh "$ctl/postinst" configure "" &&
+		DPKG_ROOT=$root sh "$ctl/prerm" remove &&
+		DPKG_ROOT=$root sh "$ctl/postrm" remove ||
+		fail "hpcxl-agent: a maintainer script failed"
+	[ -d "$root/var/lib/hpcxl" ] || fail "postrm remove removed the state"
+	DPKG_ROOT=$root sh "$ctl/postrm" purge || fail "postrm purge"
+	[ ! -e "$root/var/lib/hpcxl" ] || fail "postrm purge left /var/lib/hpcxl"
+	echo "   maintainer scripts: configure, remove, purge (state removed)"
+}
+
+unpack() {
+	local d
+	root=$tmp/root
+	mkdir -p "$root"
+	for d in "$dir"/*.deb; do
+		dpkg -x "$d" "$root"
+	done
+	say "unpacked into a scratch root"
+}
+
+# ldd_ok FILE [LIBDIR]: every library FILE needs is found; the libhpcxl it
+# loads (if any) is the scratch root's.
+ldd_ok() {
+	local out
+	out=$(LD_LIBRARY_PATH=${2:-} ldd "$1")
+	! grep -q 'not found' <<<"$out" || fail "$1: $out"
+	if grep -q libhpcxl <<<"$out" &&
+		! grep -q "libhpcxl.so.0 => $root/" <<<"$out"; then
+		fail "$1 loads another libhpcxl: $out"
+	fi
+}
+
+check_tree() {
+	local unit=$root/$unitdir/hpcxl-agent.service libdir=$root/usr/lib/$ma
+	local exec pc
+
+	exec=$(grep '^ExecStart=' "$unit")
+	[ "$exec" = "ExecStart=/usr/sbin/hpcxl-agent --config /etc/hpcxl/agent.ini" ] ||
+		fail "the unit's $exec"
+	[ -x "$root/usr/sbin/hpcxl-agent" ] && [ -f "$root/etc/hpcxl/agent.ini" ] ||
+		fail "the unit's agent or config is not in the packages"
+	# For /usr, the install's copy of agent.ini is the source's, unchanged.
+	cmp -s "$root/etc/hpcxl/agent.ini" "$hpcxl_root/deploy/config/agent.ini" ||
+		fail "/etc/hpcxl/agent.ini differs from deploy/config/agent.ini"
+	ldd_ok "$root/usr/sbin/hpcxl-agent"
+	[ "$("$root/usr/sbin/hpcxl-agent" --version)" = "hpcxl-agent $version" ] ||
+		fail "hpcxl-agent --version"
+	ldd_ok "$root/usr/bin/hpcxl" "$libdir"
+	LD_LIBRARY_PATH=$libdir "$root/usr/bin/hpcxl" --help >/dev/null ||
+		fail "hpcxl --help"
+	pc=$(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --modversion hpcxl)
+	[ "$pc" = "$version" ] || fail "pkg-config --modversion hpcxl: $pc"
+	echo "   $exec; agent and CLI run; hpcxl.pc $pc"
+	verify_unit "$unit"
+}
+
+# systemd-analyze verify checks that ExecStart's program exists: it runs
+# on a copy of the unit whose ExecStart points into the scratch root (the
+# unit itself was checked above). Any message fails: verify exits 0 on an
+# unknown key.
+verify_unit() {
+	local copy=$tmp/verify/hpcxl-agent.service out
+	if ! command -v systemd-analyze >/dev/null; then
+		echo "   systemd-analyze verify: skipped: systemd-analyze is not installed (package systemd)"
+		return 0
+	fi
+	mkdir -p "$tmp/verify"
+	sed "s|^ExecStart=/usr/sbin/|ExecStart=$root/usr/sbin/|" "$1" >"$copy"
+	out=$(systemd-analyze verify "$copy" 2>&1) ||
+		fail "systemd-analyze verify: $out"
+	[ -z "$out" ] || fail "systemd-analyze verify: $out"
+	echo "   systemd-analyze verify: clean"
+}
+
+# use_hpcxl.cpp against the unpacked libhpcxl-dev, as a user's project.
+check_cxx_cmake() {
+	local b=$tmp/cxx-cmake found
+	cmake -S "$hpcxl_root/tests/cxx/installed" -B "$b" \
+		-DCMAKE_PREFIX_PATH="$root/usr" \
+		-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >/dev/null
+	found=$(sed -n 's/^hpcxl_DIR:PATH=//p' "$b/CMakeCache.txt")
+	[ "${found#"$root"/}" != "$found" ] ||
+		fail "find_package(hpcxl) found $found, not the scratch root's"
+	cmake --build "$b" >/dev/null
+	ldd_ok "$b/use_hpcxl"
+	"$b/use_hpcxl" >/dev/null || fail "use_hpcxl (CMake package)"
+	echo "   C++ via find_package(hpcxl CONFIG) (${found#"$root"}): passed"
+}
+
+check_cxx_pkgconfig() {
+	local libdir=$root/usr/lib/$ma flags
+	flags=$(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --cflags --libs hpcxl)
+	g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror \
+		"$hpcxl_root/tests/cxx/use_hpcxl.cpp" $flags -o "$tmp/use_hpcxl_pc"
+	ldd_ok "$tmp/use_hpcxl_pc" "$libdir"
+	LD_LIBRARY_PATH=$libdir "$tmp/use_hpcxl_pc" >/dev/null ||
+		fail "use_hpcxl (pkg-config)"
+	# The installed headers alone, as strict C11.
+	echo '#include <hpcxl/hpcxl.h>' >"$tmp/hdr.c"
+	gcc -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only \
+		$(PKG_CONFIG_PATH=$libdir/pkgconfig pkg-config --cflags hpcxl) \
+		"$tmp/hdr.c" || fail "<hpcxl/hpcxl.h> as C11"
+	echo "   C++ via pkg-config ($flags): passed; headers compile as C11"
+}
+
+main() {
+	local start=$SECONDS
+	hpcxl_install_deps
+	build_packages
+	tmp=$(mktemp -d)
+	check_packages
+	unpack
+	check_tree
+	check_scripts
+	say "use_hpcxl against the unpacked libhpcxl-dev"
+	check_cxx_cmake
+	check_cxx_pkgconfig
+	say "all checks passed in $((SECONDS - start)) s: $(cd "$dir" && echo *.deb)"
+}
+
+main "$@"
