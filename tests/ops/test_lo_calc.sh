@@ -58,17 +58,28 @@ ops_track "$s"
 bins() {
 	local pid
 	for pid in $(ops_session_pids "$1"); do
-		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = soffice.bin ] && echo "$pid"
+		[ "$(comm_of "$pid")" = soffice.bin ] && echo "$pid"
 	done
 	return 0
 }
 bins_are() { [ "$(bins "$1" | wc -l)" -eq "$2" ]; }
-# arg_of PID PREFIX: the argument of PID that starts with PREFIX.
+# arg_of PID PREFIX: the argument of PID that starts with PREFIX. These
+# read /proc of a process that may be gone (a soffice.bin that oosplash
+# restarts): empty then, and the checks using them fail, rather than the
+# script ending on set -e.
 arg_of() {
-	tr '\0' '\n' <"/proc/$1/cmdline" | grep -m1 -F -- "$2" || true
+	{ tr '\0' '\n' <"/proc/$1/cmdline" | grep -m1 -F -- "$2"; } 2>/dev/null ||
+		true
 }
 env_of() {
-	tr '\0' '\n' <"/proc/$1/environ" | sed -n "s/^$2=//p"
+	{ tr '\0' '\n' <"/proc/$1/environ" | sed -n "s/^$2=//p"; } 2>/dev/null ||
+		true
+}
+ppid_of() {
+	awk '{print $4}' "/proc/$1/stat" 2>/dev/null || true
+}
+comm_of() {
+	cat "/proc/$1/comm" 2>/dev/null || true
 }
 worker_logs() {
 	local f
@@ -96,20 +107,20 @@ declare -A profiles=()
 for pid in $(bins "$s"); do
 	node=$(env_of "$pid" HPCXL_NODE)
 	worker=$(env_of "$pid" HPCXL_WORKER)
-	parent=$(awk '{print $4}' "/proc/$pid/stat")
+	parent=$(ppid_of "$pid")
 	inst=$(arg_of "$pid" -env:UserInstallation=)
 	want=-env:UserInstallation=file://$lo/$node/lo-profile-$s-$worker
 	ops_check "soffice.bin $pid ($node worker $worker): its own profile" \
 		[ "$inst" = "$want" ]
 	profiles[$inst]=1
 	ops_check "soffice.bin $pid: child of oosplash, the worker itself" \
-		[ "$(cat "/proc/$parent/comm")" = oosplash ]
+		[ "$(comm_of "$parent")" = oosplash ]
 	ops_check "soffice.bin $pid: the workbook is among its arguments" \
 		grep -qFx -z -- "$book" "/proc/$pid/cmdline"
 	ops_check "soffice.bin $pid: UNO pipe hpcxl-$s-$node-$worker" \
 		[ "$(arg_of "$pid" --accept=)" = "--accept=pipe,name=hpcxl-$s-$node-$worker;urp;StarOffice.ComponentContext" ]
 	if [ "$backend" = cgroup2 ]; then
-		cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
+		cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null || true)
 		ops_check "soffice.bin $pid: in the session's cgroup ($cg)" \
 			[ "${cg%/"$node"/"$s"}" != "$cg" ]
 	fi
@@ -120,7 +131,7 @@ ops_check "four profiles, one per worker" [ "${#profiles[@]}" -eq 4 ]
 for url in "$url_a" "$url_b"; do
 	for pid in $(ops_status "$url" "$s" | jq -r '.nodes[0].sessions[0].workers[].pid'); do
 		ops_check "worker $pid is oosplash" \
-			[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = oosplash ]
+			[ "$(comm_of "$pid")" = oosplash ]
 	done
 done
 ops_check "the profiles were seeded with lock files off" \
