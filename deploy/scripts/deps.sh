@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hpcxl builds with, when any is missing.
 # Sourced by the quick-start and test scripts; needs root to install.
-# file: cpack reads with it which files are binaries (package.sh).
+# file: cpack reads with it which files are binaries (package.sh). jq: the
+# Slurm hooks and ops scripts of deploy/ read hpcxl's JSON with it (their
+# tests, tests/ops/, run them).
 hpcxl_packages=(build-essential cmake pkg-config libnng-dev libmbedtls-dev
 	libmsgpack-dev libcriterion-dev libinih-dev libjansson-dev iproute2
-	openssl file)
+	openssl file jq)
 
 hpcxl_install_deps() {
 	local missing=()
