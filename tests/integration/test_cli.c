@@ -1194,3 +1194,24 @@ Test(cli, sigint_prints_the_report_so_far_and_exits_1)
 	json_decref(root);
 	free(out);
 }
+
+/* ---- issue 10, item 4: version, help, tables, JSON codes -------------- */
+
+/* Options win over the config file: a --listen replaces the file's
+ * listen lines instead of adding to them. */
+Test(cli, agent_listen_option_replaces_the_config_s)
+{
+	char conf[PATH_MAX], sock[sizeof(scratch) + 16], url[PATH_MAX];
+	const char *extra[] = { "--config", conf, NULL };
+	struct harness_agent a;
+
+	snprintf(sock, sizeof(sock), "%s/conf-listen", scratch);
+	write_scratch(conf, sizeof(conf), "other.conf",
+	    "[agent]\nlisten = ipc://%s\n", sock);
+	cr_assert_eq(harness_agent_start(&a, "lsn", extra), 0);
+	cr_assert_not(harness_ready_url(&a, "ipc://", url, sizeof(url)),
+	    "the agent also listens on %s", url);
+	cr_assert(harness_ready_url(&a, "tcp://", url, sizeof(url)));
+	cr_assert_neq(access(sock, F_OK), 0, "%s exists", sock);
+	harness_agent_stop(&a, 10000);
+}
