@@ -1197,6 +1197,123 @@ Test(cli, sigint_prints_the_report_so_far_and_exits_1)
 
 /* ---- issue 10, item 4: version, help, tables, JSON codes -------------- */
 
+Test(cli, version_prints_the_library_version)
+{
+	const char *args[] = { "--version", NULL };
+	char want[64];
+	char *out;
+
+	snprintf(want, sizeof(want), "hpcxl %s\n", hpcxl_version());
+	cr_assert_eq(run_cli(args, &out, NULL), 0);
+	cr_assert_str_eq(out, want);
+	cr_assert_str_eq(hpcxl_version(), HPCXL_VERSION);
+	free(out);
+}
+
+/* "COMMAND --help" (or "--help COMMAND") prints that command's help, not
+ * the global one, and exits 0 without reaching any node. */
+Test(cli, command_help_is_the_command_s_own)
+{
+	static const char *const cmds[] = { "open-session", "close-session",
+		"status", "renew-session", "ping", "clear-unhealthy" };
+	const char *args[4];
+	char want[64];
+	char *out;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++) {
+		args[0] = cmds[i];
+		args[1] = "--help";
+		args[2] = NULL;
+		snprintf(want, sizeof(want),
+		    "usage: hpcxl [GLOBAL OPTIONS] %s", cmds[i]);
+		cr_assert_eq(run_cli(args, &out, NULL), 0, "%s", cmds[i]);
+		cr_assert_eq(strncmp(out, want, strlen(want)), 0, "%s", out);
+		cr_assert_null(strstr(out, "commands:"), "%s", out);
+		cr_assert_not_null(strstr(out, "--timeout MS"), "%s", out);
+		free(out);
+	}
+	/* The command after --help: still its own help, with only its
+	 * options. */
+	cr_assert_eq(
+	    run_cli((const char *[]) { "--help", "close-session", NULL }, &out,
+	        NULL),
+	    0);
+	cr_assert_null(strstr(out, "--profile"), "%s", out);
+	cr_assert_null(strstr(out, "--lease"), "%s", out);
+	free(out);
+	cr_assert_eq(
+	    run_cli((const char *[]) { "--help", NULL }, &out, NULL), 0);
+	cr_assert_not_null(strstr(out, "commands:"), "%s", out);
+	cr_assert_not_null(strstr(out, "--version"), "%s", out);
+	free(out);
+}
+
+/* A table: the header line, then one row per agent (and lines indented
+ * under them), then the summary naming the command. No header word
+ * ("NAME", "STATE", "ELAPSED") shows up in a node row. */
+static void
+assert_table(const char *out, const char *cmd)
+{
+	const char *line = out, *end;
+	size_t rows = 0;
+	char first[256];
+
+	cr_assert_eq(strncmp(out, "session ", 8) == 0
+	        ? strncmp(strchr(out, '\n') + 1, "NAME ", 5)
+	        : strncmp(out, "NAME ", 5),
+	    0, "%s: %s", cmd, out);
+	if (strncmp(out, "session ", 8) == 0)
+		line = strchr(out, '\n') + 1;
+	line = strchr(line, '\n') + 1; /* past the header */
+	for (; (end = strchr(line, '\n')) != NULL; line = end + 1) {
+		snprintf(
+		    first, sizeof(first), "%.*s", (int)(end - line), line);
+		if (first[0] == ' ')
+			continue; /* a session or unhealthy line */
+		if (strncmp(first, cmd, strlen(cmd)) == 0)
+			break; /* the summary */
+		cr_assert_null(strstr(first, "NAME"), "%s: %s", cmd, out);
+		cr_assert_null(strstr(first, "STATE"), "%s: %s", cmd, out);
+		cr_assert_null(strstr(first, "ELAPSED"), "%s: %s", cmd, out);
+		cr_assert_not_null(
+		    strstr(first, agents[rows < NAGENTS ? rows : 0].url),
+		    "%s: row %zu: %s", cmd, rows, out);
+		rows++;
+	}
+	cr_assert_eq(rows, NAGENTS, "%s: %s", cmd, out);
+	cr_assert_not_null(end, "%s: no summary: %s", cmd, out);
+}
+
+Test(cli, every_command_prints_a_well_formed_table)
+{
+	char id[64];
+	const char *const cases[][8] = {
+		{ "ping", NULL },
+		{ "open-session", "--profile", "xl", "--session", id,
+		    "--lease", "3600000", NULL },
+		{ "status", NULL },
+		{ "status", id, NULL },
+		{ "renew-session", id, "--lease", "3600000", NULL },
+		{ "clear-unhealthy", NULL },
+		{ "close-session", id, NULL },
+	};
+	const char *args[12];
+	char *out;
+	size_t i, k;
+
+	harness_unique("table", id, sizeof(id));
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		args[0] = "--nodes";
+		args[1] = roster;
+		for (k = 0; cases[i][k] != NULL; k++)
+			args[k + 2] = cases[i][k];
+		args[k + 2] = NULL;
+		cr_assert_eq(run_cli(args, &out, NULL), 0, "%s", out);
+		assert_table(out, cases[i][0]);
+		free(out);
+	}
+}
+
 /* Options win over the config file: a --listen replaces the file's
  * listen lines instead of adding to them. */
 Test(cli, agent_listen_option_replaces_the_config_s)
