@@ -1314,6 +1314,126 @@ Test(cli, every_command_prints_a_well_formed_table)
 	}
 }
 
+/* Every row's "code": the wire code of its reply, or why there is none;
+ * and "schema" at the top. */
+Test(cli, json_has_a_schema_and_a_code_per_row)
+{
+	char ghost[64], nodes[sizeof(roster) + 80];
+	const char *ping[] = { "ping", "--timeout", "3000", NULL };
+	const char *close_args[] = { "close-session", "never-opened", NULL };
+	const char *renew_args[]
+	    = { "renew-session", "never-opened", "--lease", "1000", NULL };
+	json_t *root;
+	size_t i;
+
+	snprintf(ghost, sizeof(ghost), "tcp://127.0.0.1:%d", unused_port());
+	snprintf(nodes, sizeof(nodes), "%s,%s", roster, ghost);
+	root = run_json_on(nodes, ping, 1, NULL);
+	cr_assert_eq(int_of(root, "schema"), 1);
+	for (i = 0; i < NAGENTS; i++)
+		cr_assert_str_eq(
+		    str_of(node_of(root, i, NAGENTS + 1), "code"), "ok");
+	cr_assert_str_eq(str_of(node_of(root, NAGENTS, NAGENTS + 1), "code"),
+	    "unreachable");
+	json_decref(root);
+
+	/* A close of nothing succeeds (already_closed), but the agent said
+	 * not_found; a renew of nothing fails with the same code. */
+	root = run_json(close_args, 0, NULL);
+	cr_assert_eq(int_of(root, "schema"), 1);
+	for (i = 0; i < NAGENTS; i++) {
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "state"), "already_closed");
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "code"), "not_found");
+	}
+	json_decref(root);
+	root = run_json(renew_args, 1, NULL);
+	for (i = 0; i < NAGENTS; i++) {
+		cr_assert_str_eq(str_of(node_at(root, i), "state"), "error");
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "code"), "not_found");
+	}
+	json_decref(root);
+}
+
+/* The first worker of the first session of the first row of a status
+ * report. */
+static json_t *
+first_worker(json_t *root)
+{
+	json_t *sessions = json_object_get(node_at(root, 0), "sessions");
+	json_t *w = json_array_get(
+	    json_object_get(json_array_get(sessions, 0), "workers"), 0);
+
+	cr_assert_not_null(w, "no worker listed");
+	return w;
+}
+
+/* The first worker of session id on the first agent, from status --json,
+ * once its state is not "running" (the agent has reaped it); NULL at the
+ * deadline. */
+static json_t *
+ended_worker(const char *id, json_t **root)
+{
+	const char *args[] = { "status", id, NULL };
+	int64_t deadline = util_now_ms() + 10000;
+	json_t *w;
+
+	do {
+		*root = run_json(args, 0, NULL);
+		w = first_worker(*root);
+		if (strcmp(str_of(w, "state"), "running") != 0)
+			return w;
+		json_decref(*root);
+	} while (util_now_ms() < deadline);
+	*root = NULL;
+	return NULL;
+}
+
+/* The EXIT column and "exit" say 3 or SIGKILL, not the wait status. */
+Test(cli, exit_column_decodes_the_wait_status)
+{
+	char crash[64], killed[64];
+	const char *open_crash[] = { "open-session", "--profile", "xl-crash",
+		"--session", crash, NULL };
+	const char *open_xl[]
+	    = { "open-session", "--profile", "xl", "--session", killed, NULL };
+	const char *table[]
+	    = { "--nodes", agents[0].url, "status", crash, NULL };
+	json_t *root, *w;
+	char *out;
+
+	harness_unique("exit3", crash, sizeof(crash));
+	harness_unique("exit9", killed, sizeof(killed));
+	json_decref(run_json(open_crash, 0, NULL));
+	cr_assert_not_null(w = ended_worker(crash, &root));
+	cr_assert_eq(int_of(w, "exit_status"), 3 << 8);
+	cr_assert_str_eq(str_of(w, "exit"), "3");
+	json_decref(root);
+	cr_assert_eq(run_cli(table, &out, NULL), 0, "%s", out);
+	cr_assert_not_null(strstr(out, " 3 "), "%s", out);
+	cr_assert_null(strstr(out, "768"), "%s", out);
+	free(out);
+
+	json_decref(run_json(open_xl, 0, NULL));
+	root = run_json((const char *[]) { "status", killed, NULL }, 0, NULL);
+	cr_assert_eq(
+	    kill((pid_t)int_of(first_worker(root), "pid"), SIGKILL), 0);
+	json_decref(root);
+	cr_assert_not_null(w = ended_worker(killed, &root));
+	cr_assert_str_eq(str_of(w, "exit"), "SIGKILL");
+	json_decref(root);
+	table[3] = killed;
+	cr_assert_eq(run_cli(table, &out, NULL), 0, "%s", out);
+	cr_assert_not_null(strstr(out, " SIGKILL "), "%s", out);
+	free(out);
+	json_decref(run_json(
+	    (const char *[]) { "close-session", crash, NULL }, 0, NULL));
+	json_decref(run_json(
+	    (const char *[]) { "close-session", killed, NULL }, 0, NULL));
+}
+
 /* Options win over the config file: a --listen replaces the file's
  * listen lines instead of adding to them. */
 Test(cli, agent_listen_option_replaces_the_config_s)
