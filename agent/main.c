@@ -32,6 +32,7 @@
 struct agent {
 	struct config cfg;
 	const char *ready_file;
+	bool listen_given; /* a --listen was applied */
 	int sig_fd;
 	struct proctrack pt;
 	struct server *srv;
@@ -163,6 +164,15 @@ apply_option(
 
 	switch (opt) {
 	case OPT_LISTEN:
+		/* Options win over the file: the first --listen replaces the
+		 * file's listen list rather than adding to it, so an agent
+		 * told where to listen listens nowhere else. */
+		if (!a->listen_given) {
+			for (size_t i = 0; i < a->cfg.nlisten; i++)
+				free(a->cfg.listen[i]);
+			a->cfg.nlisten = 0;
+			a->listen_given = true;
+		}
 		return config_add_listen(&a->cfg, arg, err, errlen);
 	case OPT_PROFILE:
 		return config_add_profile_spec(&a->cfg, arg, err, errlen);
