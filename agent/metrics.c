@@ -155,19 +155,19 @@ put_by_label(FILE *f, const char *name, const char *label,
 		    (unsigned long long)values[i]);
 }
 
+/* Label values in the format's style (closefsm_state_name() is "OPENING");
+ * DONE and RELEASED leave the table, so they are never counted. */
+static const char *const session_states[CLOSEFSM_DONE] = {
+	[CLOSEFSM_OPENING] = "opening",
+	[CLOSEFSM_RUNNING] = "running",
+	[CLOSEFSM_STOPPING] = "stopping",
+	[CLOSEFSM_KILLING] = "killing",
+};
+
 static const char *
 session_state_label(int i)
 {
-	/* "OPENING" -> "opening": label values in the format's style. */
-	static char buf[CLOSEFSM_NSTATES][16];
-	const char *n = closefsm_state_name((enum closefsm_state)i);
-	size_t k;
-
-	for (k = 0; n[k] != '\0' && k + 1 < sizeof(buf[i]); k++)
-		buf[i][k]
-		    = (char)(n[k] >= 'A' && n[k] <= 'Z' ? n[k] + 32 : n[k]);
-	buf[i][k] = '\0';
-	return buf[i];
+	return session_states[i];
 }
 
 static const char *
@@ -210,7 +210,6 @@ put_close_histogram(FILE *f)
 	    (unsigned long long)counters.close_count);
 }
 
-/* Sessions DONE and RELEASED leave the table: only the live states. */
 static void
 put_gauges(FILE *f, const struct metrics_gauges *g)
 {
@@ -255,9 +254,8 @@ put_counters(FILE *f)
 	    (unsigned long long)counters.restarts);
 }
 
-/* The whole text, malloc'd; NULL when out of memory. */
-static char *
-render(const struct metrics_gauges *g, size_t *len)
+char *
+metrics_render(const struct metrics_gauges *g, size_t *len)
 {
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
@@ -350,7 +348,7 @@ metrics_serve(struct metrics *m, const struct metrics_gauges *g)
 		log_warn("metrics: eventfd: %s", strerror(errno));
 	if ((n = take_pending(m, aios)) == 0)
 		return;
-	text = render(g, &len);
+	text = metrics_render(g, &len);
 	for (size_t i = 0; i < n; i++) {
 		if (text != NULL)
 			finish_with(aios[i], text, len, NNG_HTTP_STATUS_OK);

@@ -49,6 +49,11 @@ int metrics_fd(const struct metrics *m);
 /* Answers every waiting scrape with the counters and g (loop thread). */
 void metrics_serve(struct metrics *m, const struct metrics_gauges *g);
 
+/* The whole text: g and the counters; malloc'd, NULL when out of memory
+ * (loop thread; metrics_serve() uses it, tests/unit/test_metrics_text.c
+ * checks it). */
+char *metrics_render(const struct metrics_gauges *g, size_t *len);
+
 /* Fails what still waits, stops the server. NULL is fine. */
 void metrics_close(struct metrics *m);
 
