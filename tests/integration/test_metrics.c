@@ -287,6 +287,62 @@ Test(metrics, outcomes_of_refused_and_unknown)
 	free(text);
 }
 
+/* Opens n workers of profile as a new session (its id into id). */
+static void
+open_session(char *id, size_t len, const char *profile, uint32_t n)
+{
+	struct proto_msg h;
+	struct proto_reply r;
+
+	harness_unique("s", id, len);
+	r = ask_open(agent.url, id, profile, n, 0, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "open %s: %s", profile, r.msg);
+	proto_msg_free(&h);
+}
+
+/* A worker that ignores SIGTERM is killed at the end of the 1 s grace:
+ * a kill is counted and the close lands in the (1 s, 2.5 s] bucket. */
+Test(metrics, a_kill_and_a_slow_close)
+{
+	struct proto_msg h;
+	struct proto_reply r;
+	char id[64], *text;
+
+	open_session(id, sizeof(id), "xl-ignore", 1);
+	cr_assert(harness_wait_ready(&agent, id, 1, PROCS_TIMEOUT_MS));
+	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
+	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
+	proto_msg_free(&h);
+
+	text = scrape();
+	cr_expect_geq(sample(text, "hpcxl_kills_total"), 1, "%s", text);
+	cr_expect_eq(
+	    sample(text, "hpcxl_close_duration_seconds_bucket{le=\"1\"}"), 0);
+	cr_expect_eq(
+	    sample(text, "hpcxl_close_duration_seconds_bucket{le=\"2.5\"}"),
+	    1);
+	free(text);
+}
+
+/* xl-restart crashes after 100 ms and is restarted after 1 s: scraped
+ * until the counter shows it (the restart's time is the agent's). */
+Test(metrics, restarts_are_counted)
+{
+	char id[64], *text = NULL;
+	double n = 0;
+
+	open_session(id, sizeof(id), "xl-restart", 1);
+	for (int i = 0; i < 100 && n < 1; i++) {
+		if (i > 0)
+			harness_nap_ms(100);
+		free(text);
+		text = scrape();
+		n = sample(text, "hpcxl_restarts_total");
+	}
+	cr_expect_geq(n, 1, "%s", text);
+	free(text);
+}
+
 Test(metrics, other_paths_are_not_found)
 {
 	char *resp = http_get(metrics_port(), "/");
