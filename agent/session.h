@@ -28,6 +28,7 @@
 #define HPCXL_AGENT_SESSION_H
 
 #include "hpcxl/common/config.h"
+#include "metrics.h"
 #include "proctrack.h"
 #include "server.h"
 #include "state.h"
@@ -100,6 +101,11 @@ void session_table_release_running(struct session_table *t);
 void session_table_kill_all(struct session_table *t);
 
 bool session_table_empty(const struct session_table *t);
+
+/* Adds the sessions and workers by state, and the unhealthy mark, to g
+ * (session_metrics.c; for a metrics scrape, on the loop). */
+void session_table_gauges(
+    const struct session_table *t, struct metrics_gauges *g);
 
 /* Frees everything; answers nobody (call once the table is empty). Safe on
  * a zeroed table that was never initialised. */
