@@ -34,6 +34,7 @@ ROSTER_BIG=4096     # the controller-RSS roster: live agents + dead ports
 BATCH=50            # agents started at once
 READY_S=60          # deadline for one batch's ready files
 STEP_S=600          # deadline for one benchmark program
+TLS_STEP_S=180      # the same for one over TLS (see a) TLS)
 T_START=$SECONDS
 
 # ---- build ----------------------------------------------------------------
@@ -90,17 +91,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_agents PHASE N BACKEND: starts agents PHASE-0..N-1, BATCH at a time,
-# each with its own dir under $WORK; waits for their ready files and writes
-# their URLs, in order, to $WORK/PHASE.roster.
+# start_agents PHASE N BACKEND [tls]: starts agents PHASE-0..N-1, BATCH at a
+# time, each with its own dir under $WORK; waits for their ready files and
+# writes their URLs, in order, to $WORK/PHASE.roster. tls: they listen on
+# tls+tcp4://localhost:0 instead (by name: mbedTLS 2.28 matches DNS SANs
+# only), with the certificates make_certs made.
 start_agents() {
 	local phase=$1 n=$2 backend=$3 i j dir deadline
+	local listen=(--listen tcp://127.0.0.1:0)
+	[[ ${4:-} == tls ]] && listen=(--listen tls+tcp4://localhost:0
+		--tls-cert "$PKI/agent-localhost.pem" --tls-key "$PKI/agent-localhost.key"
+		--tls-ca "$PKI/ca.pem")
 	: >"$WORK/$phase.roster"
 	for ((i = 0; i < n; i += BATCH)); do
 		for ((j = i; j < n && j < i + BATCH; j++)); do
 			dir=$WORK/$phase-$j
 			mkdir -p "$dir"
-			"$BIN/hpcxl-agent" --listen tcp://127.0.0.1:0 --ready-file "$dir/ready" \
+			"$BIN/hpcxl-agent" "${listen[@]}" --ready-file "$dir/ready" \
 				--state-dir "$dir/state" --node "$PREFIX-$phase-$j" --backend "$backend" \
 				--close-on-exit --stop-grace 1000 --profile "xl=$BIN/xlsim" \
 				--profile "tiny=sleep 3600" \
@@ -122,6 +129,19 @@ start_agents() {
 	done
 	for ((j = 0; j < n; j++)); do head -n1 "$WORK/$phase-$j/ready"; done >"$WORK/$phase.roster"
 }
+
+# The TLS rows: one CA, the agents' certificate (CN and DNS SAN localhost)
+# and the controller's, made once per run by the script sites use; the
+# controller takes them from HPCXL_TLS_* (bench_hpcxl.c), set for those
+# rows only.
+PKI=$WORK/pki
+make_certs() {
+	bash "$ROOT/deploy/scripts/make-certs.sh" --agent localhost --client bench \
+		"$PKI" >/dev/null 2>"$WORK/make-certs.err" ||
+		{ cat "$WORK/make-certs.err" >&2; exit 1; }
+}
+tls_env=(env HPCXL_TLS_CERT="$PKI/client-bench.pem" HPCXL_TLS_KEY="$PKI/client-bench.key"
+	HPCXL_TLS_CA="$PKI/ca.pem")
 
 # run NAME PROGRAM ARGS...: one benchmark program, bounded in time; its
 # output is kept in $WORK/NAME.out for res(). --foreground: it stays in our
@@ -164,6 +184,16 @@ run oc16 "$BIN/bench_hpcxl" open-close "$WORK/a16.roster" 16 "$RUNS" "$SETTLE_MS
 run op "$BIN/bench_hpcxl" open-ping "$WORK/a1.roster" 4096 "$WARM"
 stop_agents
 
+# The same 16 × 16 open and close with the agents on TLS (its close row is
+# compared with the plain TCP one above). nng 1.5.2's TLS client can hang at
+# close (tests/integration/sp_tls.h): TLS steps get a shorter deadline.
+echo "a) TLS: 16 agents on tls+tcp4://localhost" >&2
+make_certs
+start_agents at 16 auto tls
+STEP_S=$TLS_STEP_S run oc16tls "${tls_env[@]}" "$BIN/bench_hpcxl" open-close \
+	"$WORK/at.roster" 16 "$RUNS" "$SETTLE_MS"
+stop_agents
+
 # ---- b) survey floor vs ping / empty close --------------------------------
 echo "b) surveys: starting $AGENTS agents (pgroup backend)" >&2
 T0=$SECONDS
@@ -204,6 +234,19 @@ run over "$BIN/bench_hpcxl" overshoot "$WORK/c16.roster" "$OVER" "$OVER_TIMEOUT_
 kill -CONT "${APIDS[15]}"
 stop_agents
 
+# ---- d) ping / empty close over TLS ---------------------------------------
+# 128 agents on TLS against the 128 plain TCP rows of b): every cold call
+# pays 128 handshakes on each side, warm calls reuse the connections.
+echo "d) TLS surveys: 128 agents on tls+tcp4://localhost (pgroup backend)" >&2
+start_agents d 128 pgroup tls
+for op in ping close; do
+	STEP_S=$TLS_STEP_S run "$op-cold-tls" "${tls_env[@]}" "$BIN/bench_hpcxl" survey \
+		"$WORK/d.roster" $op cold "$COLD" "$TIMEOUT_MS"
+	STEP_S=$TLS_STEP_S run "$op-warm-tls" "${tls_env[@]}" "$BIN/bench_hpcxl" survey \
+		"$WORK/d.roster" $op warm "$WARM" "$TIMEOUT_MS"
+done
+stop_agents
+
 # ---- the table ------------------------------------------------------------
 # t NAME RESULT: "median (min–max)" ms; ratio A B: A / B; row: one table row.
 t() { [[ -n $(res "$1" "$2" median) ]] && echo "$(res "$1" "$2" median) ($(res "$1" "$2" min)–$(res "$1" "$2" max))" || echo failed; }
@@ -215,7 +258,7 @@ med() { res "$1" "$2" median; }
 echo "## hpcxl benchmark ($( ((QUICK)) && echo quick || echo full ) run, $(date -u '+%Y-%m-%d %H:%M UTC'), rev $REV)"
 echo
 echo "Machine: $(nproc) CPUs, $CPU, Linux $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), nng $NNG; load average at start $LOAD."
-echo "Times in ms: median (min–max) of $RUNS runs unless said; ratio = hpcxl / floor (medians)."
+echo "Times in ms: median (min–max) of $RUNS runs unless said; ratio = hpcxl / floor (medians); in the TLS rows, TLS / plain TCP."
 echo
 row measurement "hpcxl ms" floor "floor ms" ratio notes
 row --- --- --- --- --- ---
@@ -241,6 +284,18 @@ for n in $SIZES; do
 		row "$name, $n agents, warm" "$(t $op-warm-$n call)" "reply (floor_survey $n)" "$(t fs$n reply)" \
 			"$(ratio "$(med $op-warm-$n call)" "$(med fs$n reply)")" \
 			"calls 2..$WARM on one client (call 1: $(res $op-warm-$n first ms)); $(unr $op-warm-$n)"
+	done
+done
+row "close, 16 agents × 16 workers, TLS" "$(t oc16tls close)" "the same over plain TCP" "$(t oc16 close)" \
+	"$(ratio "$(med oc16tls close)" "$(med oc16 close)")" \
+	"ratio TLS / TCP; failed runs $(res oc16tls failures count); open over TLS $(t oc16tls open)"
+for op in ping close; do
+	name=$op && [[ $op == close ]] && name="empty close"
+	for temp in cold warm; do
+		row "$name, 128 agents, $temp, TLS" "$(t $op-$temp-tls call)" \
+			"the same over plain TCP" "$(t $op-$temp-128 call)" \
+			"$(ratio "$(med $op-$temp-tls call)" "$(med $op-$temp-128 call)")" \
+			"ratio TLS / TCP; $(unr $op-$temp-tls)"
 	done
 done
 row "close overshoot, 16 agents, 1 SIGSTOPped, timeout $OVER_TIMEOUT_MS ms" "$(t over overshoot)" — — — \

@@ -744,7 +744,7 @@ request_tls(const char *url, const void *frame, size_t len, int timeout_ms,
     struct proto_msg *reply)
 {
 	struct sp_tls_client c = { tls_client.cert, tls_client.key,
-		tls_client.ca, tls_client.server_name };
+		tls_client.ca, tls_client.server_name, false };
 	unsigned char *body;
 	size_t n;
 	int rv;

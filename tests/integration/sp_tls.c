@@ -10,11 +10,14 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* The connection header of a surveyor, and of the respondent it expects
  * (PROTOCOL.md §1.4). */
@@ -93,6 +96,10 @@ split_url(const char *url, char *host, size_t hlen, char *port, size_t plen)
 	return 0;
 }
 
+/* The one curve a p256_only client offers (the list ends with NONE). */
+static const mbedtls_ecp_group_id p256_only[]
+    = { MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_NONE };
+
 /* The client's configuration: its files, the agent's CA, the name. */
 static int
 link_setup(struct tls_link *l, const struct sp_tls_client *c, int timeout_ms)
@@ -114,6 +121,8 @@ link_setup(struct tls_link *l, const struct sp_tls_client *c, int timeout_ms)
 	mbedtls_ssl_conf_ca_chain(&l->conf, &l->ca, NULL);
 	mbedtls_ssl_conf_rng(&l->conf, mbedtls_ctr_drbg_random, &l->drbg);
 	mbedtls_ssl_conf_read_timeout(&l->conf, (uint32_t)timeout_ms);
+	if (c->p256_only)
+		mbedtls_ssl_conf_curves(&l->conf, p256_only);
 	if ((rv = mbedtls_ssl_conf_own_cert(&l->conf, &l->crt, &l->key)) != 0
 	    || (rv = mbedtls_ssl_setup(&l->ssl, &l->conf)) != 0
 	    || (rv = mbedtls_ssl_set_hostname(&l->ssl, c->server_name)) != 0)
@@ -125,7 +134,7 @@ static int
 link_connect(struct tls_link *l, const char *url)
 {
 	char host[256], port[16];
-	int rv;
+	int rv, one = 1;
 
 	if (split_url(url, host, sizeof(host), port, sizeof(port)) != 0) {
 		fprintf(stderr, "sp_tls: not a TLS URL: %s\n", url);
@@ -135,6 +144,11 @@ link_connect(struct tls_link *l, const char *url)
 	         &l->net, host, port, MBEDTLS_NET_PROTO_TCP))
 	    != 0)
 		return say("connect", rv);
+	/* mbedTLS writes each handshake message of a flight on its own:
+	 * with Nagle's algorithm every flight waited for the agent's delayed
+	 * ACK (about 40 ms a handshake). */
+	(void)setsockopt(
+	    l->net.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	mbedtls_ssl_set_bio(&l->ssl, &l->net, mbedtls_net_send, NULL,
 	    mbedtls_net_recv_timeout);
 	while ((rv = mbedtls_ssl_handshake(&l->ssl)) != 0) {
@@ -199,21 +213,25 @@ get_be(const unsigned char *in, int nbytes)
 	return v;
 }
 
-/* Our connection header, then the survey: length, survey id, body. */
+/*
+ * Our connection header, then the survey: length, survey id, body, in one
+ * record: as two small writes, Nagle's algorithm held the second until the
+ * agent's delayed ACK of the first (tens of ms a survey).
+ */
 static int
 send_survey(struct tls_link *l, uint32_t id, const void *frame, size_t len)
 {
-	unsigned char *msg = malloc(len + 12);
+	size_t hl = sizeof(surveyor_header);
+	unsigned char *msg = malloc(hl + len + 12);
 	int rv;
 
 	if (msg == NULL)
 		return -1;
-	put_be(msg, len + 4, 8);
-	put_be(msg + 8, id, 4);
-	memcpy(msg + 12, frame, len);
-	rv = write_all(l, surveyor_header, sizeof(surveyor_header));
-	if (rv == 0)
-		rv = write_all(l, msg, len + 12);
+	memcpy(msg, surveyor_header, hl);
+	put_be(msg + hl, len + 4, 8);
+	put_be(msg + hl + 8, id, 4);
+	memcpy(msg + hl + 12, frame, len);
+	rv = write_all(l, msg, hl + len + 12);
 	free(msg);
 	return rv;
 }
@@ -242,10 +260,10 @@ read_reply(struct tls_link *l, uint32_t id, unsigned char **body, size_t *len)
 	return 0;
 }
 
-int
-sp_tls_survey(const char *url, const struct sp_tls_client *c,
-    const void *frame, size_t len, int timeout_ms, unsigned char **body,
-    size_t *body_len)
+/* One survey; body NULL: hang up once it is sent, without reading. */
+static int
+survey(const char *url, const struct sp_tls_client *c, const void *frame,
+    size_t len, int timeout_ms, unsigned char **body, size_t *body_len)
 {
 	uint32_t id = (uint32_t)util_random_u64() | 0x80000000u;
 	struct tls_link l;
@@ -257,8 +275,23 @@ sp_tls_survey(const char *url, const struct sp_tls_client *c,
 		rv = link_connect(&l, url);
 	if (rv == 0)
 		rv = send_survey(&l, id, frame, len);
-	if (rv == 0)
+	if (rv == 0 && body != NULL)
 		rv = read_reply(&l, id, body, body_len);
 	link_free(&l);
 	return rv;
+}
+
+int
+sp_tls_survey(const char *url, const struct sp_tls_client *c,
+    const void *frame, size_t len, int timeout_ms, unsigned char **body,
+    size_t *body_len)
+{
+	return survey(url, c, frame, len, timeout_ms, body, body_len);
+}
+
+int
+sp_tls_survey_hangup(const char *url, const struct sp_tls_client *c,
+    const void *frame, size_t len, int timeout_ms)
+{
+	return survey(url, c, frame, len, timeout_ms, NULL, NULL);
 }

@@ -13,13 +13,18 @@
 #ifndef HPCXL_TESTS_SP_TLS_H
 #define HPCXL_TESTS_SP_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The PEM files a client shows, and the name the agent's certificate
- * must carry. */
+ * must carry. p256_only: offer only P-256 for the key exchange; mbedTLS's
+ * default offer lets the agent pick a larger curve, which costs several
+ * times the CPU per handshake on both sides (the stress test makes
+ * thousands of handshakes; what it tests is the agent's close path). */
 struct sp_tls_client {
 	const char *cert, *key, *ca;
 	const char *server_name;
+	bool p256_only;
 };
 
 /*
@@ -32,5 +37,14 @@ struct sp_tls_client {
 int sp_tls_survey(const char *url, const struct sp_tls_client *c,
     const void *frame, size_t len, int timeout_ms, unsigned char **body,
     size_t *body_len);
+
+/*
+ * A controller that hangs up before the reply: connects to url as c,
+ * completes the handshake, sends frame as one survey and closes the
+ * connection (close_notify, then the socket) without reading. Returns 0,
+ * or -1 with why on stderr.
+ */
+int sp_tls_survey_hangup(const char *url, const struct sp_tls_client *c,
+    const void *frame, size_t len, int timeout_ms);
 
 #endif

@@ -4,9 +4,12 @@
  * (upstream #1959); the agent uses the raw respondent. This proves the
  * receive path: thousands of connect -> survey -> disconnect cycles, a third
  * of them hanging up before the reply, against one agent. It must keep
- * answering and must not leak descriptors.
+ * answering and must not leak descriptors. The suite stress_tls does the
+ * same over tls+tcp://, where the agent's nng TLS layer holds a session per
+ * connection that each hang-up must free.
  */
 #include "harness.h"
+#include "sp_tls.h"
 
 #include "hpcxl/common/util.h"
 
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,12 +150,15 @@ one_cycle(uint32_t survey_id, const char *frame, size_t len, bool wait_reply)
 	return ok;
 }
 
+/* Waits until pid holds at most limit descriptors: the agent closes a
+ * dropped connection's socket on its own threads, a moment after the
+ * client's close. */
 static bool
-fds_settled(int limit, int timeout_ms)
+fds_settled(pid_t pid, int limit, int timeout_ms)
 {
 	int64_t deadline = util_now_ms() + timeout_ms;
 
-	while (count_fds(agent.pid) > limit) {
+	while (count_fds(pid) > limit) {
 		if (util_now_ms() >= deadline)
 			return false;
 		harness_nap_ms(20);
@@ -159,15 +166,45 @@ fds_settled(int limit, int timeout_ms)
 	return true;
 }
 
-Test(stress, five_thousand_short_lived_surveyors, .timeout = 600)
+/*
+ * What must hold after the cycles: every cycle served, the agent still
+ * answering at url (through harness_request(), a client of the usual
+ * kind), its descriptors back within FD_SLACK of fds_before, and a clean
+ * exit on SIGTERM.
+ */
+static void
+check_after(struct harness_agent *a, const char *url, int fds_before,
+    int failures, int cycles)
 {
-	struct proto_msg ping = { .type = PROTO_PING, .op = 1 }, h;
-	int fds_before, failures = 0, cycles = CYCLES;
+	struct proto_msg ping = { .type = PROTO_PING }, h;
+
+	cr_assert_eq(
+	    failures, 0, "%d of %d cycles got no reply", failures, cycles);
+	ping.op = util_random_u64();
+	cr_assert_eq(harness_request(url, &ping, 5000, &h), 0,
+	    "the agent stopped answering");
+	cr_assert_eq(h.u.reply.code, PROTO_CODE_OK);
+	proto_msg_free(&h);
+	cr_assert(fds_settled(a->pid, fds_before + FD_SLACK, 10000),
+	    "descriptors grew from %d to %d", fds_before, count_fds(a->pid));
+	cr_assert_eq(
+	    harness_agent_stop(a, 15000), 0, "the agent did not exit cleanly");
+}
+
+/* CYCLES, or fewer for quick local runs ($HPCXL_STRESS_CYCLES); CI runs
+ * the full count. */
+static int
+cycle_count(void)
+{
 	const char *env = getenv("HPCXL_STRESS_CYCLES");
 
-	/* A smaller count for quick local runs; CI runs the full one. */
-	if (env != NULL && atoi(env) > 0)
-		cycles = atoi(env);
+	return env != NULL && atoi(env) > 0 ? atoi(env) : CYCLES;
+}
+
+Test(stress, five_thousand_short_lived_surveyors, .timeout = 600)
+{
+	struct proto_msg ping = { .type = PROTO_PING, .op = 1 };
+	int fds_before, failures = 0, cycles = cycle_count();
 	char *frame;
 	size_t len;
 
@@ -186,16 +223,133 @@ Test(stress, five_thousand_short_lived_surveyors, .timeout = 600)
 		}
 	}
 	free(frame);
-	cr_assert_eq(
-	    failures, 0, "%d of %d cycles got no reply", failures, cycles);
-	ping.op = util_random_u64();
-	cr_assert_eq(harness_request(agent.url, &ping, 5000, &h), 0,
-	    "the agent stopped answering");
-	cr_assert_eq(h.u.reply.code, PROTO_CODE_OK);
-	proto_msg_free(&h);
-	cr_assert(fds_settled(fds_before + FD_SLACK, 10000),
-	    "descriptors grew from %d to %d", fds_before,
-	    count_fds(agent.pid));
-	cr_assert_eq(harness_agent_stop(&agent, 15000), 0,
-	    "the agent did not exit cleanly");
+	check_after(&agent, agent.url, fds_before, failures, cycles);
+}
+
+/* ---- the same over tls+tcp:// ------------------------------------------ */
+
+/* make-certs.sh and openssl on a busy machine. */
+#define TOOL_MS 60000
+#define TLS_REPLY_MS 5000
+
+static struct harness_agent tls_agent;
+static char pki[] = "/tmp/hpcxl-stress-tls-XXXXXX";
+static char tls_url[256];
+
+/* pki/<name>, in one of four rotating buffers. */
+static const char *
+pki_file(const char *name)
+{
+	static char paths[4][sizeof(pki) + 64];
+	static int next;
+	char *p = paths[next++ % 4];
+
+	snprintf(p, sizeof(paths[0]), "%s/%s", pki, name);
+	return p;
+}
+
+/* A CA, the agent's certificate for "localhost" (mbedTLS 2.28 matches DNS
+ * names only) and one client's, by the script sites use. */
+static void
+make_certs(void)
+{
+	const char *argv[] = { HPCXL_MAKE_CERTS, "--agent", "localhost",
+		"--client", "stress", pki, NULL };
+	struct harness_run_result r;
+
+	cr_assert_eq(harness_run_bounded(argv, TOOL_MS, &r), 0);
+	cr_assert(
+	    !r.timed_out && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
+	    "make-certs.sh failed: %s", r.out);
+	free(r.out);
+}
+
+static void
+tls_set_up(void)
+{
+	const char *args[]
+	    = { "--listen", "tls+tcp4://localhost:0", "--tls-cert", NULL,
+		      "--tls-key", NULL, "--tls-ca", NULL, NULL };
+
+	cr_assert_not_null(mkdtemp(pki));
+	make_certs();
+	args[3] = pki_file("agent-localhost.pem");
+	args[5] = pki_file("agent-localhost.key");
+	args[7] = pki_file("ca.pem");
+	cr_assert_eq(harness_agent_start(&tls_agent, "sttls", args), 0);
+	cr_assert(
+	    harness_ready_url(&tls_agent, "tls+tcp", tls_url, sizeof(tls_url)),
+	    "the agent bound no tls+tcp:// URL");
+	harness_tls_client(pki_file("client-stress.pem"),
+	    pki_file("client-stress.key"), pki_file("ca.pem"), "localhost");
+}
+
+static void
+tls_tear_down(void)
+{
+	harness_agent_stop(&tls_agent, 15000);
+	harness_remove_tree(pki);
+}
+
+/*
+ * One TLS controller's life: connect, handshake, survey a ping, then either
+ * read and decode the reply or hang up at once (close_notify, close).
+ */
+static bool
+one_tls_cycle(const struct sp_tls_client *c, const char *frame, size_t len,
+    bool wait_reply)
+{
+	unsigned char *body;
+	size_t n;
+	struct proto_msg m;
+	bool ok;
+
+	if (!wait_reply)
+		return sp_tls_survey_hangup(
+		           tls_url, c, frame, len, TLS_REPLY_MS)
+		    == 0;
+	if (sp_tls_survey(tls_url, c, frame, len, TLS_REPLY_MS, &body, &n)
+	    != 0)
+		return false;
+	ok = proto_decode(body, n, PROTO_MAX_REPLY, &m, NULL) == 0
+	    && m.type == PROTO_REPLY && m.u.reply.code == PROTO_CODE_OK;
+	if (ok)
+		proto_msg_free(&m);
+	free(body);
+	return ok;
+}
+
+TestSuite(stress_tls, .init = tls_set_up, .fini = tls_tear_down);
+
+/*
+ * Handshakes are most of the cost (mbedTLS, both sides on this machine):
+ * the cycles offer P-256 only, the cheapest curve both ends have, so the
+ * test stays within CI's budget; the last request offers mbedTLS's default
+ * list, as a real client does.
+ */
+Test(stress_tls, five_thousand_short_lived_tls_surveyors, .timeout = 600)
+{
+	struct sp_tls_client c
+	    = { pki_file("client-stress.pem"), pki_file("client-stress.key"),
+		      pki_file("ca.pem"), "localhost", true };
+	struct proto_msg ping = { .type = PROTO_PING, .op = 1 };
+	int fds_before, failures = 0, cycles = cycle_count();
+	int64_t t0 = util_now_ms();
+	char *frame = NULL;
+	size_t len;
+
+	fds_before = count_fds(tls_agent.pid);
+	cr_assert_gt(fds_before, 0);
+	for (int i = 0; i < cycles; i++) {
+		ping.op = (uint64_t)i + 2;
+		free(frame);
+		cr_assert_eq(proto_encode(&ping, &frame, &len), 0);
+		if (!one_tls_cycle(&c, frame, len, i % 3 != 0)
+		    && failures++ == 0)
+			cr_log_warn("first failed cycle: %d", i);
+	}
+	free(frame);
+	cr_log_info("%d TLS cycles in %lld ms", cycles,
+	    (long long)(util_now_ms() - t0));
+	check_after(&tls_agent, tls_url, fds_before, failures, cycles);
 }
