@@ -9,6 +9,7 @@
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 #include "proctrack.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "session.h"
 #include "state.h"
@@ -317,6 +318,8 @@ static void
 begin_shutdown(struct agent *a, int sig)
 {
 	a->stop_signals++;
+	if (a->stop_signals == 1)
+		sdnotify_stopping();
 	if (a->stop_signals == 1 && a->cfg.close_on_exit) {
 		log_notice(
 		    "signal %d: closing every session, then exiting", sig);
@@ -464,6 +467,7 @@ run_loop(struct agent *a)
 		if (a->fds[1].revents != 0)
 			handle_requests(a);
 		session_table_step(&a->sessions, util_now_ms());
+		sdnotify_sessions(session_table_count(&a->sessions));
 	}
 }
 
@@ -519,9 +523,13 @@ agent_start(struct agent *a)
 	    != 0)
 		return rv;
 	if (a->ready_file != NULL
-	    && (rv = server_write_ready(a->srv, a->ready_file)) != 0)
+	    && (rv = server_write_ready(a->srv, a->ready_file)) != 0) {
 		session_table_release_running(&a->sessions);
-	return rv;
+		return rv;
+	}
+	/* Where the ready file says so, systemd hears it too. */
+	sdnotify_ready(session_table_count(&a->sessions));
+	return 0;
 }
 
 /* Undoes only what this process did, in reverse: the lock is released

@@ -505,6 +505,18 @@ session_table_empty(const struct session_table *t)
 	return t->head == NULL;
 }
 
+size_t
+session_table_count(const struct session_table *t)
+{
+	size_t n = 0;
+
+	/* DONE and RELEASED ones are gone already (session_find()). */
+	for (const struct session *s = t->head; s != NULL; s = s->next)
+		n += s->state != CLOSEFSM_DONE
+		    && s->state != CLOSEFSM_RELEASED;
+	return n;
+}
+
 /* The session named only, or without a name every session the caller
  * may see (its own; an admin's: all). */
 static bool

@@ -101,6 +101,9 @@ void session_table_kill_all(struct session_table *t);
 
 bool session_table_empty(const struct session_table *t);
 
+/* Sessions the agent holds: opening, running or closing. */
+size_t session_table_count(const struct session_table *t);
+
 /* Frees everything; answers nobody (call once the table is empty). Safe on
  * a zeroed table that was never initialised. */
 void session_table_fini(struct session_table *t);
