@@ -47,6 +47,7 @@ struct session_table {
 	const struct state_dir *state; /* opened (locked) by the caller */
 	char unhealthy[512]; /* why the node refuses opens; "" = healthy */
 	int64_t next_logcap_ms; /* worker logs are measured again then */
+	int64_t next_logsweep_ms; /* expired log folders are removed then */
 	int64_t spawn_until_ms; /* this pass starts workers until then */
 	bool releasing; /* running sessions were left to the next agent */
 };

@@ -31,6 +31,7 @@ config_init(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->default_grace_ms = CONFIG_DEFAULT_GRACE_MS;
 	c->log_max_bytes = CONFIG_DEFAULT_LOG_MAX_BYTES;
+	c->log_retention_s = CONFIG_DEFAULT_LOG_RETENTION_S;
 	c->unkillable_limit_ms = CONFIG_DEFAULT_UNKILLABLE_MS;
 	gethostname(host, sizeof(host) - 1);
 	if (config_set_str(&c->node, host) != 0
@@ -249,6 +250,37 @@ parse_ms(const char *val, int64_t *out)
 	return util_parse_i64(val, 0, 24LL * 3600 * 1000, out);
 }
 
+/* "604800", "7d", "12h", "30m", "90s": a duration in seconds, at most
+ * ten years. */
+static int
+parse_duration_s(const char *val, int64_t *out)
+{
+	static const struct {
+		char unit;
+		int64_t s;
+	} units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 } };
+	size_t n = strlen(val);
+	int64_t mult = 1;
+	char num[32];
+
+	for (size_t i = 0; n > 1 && i < sizeof(units) / sizeof(units[0]);
+	     i++) {
+		if (val[n - 1] == units[i].unit) {
+			mult = units[i].s;
+			n--;
+			break;
+		}
+	}
+	if (n == 0 || n >= sizeof(num))
+		return HPCXL_ECONFIG;
+	memcpy(num, val, n);
+	num[n] = '\0';
+	if (util_parse_i64(num, 0, 3650LL * 86400 / mult, out) != 0)
+		return HPCXL_ECONFIG;
+	*out *= mult;
+	return 0;
+}
+
 static int
 parse_bool(struct ini_ctx *x, const char *val, bool *out)
 {
@@ -366,6 +398,16 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 			return HPCXL_ECONFIG;
 		}
 		c->log_max_bytes = v;
+		return 0;
+	}
+	if (strcmp(key, "log_retention") == 0) {
+		if (parse_duration_s(val, &c->log_retention_s) != 0) {
+			util_set_err(x->err, x->errlen,
+			    "'%s' is not a duration (seconds, or a number "
+			    "with s, m, h or d; 0 = keep)",
+			    val);
+			return HPCXL_ECONFIG;
+		}
 		return 0;
 	}
 	return HPCXL_ECONFIG;

@@ -18,6 +18,8 @@
  *   backend = auto             ; auto | cgroup2 | pgroup
  *   cgroup_root = auto         ; or a directory on a cgroup2 mount
  *   log_max_bytes = 10485760   ; cap of each worker log; 0 = no cap
+ *   log_retention = 7d         ; a closed session's logs are removed then;
+ *                              ; seconds, or N with s, m, h or d; 0 = keep
  *   close_on_exit = false      ; true: SIGTERM closes every session
  *   unkillable_limit_ms = 60000 ; then survivors of a kill mark the node
  *                              ; unhealthy
@@ -56,6 +58,7 @@
 
 #define CONFIG_DEFAULT_GRACE_MS 10000
 #define CONFIG_DEFAULT_UNKILLABLE_MS 60000
+#define CONFIG_DEFAULT_LOG_RETENTION_S (7 * 86400)
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/hpcxl"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PROFILES 256
@@ -120,6 +123,9 @@ struct config {
 	char *cgroup_root; /* "auto" or a directory */
 	int64_t default_grace_ms;
 	int64_t log_max_bytes; /* cap of each worker log file; 0 = none */
+	/* A closed session's log folder is removed this long after the
+	 * close; 0 = kept forever. */
+	int64_t log_retention_s;
 	/* SIGTERM closes every session first (else they are left running
 	 * for the next agent to re-adopt). */
 	bool close_on_exit;
