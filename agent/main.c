@@ -9,6 +9,7 @@
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 #include "proctrack.h"
+#include "reload.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "session.h"
@@ -41,6 +42,8 @@ struct agent {
 	int stop_signals; /* SIGTERM/SIGINT received so far */
 	struct pollfd *fds; /* the loop's poll set, grown as needed */
 	size_t fds_cap;
+	int argc; /* main()'s, read again by a reload (SIGHUP) */
+	char **argv;
 };
 
 static void
@@ -348,6 +351,9 @@ handle_signals(struct agent *a)
 			continue; /* reaped below, all at once */
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 			begin_shutdown(a, (int)si.ssi_signo);
+		else if (si.ssi_signo == SIGHUP)
+			reload_profiles(
+			    &a->cfg, a->argc, a->argv, geteuid() == 0);
 		else
 			log_info("signal %u ignored", si.ssi_signo);
 	}
@@ -573,6 +579,8 @@ main(int argc, char **argv)
 	struct agent a = { .sig_fd = -1, .state = { .lock_fd = -1 } };
 	int rv;
 
+	a.argc = argc;
+	a.argv = argv;
 	log_init("hpcxl-agent", LOG_INFO);
 	if (config_init(&a.cfg) != 0)
 		return 1;

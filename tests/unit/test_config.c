@@ -1363,3 +1363,38 @@ Test(config, default_user_fills_profiles_that_name_none)
 	cr_assert_str_eq(config_find_profile(&cfg, "cli")->user, "excel");
 	cr_assert_str_eq(config_find_profile(&cfg, "named")->user, "root");
 }
+
+/* ---- reload: profile copies, profiles replaced -----------------------------
+ */
+
+Test(config, profile_dup_is_deep_and_take_replaces_profiles)
+{
+	struct config fresh;
+	struct config_profile copy;
+	const struct config_profile *p;
+
+	assert_loads("[profile.a]\ncommand = /bin/a -x\nenv = K=v\nuser = "
+	             "nobody\nworkdir = /tmp\n");
+	p = config_find_profile(&cfg, "a");
+	cr_assert_not_null(p);
+	cr_assert_eq(config_profile_dup(&copy, p), 0);
+
+	cr_assert_eq(config_init(&fresh), 0);
+	cr_assert_eq(
+	    config_add_profile_spec(&fresh, "b=/bin/b", err, sizeof(err)), 0);
+	config_take_profiles(&cfg, &fresh);
+	cr_assert_eq(fresh.nprofiles, 0);
+	config_free(&fresh);
+	cr_assert_null(config_find_profile(&cfg, "a"));
+	cr_assert_not_null(config_find_profile(&cfg, "b"));
+
+	/* The copy outlives the profiles it came from. */
+	cr_assert_str_eq(copy.name, "a");
+	cr_assert_str_eq(copy.argv[1], "-x");
+	cr_assert_str_eq(copy.env[0], "K=v");
+	cr_assert_null(copy.env[1]);
+	cr_assert_str_eq(copy.user, "nobody");
+	cr_assert_str_eq(copy.workdir, "/tmp");
+	cr_assert_null(copy.group);
+	config_profile_free(&copy);
+}

@@ -190,6 +190,9 @@ int config_set_str(char **slot, const char *val);
 /* Checks cross-field rules (a node name, at least one listen URL...). */
 int config_validate(const struct config *c, char *err, size_t errlen);
 
+/* The profiles' part of config_validate() (a reload checks only that). */
+int config_validate_profiles(const struct config *c, char *err, size_t errlen);
+
 /*
  * Gives every profile that names no user the default_user. Without one, a
  * profile that names no user is refused when agent_is_root (its workers
@@ -204,6 +207,16 @@ const char *config_limit_key(enum config_limit lim);
 
 const struct config_profile *config_find_profile(
     const struct config *c, const char *name);
+
+/* A deep copy of src (free with config_profile_free): what outlives a
+ * reload of the config (a plan, a plan's lookup thread) holds one. */
+int config_profile_dup(
+    struct config_profile *dst, const struct config_profile *src);
+void config_profile_free(struct config_profile *p);
+
+/* Replaces c's profiles with those of from, which is left with none (a
+ * reload: the rest of c stays as it is). */
+void config_take_profiles(struct config *c, struct config *from);
 
 void config_free(struct config *c);
 
