@@ -29,7 +29,7 @@ struct listen_setup {
 
 /* 127.0.0.0/8, ::1 or "localhost"; a name is never resolved (it could
  * resolve to anything later), so other names count as not loopback. */
-static bool
+bool
 listen_host_is_loopback(const char *host)
 {
 	struct in6_addr a6;

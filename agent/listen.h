@@ -29,6 +29,10 @@ enum listen_kind {
 	LISTEN_UNSUPPORTED, /* another scheme, or not a URL nng reads */
 };
 
+/* True for 127.0.0.0/8, ::1 and "localhost" (no name is resolved); the
+ * metrics listener (metrics.c) follows the same rule. */
+bool listen_host_is_loopback(const char *host);
+
 /* What kind of listener url asks for (pure: no name is resolved). */
 enum listen_kind listen_url_kind(const char *url);
 

@@ -8,6 +8,7 @@
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
+#include "metrics.h"
 #include "proctrack.h"
 #include "reload.h"
 #include "sdnotify.h"
@@ -34,9 +35,11 @@
 struct agent {
 	struct config cfg;
 	const char *ready_file;
+	bool listen_given; /* a --listen was applied */
 	int sig_fd;
 	struct proctrack pt;
 	struct server *srv;
+	struct metrics *metrics; /* NULL: no --metrics-listen */
 	struct state_dir state; /* locked: one agent per state directory */
 	struct session_table sessions;
 	int stop_signals; /* SIGTERM/SIGINT received so far */
@@ -64,6 +67,7 @@ usage(FILE *f)
 	    "[--default-user USER]\n"
 	    "                   [--admin NAME]... [--max-sessions N] "
 	    "[--max-workers N]\n"
+	    "                   [--metrics-listen http://HOST:PORT]\n"
 	    "\n"
 	    "Runs worker sessions of this node for hpcxl controllers.\n"
 	    "  --listen URL      tls+tcp://HOST:PORT, ipc:///PATH or\n"
@@ -74,6 +78,8 @@ usage(FILE *f)
 	    "  --tls-ca FILE     CA whose certificate every client must show\n"
 	    "  --insecure        allow plain tcp:// off loopback (warned)\n"
 	    "  --ipc-group GROUP group of ipc:// socket files (mode 0660)\n"
+	    "  --metrics-listen URL  Prometheus metrics at URL/metrics\n"
+	    "                    (http://, loopback unless --insecure)\n"
 	    "  --default-user USER  user of profiles that name none (a root\n"
 	    "                    agent refuses such profiles without it)\n"
 	    "  --admin NAME      an identity that may close, renew and see\n"
@@ -117,6 +123,7 @@ enum {
 	OPT_ADMIN,
 	OPT_MAX_SESSIONS,
 	OPT_MAX_WORKERS,
+	OPT_METRICS_LISTEN,
 };
 
 static const struct option long_opts[] = {
@@ -141,6 +148,7 @@ static const struct option long_opts[] = {
 	{ "admin", required_argument, NULL, OPT_ADMIN },
 	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
 	{ "max-workers", required_argument, NULL, OPT_MAX_WORKERS },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -167,6 +175,15 @@ apply_option(
 
 	switch (opt) {
 	case OPT_LISTEN:
+		/* Options win over the file: the first --listen replaces the
+		 * file's listen list rather than adding to it, so an agent
+		 * told where to listen listens nowhere else. */
+		if (!a->listen_given) {
+			for (size_t i = 0; i < a->cfg.nlisten; i++)
+				free(a->cfg.listen[i]);
+			a->cfg.nlisten = 0;
+			a->listen_given = true;
+		}
 		return config_add_listen(&a->cfg, arg, err, errlen);
 	case OPT_PROFILE:
 		return config_add_profile_spec(&a->cfg, arg, err, errlen);
@@ -215,6 +232,8 @@ apply_option(
 		return 0;
 	case OPT_IPC_GROUP:
 		return config_set_str(&a->cfg.ipc_group, arg);
+	case OPT_METRICS_LISTEN:
+		return config_set_str(&a->cfg.metrics_listen, arg);
 	case OPT_DEFAULT_USER:
 		return config_set_str(&a->cfg.default_user, arg);
 	case OPT_ADMIN:
@@ -427,16 +446,31 @@ poll_timeout(const struct agent *a)
 	return wait < 0 ? 0 : (int)(wait > 60000 ? 60000 : wait);
 }
 
-/* Fills a->fds; returns how many are in use (2 + what sessions need). */
+/* The loop's own descriptors at the head of a->fds: signals, requests,
+ * metrics scrapes (-1, ignored by poll(), without --metrics-listen). */
+#define FIXED_FDS 3
+
+static void
+serve_metrics(struct agent *a)
+{
+	struct metrics_gauges g = { .version = HPCXL_VERSION };
+
+	g.backend = proctrack_backend_name(&a->pt);
+	session_table_gauges(&a->sessions, &g);
+	metrics_serve(a->metrics, &g);
+}
+
+/* Fills a->fds; returns how many are in use (FIXED_FDS + what sessions
+ * need). */
 static size_t
 build_pollfds(struct agent *a)
 {
 	size_t need;
 
 	for (;;) {
-		need = 2
-		    + session_table_pollfds(
-		        &a->sessions, a->fds + 2, a->fds_cap - 2);
+		need = FIXED_FDS
+		    + session_table_pollfds(&a->sessions, a->fds + FIXED_FDS,
+		        a->fds_cap - FIXED_FDS);
 		if (need <= a->fds_cap)
 			break;
 		struct pollfd *bigger
@@ -454,6 +488,8 @@ build_pollfds(struct agent *a)
 	a->fds[0] = (struct pollfd) { .fd = a->sig_fd, .events = POLLIN };
 	a->fds[1]
 	    = (struct pollfd) { .fd = server_fd(a->srv), .events = POLLIN };
+	a->fds[2] = (struct pollfd) { .fd = metrics_fd(a->metrics),
+		.events = POLLIN };
 	return need;
 }
 
@@ -474,6 +510,8 @@ run_loop(struct agent *a)
 			handle_requests(a);
 		session_table_step(&a->sessions, util_now_ms());
 		sdnotify_sessions(session_table_count(&a->sessions));
+		if (a->fds[2].revents != 0)
+			serve_metrics(a);
 	}
 }
 
@@ -501,6 +539,10 @@ static int
 agent_claim(struct agent *a)
 {
 	if (server_open(&a->cfg, &a->srv) != 0
+	    || (a->cfg.metrics_listen != NULL
+	        && metrics_open(a->cfg.metrics_listen, a->cfg.allow_insecure,
+	               &a->metrics)
+	            != 0)
 	    || state_open(&a->state, a->cfg.state_dir) != 0)
 		return HPCXL_ECONFIG;
 	return 0;
@@ -547,6 +589,7 @@ agent_stop(struct agent *a)
 	session_table_fini(&a->sessions);
 	proctrack_fini(&a->pt);
 	state_close(&a->state);
+	metrics_close(a->metrics);
 	server_close(a->srv);
 	if (a->sig_fd >= 0)
 		close(a->sig_fd);

@@ -1,6 +1,7 @@
 #include "server.h"
 #include "caller.h"
 #include "listen.h"
+#include "metrics.h"
 #include "tls_engine.h"
 
 #include "hpcxl/common/err.h"
@@ -621,6 +622,7 @@ server_reply(struct server *s, struct server_req *req, struct proto_reply *r)
 	if (r->node == NULL)
 		r->node = s->node;
 	m.u.reply = *r;
+	metrics_count_reply(req->m.type, r->code);
 	if (proto_encode(&m, &frame, &len) != 0) {
 		log_err("cannot encode a reply to op %016llx",
 		    (unsigned long long)req->m.op);

@@ -28,6 +28,7 @@
 #define HPCXL_AGENT_SESSION_H
 
 #include "hpcxl/common/config.h"
+#include "metrics.h"
 #include "proctrack.h"
 #include "server.h"
 #include "state.h"
@@ -104,6 +105,11 @@ bool session_table_empty(const struct session_table *t);
 
 /* Sessions the agent holds: opening, running or closing. */
 size_t session_table_count(const struct session_table *t);
+
+/* Adds the sessions and workers by state, and the unhealthy mark, to g
+ * (session_metrics.c; for a metrics scrape, on the loop). */
+void session_table_gauges(
+    const struct session_table *t, struct metrics_gauges *g);
 
 /* Frees everything; answers nobody (call once the table is empty). Safe on
  * a zeroed table that was never initialised. */

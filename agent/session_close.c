@@ -394,6 +394,7 @@ session_act(struct session_table *t, struct session *s, enum closefsm_action a,
 		break;
 	case CLOSEFSM_KILL_SET:
 		kill_session(s);
+		metrics_count_kill();
 		break;
 	case CLOSEFSM_KILL_BACKOFF:
 		kill_backoff(s, now_ms);
@@ -405,6 +406,8 @@ session_act(struct session_table *t, struct session *s, enum closefsm_action a,
 		shorten_grace(s, c->grace_end_ms);
 		break;
 	case CLOSEFSM_FORGET:
+		if (s->close_start_ms > 0)
+			metrics_observe_close(now_ms - s->close_start_ms);
 		forget_session(t, s, now_ms);
 		break;
 	case CLOSEFSM_REPLY_OPENED:

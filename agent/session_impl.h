@@ -12,6 +12,7 @@
  *   session_restart.c  supervision: a worker's end, the restart policy
  *   session_adopt.c    sessions an earlier agent left: records read back,
  *                      cgroups found without a record
+ *   session_metrics.c  the gauges of a metrics scrape (metrics.h)
  */
 #ifndef HPCXL_AGENT_SESSION_IMPL_H
 #define HPCXL_AGENT_SESSION_IMPL_H

@@ -96,6 +96,7 @@ restart_worker(struct session_table *t, struct session *s, uint32_t i)
 
 	w->restart_at_ms = 0;
 	w->restarts++;
+	metrics_count_restart();
 	w->adopted = false;
 	s->dirty = true;
 	/* The new worker gets a new group: what is left of the old one would

@@ -383,6 +383,8 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 		return parse_bool(x, val, &c->allow_insecure);
 	if (strcmp(key, "ipc_group") == 0)
 		return set_account(x, &c->ipc_group, "group", val);
+	if (strcmp(key, "metrics_listen") == 0)
+		return config_set_str(&c->metrics_listen, val);
 	if (strcmp(key, "default_user") == 0)
 		return set_account(x, &c->default_user, "user", val);
 	if (strcmp(key, "admins") == 0)
@@ -791,6 +793,7 @@ config_free(struct config *c)
 	free(c->tls_key);
 	free(c->tls_ca);
 	free(c->ipc_group);
+	free(c->metrics_listen);
 	free(c->default_user);
 	for (i = 0; i < c->nadmins; i++)
 		free(c->admins[i]);

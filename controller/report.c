@@ -43,6 +43,17 @@ report_state(enum proto_type op, const struct survey_result *res)
 	}
 }
 
+/* The row's word for hpcxl_report.codes: the wire code, which the row
+ * state does not keep apart (refused, bad_request and error are all
+ * HPCXL_NODE_ERROR). */
+static const char *
+report_code(const struct survey_result *res)
+{
+	if (!res->answered)
+		return res->interrupted ? "interrupted" : "unreachable";
+	return proto_code_name(res->reply.code);
+}
+
 bool
 report_state_ok(enum hpcxl_node_state s)
 {
@@ -183,13 +194,15 @@ report_build(const char *const *names, const char *const *urls,
 	r->ok = true;
 	if ((session != NULL && (r->session = strdup(session)) == NULL)
 	    || (r->nodes = calloc(n, sizeof(*r->nodes))) == NULL
-	    || (r->session_owners = calloc(n, sizeof(char **))) == NULL)
+	    || (r->session_owners = calloc(n, sizeof(char **))) == NULL
+	    || (r->codes = calloc(n, sizeof(char *))) == NULL)
 		ok = false;
 	for (i = 0; ok && i < n; i++) {
 		r->nnodes = i + 1;
 		ok = report_row(
 		         &r->nodes[i], names[i], urls[i], &results[i], op)
 		    && report_owners(r, i, &results[i].reply);
+		r->codes[i] = report_code(&results[i]);
 		if (!report_state_ok(r->nodes[i].state))
 			r->ok = false;
 	}
@@ -206,11 +219,14 @@ report_swap_rows(struct hpcxl_report *a, struct hpcxl_report *b, size_t i)
 {
 	struct hpcxl_node_report row = a->nodes[i];
 	char **owners = a->session_owners[i];
+	const char *code = a->codes[i];
 
 	a->nodes[i] = b->nodes[i];
 	a->session_owners[i] = b->session_owners[i];
+	a->codes[i] = b->codes[i];
 	b->nodes[i] = row;
 	b->session_owners[i] = owners;
+	b->codes[i] = code;
 }
 
 static void
@@ -248,6 +264,7 @@ hpcxl_report_free(struct hpcxl_report *r)
 		free(r->session_owners[i]);
 	}
 	free(r->session_owners);
+	free(r->codes);
 	for (i = 0; i < r->nnodes; i++)
 		report_row_free(&r->nodes[i]);
 	free(r->nodes);

@@ -32,6 +32,7 @@ enum cli_opt {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CA,
+	OPT_VERSION,
 	OPT_END,
 };
 
@@ -58,6 +59,7 @@ static const struct option cli_options[] = {
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -101,43 +103,113 @@ cli_cmd_name(enum cli_cmd cmd)
 	return cli_cmds[cmd].name;
 }
 
+/* What each command does, for both the global help and the command's own
+ * (hpcxl COMMAND --help): one text, so the two cannot disagree. */
+static const struct {
+	const char *synopsis; /* after "hpcxl " */
+	const char *text; /* indented by 6 */
+} cli_cmd_help[] = {
+	[CLI_OPEN]
+	= { "open-session --profile NAME [--workers N | --per-core]\n"
+	    "               [--workbook PATH] [--session ID] "
+	    "[--timeout MS] [--lease MS]\n"
+	    "               [--min-nodes K]",
+	    "      start N workers (default 1) of profile NAME on every "
+	    "node; without\n"
+	    "      --session a new id is made and printed "
+	    "(default timeout 120000);\n"
+	    "      with --min-nodes it succeeds when K nodes open (else "
+	    "it closes the\n"
+	    "      session again everywhere); default: every node\n" },
+	[CLI_CLOSE] = { "close-session SESSION [--timeout MS]",
+	    "      end every process of SESSION on every node "
+	    "(default timeout 120000)\n" },
+	[CLI_STATUS] = { "status [SESSION] [--timeout MS]",
+	    "      list the sessions and workers of every node "
+	    "(default timeout 5000)\n" },
+	[CLI_PING] = { "ping [--timeout MS]",
+	    "      ask every node for its name, version, backend and "
+	    "health (default\n"
+	    "      timeout 5000)\n" },
+	[CLI_RENEW] = { "renew-session SESSION --lease MS [--timeout MS]",
+	    "      agents close SESSION unless renewed within MS "
+	    "(0 removes the lease;\n"
+	    "      default timeout 5000)\n" },
+	[CLI_CLEAR] = { "clear-unhealthy [--timeout MS]",
+	    "      clear the unhealthy mark of every node, once its cause "
+	    "is dealt with, so\n"
+	    "      that it accepts sessions again (default timeout 5000)\n" },
+};
+
+/* The options only some commands take, for a command's own help. */
+static const struct {
+	int opt;
+	const char *text;
+} cli_opt_help[] = {
+	{ OPT_PROFILE,
+	    "  --profile NAME        the agents' profile to start "
+	    "(required)\n" },
+	{ OPT_WORKERS,
+	    "  --workers N           workers per node, 1 to 4096 "
+	    "(default 1)\n" },
+	{ OPT_PER_CORE,
+	    "  --per-core            one worker per online CPU "
+	    "of each node\n" },
+	{ OPT_WORKBOOK, "  --workbook PATH       passed to every worker\n" },
+	{ OPT_SESSION,
+	    "  --session ID          the session's id (default: "
+	    "a new s-XXXXXXXXXXXX)\n" },
+	{ OPT_TIMEOUT,
+	    "  --timeout MS          how long to wait for the "
+	    "nodes' replies\n" },
+	{ OPT_LEASE,
+	    "  --lease MS            agents close the session "
+	    "unless renewed within MS\n"
+	    "                        (0: no lease)\n" },
+	{ OPT_MIN_NODES,
+	    "  --min-nodes K         succeed when K nodes open "
+	    "(default: every node)\n" },
+};
+
+static void
+cli_usage_commands(FILE *f)
+{
+	size_t i;
+
+	fputs("commands:\n", f);
+	for (i = 0; i < sizeof(cli_cmd_help) / sizeof(*cli_cmd_help); i++)
+		fprintf(f, "  %s\n%s", cli_cmd_help[i].synopsis,
+		    cli_cmd_help[i].text);
+}
+
+void
+cli_usage_cmd(FILE *f, enum cli_cmd cmd)
+{
+	size_t i;
+
+	fprintf(f, "usage: hpcxl [GLOBAL OPTIONS] %s\n\n%s\noptions:\n",
+	    cli_cmd_help[cmd].synopsis, cli_cmd_help[cmd].text);
+	for (i = 0; i < sizeof(cli_opt_help) / sizeof(*cli_opt_help); i++) {
+		if (cli_cmds[cmd].options & OPT_BIT(cli_opt_help[i].opt))
+			fputs(cli_opt_help[i].text, f);
+	}
+	fputs("  -h, --help            print this help and exit\n"
+	      "\n"
+	      "global options (--nodes, --nodes-file, --tls-*, --json, -v): "
+	      "see 'hpcxl --help'.\n",
+	    f);
+}
+
 void
 cli_usage(FILE *f)
 {
 	fputs("usage: hpcxl [--nodes LIST] [--nodes-file FILE] [--json] [-v] "
 	      "COMMAND ...\n"
-	      "\n"
-	      "commands:\n"
-	      "  open-session --profile NAME [--workers N | --per-core]\n"
-	      "               [--workbook PATH] [--session ID] [--timeout MS]"
-	      " [--lease MS]\n"
-	      "               [--min-nodes K]\n"
-	      "      start N workers (default 1) of profile NAME on every "
-	      "node; without\n"
-	      "      --session a new id is made and printed "
-	      "(default timeout 120000);\n"
-	      "      with --min-nodes it succeeds when K nodes open (else "
-	      "it closes the\n"
-	      "      session again everywhere); default: every node\n"
-	      "  close-session SESSION [--timeout MS]\n"
-	      "      end every process of SESSION on every node "
-	      "(default timeout 120000)\n"
-	      "  status [SESSION] [--timeout MS]\n"
-	      "      list the sessions and workers of every node "
-	      "(default timeout 5000)\n"
-	      "  renew-session SESSION --lease MS [--timeout MS]\n"
-	      "      agents close SESSION unless renewed within MS "
-	      "(0 removes the lease;\n"
-	      "      default timeout 5000)\n"
-	      "  ping [--timeout MS]\n"
-	      "      ask every node for its name, version, backend and "
-	      "health (default\n"
-	      "      timeout 5000)\n"
-	      "  clear-unhealthy [--timeout MS]\n"
-	      "      clear the unhealthy mark of every node, once its cause "
-	      "is dealt with, so\n"
-	      "      that it accepts sessions again (default timeout 5000)\n"
-	      "\n"
+	      "       hpcxl COMMAND --help | --help | --version\n"
+	      "\n",
+	    f);
+	cli_usage_commands(f);
+	fputs("\n"
 	      "options:\n"
 	      "  --nodes LIST          agents to talk to, comma-separated "
 	      "(repeatable): URLs\n"
@@ -162,7 +234,9 @@ cli_usage(FILE *f)
 	      "  --json                print one JSON object instead of a "
 	      "table\n"
 	      "  -v, --verbose         log each step to stderr\n"
-	      "  -h, --help            print this help and exit\n"
+	      "  -h, --help            print this help (after a COMMAND: "
+	      "its help) and exit\n"
+	      "  --version             print the version of hpcxl and exit\n"
 	      "\n"
 	      "node names: 1 to 64 of A-Z a-z 0-9 . _ -; names and URLs "
 	      "are unique; at most\n"
@@ -479,24 +553,47 @@ cli_min_nodes(const struct cli_args *a)
 	return 0;
 }
 
+/* --help after the options are read, since the command may come after
+ * it ("hpcxl --help close-session"): a known command gets its own help,
+ * anything else the global one. */
+static int
+cli_help(int argc, char **argv)
+{
+	size_t i;
+
+	for (i = 0; optind < argc && i < CLI_NCMDS; i++) {
+		if (strcmp(argv[optind], cli_cmds[i].name) == 0) {
+			cli_usage_cmd(stdout, (enum cli_cmd)i);
+			return -1;
+		}
+	}
+	cli_usage(stdout);
+	return -1;
+}
+
 static int
 cli_options_pass(
     int argc, char **argv, struct cli_args *a, struct cli_raw *raw)
 {
+	bool help = false;
 	int c;
 
 	opterr = 0; /* our own messages, with the usage hint */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":vh", cli_options, NULL)) != -1) {
 		if (c == 'h') {
-			cli_usage(stdout);
+			help = true;
+			continue;
+		}
+		if (c == OPT_VERSION) {
+			printf("hpcxl %s\n", hpcxl_version());
 			return -1;
 		}
 		if (c == '?' || c == ':')
 			return cli_bad_option(c, argv);
 		cli_take_option(c, a, raw);
 	}
-	return 0;
+	return help ? cli_help(argc, argv) : 0;
 }
 
 int

@@ -81,12 +81,15 @@ struct cli_args {
 /*
  * Parses argv into *a (zero it first; release with cli_args_free()).
  * Returns CLI_EXIT_OK to go on, or the exit status to leave with: usage
- * errors are reported on stderr, --help prints the usage on stdout and
- * returns -1.
+ * errors are reported on stderr, --help prints the usage on stdout (a
+ * command's own after that command) and --version the version; both
+ * return -1.
  */
 int cli_parse(int argc, char **argv, struct cli_args *a);
 void cli_args_free(struct cli_args *a);
 void cli_usage(FILE *f);
+/* The help of one command: its synopsis, what it does, its options. */
+void cli_usage_cmd(FILE *f, enum cli_cmd cmd);
 /* Prints "hpcxl: <message>" on stderr and returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));

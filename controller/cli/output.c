@@ -5,8 +5,10 @@
 #include "cli.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* The commands whose replies say whether a node is unhealthy. */
 static bool
@@ -42,7 +44,36 @@ output_unhealthy_count(const struct hpcxl_report *r)
 	return n;
 }
 
+/* How a worker ended, as people read it: "0", "1" for an exit code, the
+ * signal's name ("SIGKILL") for a kill, or NULL while it runs or when
+ * how it ended is unknown. The wire carries the raw waitpid(2) status
+ * (768 is exit code 3), which nobody should have to decode by hand. */
+static const char *
+exit_text(char *buf, size_t len, int status)
+{
+	const char *sig;
+
+	if (status < 0)
+		return NULL;
+	if (WIFEXITED(status)) {
+		snprintf(buf, len, "%d", WEXITSTATUS(status));
+	} else if (WIFSIGNALED(status)) {
+		sig = sigabbrev_np(WTERMSIG(status));
+		if (sig != NULL)
+			snprintf(buf, len, "SIG%s", sig);
+		else
+			snprintf(buf, len, "signal %d", WTERMSIG(status));
+	} else {
+		snprintf(buf, len, "status %d", status);
+	}
+	return buf;
+}
+
 /* ---- JSON -------------------------------------------------------------- */
+
+/* The version of the JSON layout: raised when a field changes meaning or
+ * goes away (new fields do not raise it), so scripts can check it. */
+#define OUTPUT_JSON_SCHEMA 1
 
 /* Agents' texts are bytes; JSON strings must be UTF-8. */
 static json_t *
@@ -77,6 +108,7 @@ static json_t *
 json_worker(const struct hpcxl_worker_info *w, bool *ok)
 {
 	json_t *o = json_object();
+	char buf[32];
 
 	if (o == NULL) {
 		*ok = false;
@@ -86,6 +118,8 @@ json_worker(const struct hpcxl_worker_info *w, bool *ok)
 	json_put(o, "pid", json_integer(w->pid), ok);
 	json_put(o, "state", json_text(w->state), ok);
 	json_put(o, "exit_status", json_integer(w->exit_status), ok);
+	json_put(o, "exit",
+	    json_text(exit_text(buf, sizeof(buf), w->exit_status)), ok);
 	json_put(o, "restarts", json_integer(w->restarts), ok);
 	return o;
 }
@@ -144,7 +178,7 @@ json_sessions(const struct hpcxl_node_report *n, char *const *owners, bool *ok)
 
 static json_t *
 json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n,
-    char *const *owners, bool *ok)
+    char *const *owners, const char *code, bool *ok)
 {
 	json_t *o = json_object();
 
@@ -156,6 +190,7 @@ json_node(enum cli_cmd cmd, const struct hpcxl_node_report *n,
 	json_put(o, "url", json_text(n->url), ok);
 	json_put(o, "node", json_text(n->node), ok);
 	json_put(o, "state", json_text(hpcxl_node_state_name(n->state)), ok);
+	json_put(o, "code", json_text(code), ok);
 	json_put(o, "workers", json_integer(n->workers), ok);
 	json_put(o, "exited", json_integer(n->exited), ok);
 	json_put(o, "killed", json_integer(n->killed), ok);
@@ -187,14 +222,15 @@ output_json(const struct cli_args *a, const struct hpcxl_report *r)
 		json_decref(nodes);
 		goto out;
 	}
+	json_put(root, "schema", json_integer(OUTPUT_JSON_SCHEMA), &ok);
 	json_put(root, "ok", json_boolean(r->ok), &ok);
 	if (r->session != NULL)
 		json_put(root, "session", json_text(r->session), &ok);
 	json_put(root, "elapsed_ms", json_integer(r->elapsed_ms), &ok);
 	for (i = 0; i < r->nnodes; i++) {
 		if (json_array_append_new(nodes,
-		        json_node(
-		            a->cmd, &r->nodes[i], r->session_owners[i], &ok))
+		        json_node(a->cmd, &r->nodes[i], r->session_owners[i],
+		            r->codes[i], &ok))
 		    != 0)
 			ok = false;
 	}
@@ -323,12 +359,13 @@ worker_cells(const struct hpcxl_worker_info *w, char buf[][CELL_MAX],
 {
 	snprintf(buf[0], CELL_MAX, "%u", w->index);
 	snprintf(buf[1], CELL_MAX, "%d", w->pid);
-	snprintf(buf[2], CELL_MAX, "%d", w->exit_status);
 	snprintf(buf[3], CELL_MAX, "%u", w->restarts);
 	cells[0] = buf[0];
 	cells[1] = buf[1];
 	cells[2] = w->state;
-	cells[3] = w->exit_status < 0 ? "-" : buf[2];
+	cells[3] = exit_text(buf[2], CELL_MAX, w->exit_status);
+	if (cells[3] == NULL)
+		cells[3] = "-";
 	cells[4] = buf[3];
 }
 

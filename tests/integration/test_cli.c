@@ -1194,3 +1194,261 @@ Test(cli, sigint_prints_the_report_so_far_and_exits_1)
 	json_decref(root);
 	free(out);
 }
+
+/* ---- issue 10, item 4: version, help, tables, JSON codes -------------- */
+
+Test(cli, version_prints_the_library_version)
+{
+	const char *args[] = { "--version", NULL };
+	char want[64];
+	char *out;
+
+	snprintf(want, sizeof(want), "hpcxl %s\n", hpcxl_version());
+	cr_assert_eq(run_cli(args, &out, NULL), 0);
+	cr_assert_str_eq(out, want);
+	cr_assert_str_eq(hpcxl_version(), HPCXL_VERSION);
+	free(out);
+}
+
+/* "COMMAND --help" (or "--help COMMAND") prints that command's help, not
+ * the global one, and exits 0 without reaching any node. */
+Test(cli, command_help_is_the_command_s_own)
+{
+	static const char *const cmds[] = { "open-session", "close-session",
+		"status", "renew-session", "ping", "clear-unhealthy" };
+	const char *args[4];
+	char want[64];
+	char *out;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++) {
+		args[0] = cmds[i];
+		args[1] = "--help";
+		args[2] = NULL;
+		snprintf(want, sizeof(want),
+		    "usage: hpcxl [GLOBAL OPTIONS] %s", cmds[i]);
+		cr_assert_eq(run_cli(args, &out, NULL), 0, "%s", cmds[i]);
+		cr_assert_eq(strncmp(out, want, strlen(want)), 0, "%s", out);
+		cr_assert_null(strstr(out, "commands:"), "%s", out);
+		cr_assert_not_null(strstr(out, "--timeout MS"), "%s", out);
+		free(out);
+	}
+	/* The command after --help: still its own help, with only its
+	 * options. */
+	cr_assert_eq(
+	    run_cli((const char *[]) { "--help", "close-session", NULL }, &out,
+	        NULL),
+	    0);
+	cr_assert_null(strstr(out, "--profile"), "%s", out);
+	cr_assert_null(strstr(out, "--lease"), "%s", out);
+	free(out);
+	cr_assert_eq(
+	    run_cli((const char *[]) { "--help", NULL }, &out, NULL), 0);
+	cr_assert_not_null(strstr(out, "commands:"), "%s", out);
+	cr_assert_not_null(strstr(out, "--version"), "%s", out);
+	free(out);
+}
+
+/* A table: the header line, then one row per agent (and lines indented
+ * under them), then the summary naming the command. No header word
+ * ("NAME", "STATE", "ELAPSED") shows up in a node row. */
+static void
+assert_table(const char *out, const char *cmd)
+{
+	const char *line = out, *end;
+	size_t rows = 0;
+	char first[256];
+
+	cr_assert_eq(strncmp(out, "session ", 8) == 0
+	        ? strncmp(strchr(out, '\n') + 1, "NAME ", 5)
+	        : strncmp(out, "NAME ", 5),
+	    0, "%s: %s", cmd, out);
+	if (strncmp(out, "session ", 8) == 0)
+		line = strchr(out, '\n') + 1;
+	line = strchr(line, '\n') + 1; /* past the header */
+	for (; (end = strchr(line, '\n')) != NULL; line = end + 1) {
+		snprintf(
+		    first, sizeof(first), "%.*s", (int)(end - line), line);
+		if (first[0] == ' ')
+			continue; /* a session or unhealthy line */
+		if (strncmp(first, cmd, strlen(cmd)) == 0)
+			break; /* the summary */
+		cr_assert_null(strstr(first, "NAME"), "%s: %s", cmd, out);
+		cr_assert_null(strstr(first, "STATE"), "%s: %s", cmd, out);
+		cr_assert_null(strstr(first, "ELAPSED"), "%s: %s", cmd, out);
+		cr_assert_not_null(
+		    strstr(first, agents[rows < NAGENTS ? rows : 0].url),
+		    "%s: row %zu: %s", cmd, rows, out);
+		rows++;
+	}
+	cr_assert_eq(rows, NAGENTS, "%s: %s", cmd, out);
+	cr_assert_not_null(end, "%s: no summary: %s", cmd, out);
+}
+
+Test(cli, every_command_prints_a_well_formed_table)
+{
+	char id[64];
+	const char *const cases[][8] = {
+		{ "ping", NULL },
+		{ "open-session", "--profile", "xl", "--session", id,
+		    "--lease", "3600000", NULL },
+		{ "status", NULL },
+		{ "status", id, NULL },
+		{ "renew-session", id, "--lease", "3600000", NULL },
+		{ "clear-unhealthy", NULL },
+		{ "close-session", id, NULL },
+	};
+	const char *args[12];
+	char *out;
+	size_t i, k;
+
+	harness_unique("table", id, sizeof(id));
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		args[0] = "--nodes";
+		args[1] = roster;
+		for (k = 0; cases[i][k] != NULL; k++)
+			args[k + 2] = cases[i][k];
+		args[k + 2] = NULL;
+		cr_assert_eq(run_cli(args, &out, NULL), 0, "%s", out);
+		assert_table(out, cases[i][0]);
+		free(out);
+	}
+}
+
+/* Every row's "code": the wire code of its reply, or why there is none;
+ * and "schema" at the top. */
+Test(cli, json_has_a_schema_and_a_code_per_row)
+{
+	char ghost[64], nodes[sizeof(roster) + 80];
+	const char *ping[] = { "ping", "--timeout", "3000", NULL };
+	const char *close_args[] = { "close-session", "never-opened", NULL };
+	const char *renew_args[]
+	    = { "renew-session", "never-opened", "--lease", "1000", NULL };
+	json_t *root;
+	size_t i;
+
+	snprintf(ghost, sizeof(ghost), "tcp://127.0.0.1:%d", unused_port());
+	snprintf(nodes, sizeof(nodes), "%s,%s", roster, ghost);
+	root = run_json_on(nodes, ping, 1, NULL);
+	cr_assert_eq(int_of(root, "schema"), 1);
+	for (i = 0; i < NAGENTS; i++)
+		cr_assert_str_eq(
+		    str_of(node_of(root, i, NAGENTS + 1), "code"), "ok");
+	cr_assert_str_eq(str_of(node_of(root, NAGENTS, NAGENTS + 1), "code"),
+	    "unreachable");
+	json_decref(root);
+
+	/* A close of nothing succeeds (already_closed), but the agent said
+	 * not_found; a renew of nothing fails with the same code. */
+	root = run_json(close_args, 0, NULL);
+	cr_assert_eq(int_of(root, "schema"), 1);
+	for (i = 0; i < NAGENTS; i++) {
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "state"), "already_closed");
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "code"), "not_found");
+	}
+	json_decref(root);
+	root = run_json(renew_args, 1, NULL);
+	for (i = 0; i < NAGENTS; i++) {
+		cr_assert_str_eq(str_of(node_at(root, i), "state"), "error");
+		cr_assert_str_eq(
+		    str_of(node_at(root, i), "code"), "not_found");
+	}
+	json_decref(root);
+}
+
+/* The first worker of the first session of the first row of a status
+ * report. */
+static json_t *
+first_worker(json_t *root)
+{
+	json_t *sessions = json_object_get(node_at(root, 0), "sessions");
+	json_t *w = json_array_get(
+	    json_object_get(json_array_get(sessions, 0), "workers"), 0);
+
+	cr_assert_not_null(w, "no worker listed");
+	return w;
+}
+
+/* The first worker of session id on the first agent, from status --json,
+ * once its state is not "running" (the agent has reaped it); NULL at the
+ * deadline. */
+static json_t *
+ended_worker(const char *id, json_t **root)
+{
+	const char *args[] = { "status", id, NULL };
+	int64_t deadline = util_now_ms() + 10000;
+	json_t *w;
+
+	do {
+		*root = run_json(args, 0, NULL);
+		w = first_worker(*root);
+		if (strcmp(str_of(w, "state"), "running") != 0)
+			return w;
+		json_decref(*root);
+	} while (util_now_ms() < deadline);
+	*root = NULL;
+	return NULL;
+}
+
+/* The EXIT column and "exit" say 3 or SIGKILL, not the wait status. */
+Test(cli, exit_column_decodes_the_wait_status)
+{
+	char crash[64], killed[64];
+	const char *open_crash[] = { "open-session", "--profile", "xl-crash",
+		"--session", crash, NULL };
+	const char *open_xl[]
+	    = { "open-session", "--profile", "xl", "--session", killed, NULL };
+	const char *table[]
+	    = { "--nodes", agents[0].url, "status", crash, NULL };
+	json_t *root, *w;
+	char *out;
+
+	harness_unique("exit3", crash, sizeof(crash));
+	harness_unique("exit9", killed, sizeof(killed));
+	json_decref(run_json(open_crash, 0, NULL));
+	cr_assert_not_null(w = ended_worker(crash, &root));
+	cr_assert_eq(int_of(w, "exit_status"), 3 << 8);
+	cr_assert_str_eq(str_of(w, "exit"), "3");
+	json_decref(root);
+	cr_assert_eq(run_cli(table, &out, NULL), 0, "%s", out);
+	cr_assert_not_null(strstr(out, " 3 "), "%s", out);
+	cr_assert_null(strstr(out, "768"), "%s", out);
+	free(out);
+
+	json_decref(run_json(open_xl, 0, NULL));
+	root = run_json((const char *[]) { "status", killed, NULL }, 0, NULL);
+	cr_assert_eq(
+	    kill((pid_t)int_of(first_worker(root), "pid"), SIGKILL), 0);
+	json_decref(root);
+	cr_assert_not_null(w = ended_worker(killed, &root));
+	cr_assert_str_eq(str_of(w, "exit"), "SIGKILL");
+	json_decref(root);
+	table[3] = killed;
+	cr_assert_eq(run_cli(table, &out, NULL), 0, "%s", out);
+	cr_assert_not_null(strstr(out, " SIGKILL "), "%s", out);
+	free(out);
+	json_decref(run_json(
+	    (const char *[]) { "close-session", crash, NULL }, 0, NULL));
+	json_decref(run_json(
+	    (const char *[]) { "close-session", killed, NULL }, 0, NULL));
+}
+
+/* Options win over the config file: a --listen replaces the file's
+ * listen lines instead of adding to them. */
+Test(cli, agent_listen_option_replaces_the_config_s)
+{
+	char conf[PATH_MAX], sock[sizeof(scratch) + 16], url[PATH_MAX];
+	const char *extra[] = { "--config", conf, NULL };
+	struct harness_agent a;
+
+	snprintf(sock, sizeof(sock), "%s/conf-listen", scratch);
+	write_scratch(conf, sizeof(conf), "other.conf",
+	    "[agent]\nlisten = ipc://%s\n", sock);
+	cr_assert_eq(harness_agent_start(&a, "lsn", extra), 0);
+	cr_assert_not(harness_ready_url(&a, "ipc://", url, sizeof(url)),
+	    "the agent also listens on %s", url);
+	cr_assert(harness_ready_url(&a, "tcp://", url, sizeof(url)));
+	cr_assert_neq(access(sock, F_OK), 0, "%s exists", sock);
+	harness_agent_stop(&a, 10000);
+}

@@ -10,6 +10,7 @@ fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 files=(deploy/slurm/*.sh deploy/profiles/*.sh deploy/scripts/drain-node.sh
+	deploy/completion/hpcxl
 	tests/ops/*.sh tests/ops/fake-soffice/soffice
 	tests/ops/fake-soffice/oosplash tests/ops/fake-soffice/soffice.bin)
 # -x follows the files they source (source-path directives name them).

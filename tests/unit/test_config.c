@@ -1337,6 +1337,14 @@ Test(config, bad_insecure_group_and_default_user)
 	    "[agent]\ndefault_user = -x\n", 2, "'-x' is not a user name");
 }
 
+/* The URL is checked when the agent starts it (agent/metrics.c). */
+Test(config, metrics_listen_key)
+{
+	cr_assert_null(cfg.metrics_listen);
+	assert_loads("[agent]\nmetrics_listen = http://127.0.0.1:9742\n");
+	cr_assert_str_eq(cfg.metrics_listen, "http://127.0.0.1:9742");
+}
+
 Test(config, root_agent_refuses_a_profile_without_user)
 {
 	assert_loads("[profile.named]\ncommand = /bin/true\nuser = nobody\n"

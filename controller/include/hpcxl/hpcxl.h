@@ -261,6 +261,13 @@ struct hpcxl_report {
 	 * apart, in arrays parallel to the rows and their sessions, so that
 	 * the structs of those arrays keep their size. */
 	char ***session_owners;
+	/* The outcome of each row as a word: the reply's wire code
+	 * (common/PROTOCOL.md section 6: "ok", "not_found", "partial",
+	 * "refused", "bad_request", "error"), or "unreachable" or
+	 * "interrupted" for a row with no reply. codes[i] is of nodes[i];
+	 * static strings. A parallel array (rule 4): the row state folds
+	 * refused, bad_request and error into HPCXL_NODE_ERROR. */
+	const char **codes;
 };
 
 /* Start from HPCXL_OPEN_PARAMS_INIT (rule 2 at the top). */

@@ -10,6 +10,8 @@
  *   tls_ca = /etc/hpcxl/tls/ca.pem ; clients must show a certificate of it
  *   allow_insecure = false     ; true: plain tcp:// off loopback too
  *   ipc_group = hpcxl          ; group of ipc:// socket files (mode 0660)
+ *   metrics_listen = http://127.0.0.1:9742 ; Prometheus /metrics (loopback
+ *                              ; unless allow_insecure)
  *   default_user = excel       ; user of profiles that name none
  *   admins = alice, ops-team   ; identities that may act on every session
  *   max_sessions = 0           ; per identity on this node; 0 = no limit
@@ -140,6 +142,8 @@ struct config {
 	bool allow_insecure;
 	/* Group of ipc:// socket files; NULL: the agent's own. */
 	char *ipc_group;
+	/* http://HOST:PORT of the Prometheus metrics; NULL: not served. */
+	char *metrics_listen;
 	/* The user of profiles that name none (config_settle_users()). */
 	char *default_user;
 	/* Identities that may close, renew and see every session and clear
