@@ -10,6 +10,8 @@
 #include "hpcxl/common/util.h"
 #include "metrics.h"
 #include "proctrack.h"
+#include "reload.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "session.h"
 #include "state.h"
@@ -43,6 +45,8 @@ struct agent {
 	int stop_signals; /* SIGTERM/SIGINT received so far */
 	struct pollfd *fds; /* the loop's poll set, grown as needed */
 	size_t fds_cap;
+	int argc; /* main()'s, read again by a reload (SIGHUP) */
+	char **argv;
 };
 
 static void
@@ -336,6 +340,8 @@ static void
 begin_shutdown(struct agent *a, int sig)
 {
 	a->stop_signals++;
+	if (a->stop_signals == 1)
+		sdnotify_stopping();
 	if (a->stop_signals == 1 && a->cfg.close_on_exit) {
 		log_notice(
 		    "signal %d: closing every session, then exiting", sig);
@@ -364,6 +370,9 @@ handle_signals(struct agent *a)
 			continue; /* reaped below, all at once */
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 			begin_shutdown(a, (int)si.ssi_signo);
+		else if (si.ssi_signo == SIGHUP)
+			reload_profiles(
+			    &a->cfg, a->argc, a->argv, geteuid() == 0);
 		else
 			log_info("signal %u ignored", si.ssi_signo);
 	}
@@ -500,6 +509,7 @@ run_loop(struct agent *a)
 		if (a->fds[1].revents != 0)
 			handle_requests(a);
 		session_table_step(&a->sessions, util_now_ms());
+		sdnotify_sessions(session_table_count(&a->sessions));
 		if (a->fds[2].revents != 0)
 			serve_metrics(a);
 	}
@@ -561,9 +571,13 @@ agent_start(struct agent *a)
 	    != 0)
 		return rv;
 	if (a->ready_file != NULL
-	    && (rv = server_write_ready(a->srv, a->ready_file)) != 0)
+	    && (rv = server_write_ready(a->srv, a->ready_file)) != 0) {
 		session_table_release_running(&a->sessions);
-	return rv;
+		return rv;
+	}
+	/* Where the ready file says so, systemd hears it too. */
+	sdnotify_ready(session_table_count(&a->sessions));
+	return 0;
 }
 
 /* Undoes only what this process did, in reverse: the lock is released
@@ -608,6 +622,8 @@ main(int argc, char **argv)
 	struct agent a = { .sig_fd = -1, .state = { .lock_fd = -1 } };
 	int rv;
 
+	a.argc = argc;
+	a.argv = argv;
 	log_init("hpcxl-agent", LOG_INFO);
 	if (config_init(&a.cfg) != 0)
 		return 1;

@@ -18,7 +18,9 @@
  * only what wakes the loop's poll.
  */
 struct plan_job {
-	const struct config_profile *profile;
+	/* A copy: the loop may reload the config (SIGHUP) while the thread
+	 * reads it, or abandon the job and go on. */
+	struct config_profile profile;
 	struct worker_plan plan;
 	int rv;
 	char why[512];
@@ -37,6 +39,7 @@ static void
 job_free(struct plan_job *j)
 {
 	worker_plan_free(&j->plan);
+	config_profile_free(&j->profile);
 	close(j->fd);
 	free(j);
 }
@@ -55,7 +58,7 @@ job_run(void *arg)
 	uint64_t one = 1;
 
 	j->rv
-	    = worker_plan_build(&j->plan, j->profile, j->why, sizeof(j->why));
+	    = worker_plan_build(&j->plan, &j->profile, j->why, sizeof(j->why));
 	atomic_store_explicit(&j->done, true, memory_order_release);
 	/* An eventfd write of 1 cannot fail short of overflow. */
 	(void)!write(j->fd, &one, sizeof(one));
@@ -73,10 +76,14 @@ plan_job_start(const struct config_profile *p)
 
 	if (j == NULL)
 		return NULL;
-	j->profile = p;
 	atomic_init(&j->owners, 2);
 	atomic_init(&j->done, false);
+	if (config_profile_dup(&j->profile, p) != 0) {
+		free(j);
+		return NULL;
+	}
 	if ((j->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		config_profile_free(&j->profile);
 		free(j);
 		return NULL;
 	}

@@ -14,9 +14,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -80,18 +82,111 @@ cgroup_make_root(
 	return -1;
 }
 
+static const char *const cgroup_mounts[]
+    = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+
+/* This process's cgroup2 directory (the "0::" line of /proc/self/cgroup
+ * under the first cgroup2 mount), or -1. */
+static int
+own_cgroup(char *out, size_t len)
+{
+	char line[PATH_MAX + 8] = "";
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	const char *mount = NULL;
+	int n;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL
+	    && strncmp(line, "0::", 3) != 0)
+		line[0] = '\0';
+	if (f != NULL)
+		fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	for (size_t i = 0; i < 2 && mount == NULL; i++)
+		if (is_cgroup2(cgroup_mounts[i]))
+			mount = cgroup_mounts[i];
+	if (strncmp(line, "0::/", 4) != 0 || mount == NULL)
+		return -1;
+	n = snprintf(out, len, "%s%s", mount,
+	    strcmp(line, "0::/") == 0 ? "" : line + 3);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* systemd marks a cgroup it delegates (Delegate=yes) with the xattr
+ * trusted.delegate = 1 (user.delegate too, from v253). */
+static bool
+is_delegated(const char *dir)
+{
+	static const char *const names[]
+	    = { "trusted.delegate", "user.delegate" };
+	char v[8];
+
+	for (size_t i = 0; i < 2; i++) {
+		ssize_t n = getxattr(dir, names[i], v, sizeof(v));
+
+		if (n == 1 && v[0] == '1')
+			return true;
+	}
+	return false;
+}
+
+/* Moves this process (every thread) into dir/agent, made if need be. */
+static int
+move_self_to_leaf(const char *dir)
+{
+	char leaf[PATH_MAX + 16];
+	bool made;
+	int fd, rv = -1;
+
+	snprintf(leaf, sizeof(leaf), "%s/agent", dir);
+	if (mkdir_ok(leaf, &made) != 0)
+		return -1;
+	strncat(leaf, "/cgroup.procs", sizeof(leaf) - strlen(leaf) - 1);
+	if ((fd = open(leaf, O_WRONLY | O_CLOEXEC)) >= 0) {
+		rv = write(fd, "0", 1) == 1 ? 0 : -1; /* "0": the writer */
+		close(fd);
+	}
+	return rv;
+}
+
+/*
+ * Under systemd with Delegate=yes (INVOCATION_ID set, and the agent's own
+ * cgroup marked delegated) the agent's subtree is its own: session cgroups
+ * go to <own>/sessions/<node>, not to a tree of the mount's root that
+ * systemd may not expect. The agent first moves into the leaf <own>/agent:
+ * cgroup v2 allows no processes in a cgroup whose children get
+ * controllers ("no internal processes"), and systemd enables them in a
+ * delegated cgroup's subtree once asked.
+ */
+static int
+cgroup_delegated_root(struct proctrack *pt, const char *node)
+{
+	char own[PATH_MAX], base[PATH_MAX + 16];
+	bool made;
+
+	if (getenv("INVOCATION_ID") == NULL
+	    || own_cgroup(own, sizeof(own)) != 0 || !is_delegated(own))
+		return -1;
+	snprintf(base, sizeof(base), "%s/sessions", own);
+	if (move_self_to_leaf(own) != 0 || mkdir_ok(base, &made) != 0) {
+		log_warn("cgroup %s is delegated, but the agent cannot make "
+		         "%s/agent and %s/sessions there: %s",
+		    own, own, own, strerror(errno));
+		return -1;
+	}
+	log_info("delegated cgroup %s: the agent runs in %s/agent", own, own);
+	return cgroup_make_root(pt, base, false, node);
+}
+
 static int
 cgroup_find_root(
     struct proctrack *pt, const char *cgroup_root, const char *node)
 {
-	static const char *const mounts[]
-	    = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
-	size_t i;
-
 	if (strcmp(cgroup_root, "auto") != 0)
 		return cgroup_make_root(pt, cgroup_root, false, node);
-	for (i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
-		if (cgroup_make_root(pt, mounts[i], true, node) == 0)
+	if (cgroup_delegated_root(pt, node) == 0)
+		return 0;
+	for (size_t i = 0; i < 2; i++) {
+		if (cgroup_make_root(pt, cgroup_mounts[i], true, node) == 0)
 			return 0;
 	}
 	return -1;

@@ -10,6 +10,7 @@
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 #include "logcap.h"
+#include "logsweep.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -271,6 +272,32 @@ cap_logs(struct session_table *t, int64_t now_ms)
 		cap_session_logs(t, s);
 }
 
+/* logsweep_in_use_fn: a folder of a session in the table, whatever its
+ * state, is still of use (a re-adopted one's workers write there). */
+static bool
+log_in_use(void *arg, const char *id)
+{
+	const struct session_table *t = arg;
+
+	for (const struct session *s = t->head; s != NULL; s = s->next)
+		if (strcmp(s->id, id) == 0)
+			return true;
+	return false;
+}
+
+/* On the loop's timer (session_table_next_wakeup()); the first pass after
+ * start sweeps what earlier agents left. */
+static void
+sweep_logs(struct session_table *t, int64_t now_ms)
+{
+	int64_t keep_s = t->cfg->log_retention_s;
+
+	if (keep_s <= 0 || now_ms < t->next_logsweep_ms)
+		return;
+	t->next_logsweep_ms = now_ms + logsweep_period_ms(keep_s);
+	logsweep_run(t->log_root, keep_s, log_in_use, t);
+}
+
 /* Turns what the session's clocks and process set say into events. */
 static void
 session_step(struct session_table *t, struct session *s, int64_t now_ms)
@@ -294,6 +321,7 @@ session_table_step(struct session_table *t, int64_t now_ms)
 		session_step(t, s, now_ms);
 		if (s->state == CLOSEFSM_DONE) {
 			*pp = s->next;
+			logsweep_mark_closed(t->log_root, s->id);
 			session_free(s);
 			continue;
 		}
@@ -304,6 +332,7 @@ session_table_step(struct session_table *t, int64_t now_ms)
 		pp = &s->next;
 	}
 	cap_logs(t, now_ms);
+	sweep_logs(t, now_ms);
 }
 
 static void
@@ -322,6 +351,9 @@ session_table_next_wakeup(const struct session_table *t)
 
 	if (t->head != NULL && t->cfg->log_max_bytes > 0)
 		min_time(&best, t->next_logcap_ms);
+	/* Even with no session: closed ones' logs expire meanwhile. */
+	if (t->cfg->log_retention_s > 0)
+		min_time(&best, t->next_logsweep_ms);
 	for (s = t->head; s != NULL; s = s->next) {
 		/* Workers left to start: poll, then straight back. */
 		if (s->state == CLOSEFSM_OPENING && s->plan_job == NULL)
@@ -503,6 +535,18 @@ bool
 session_table_empty(const struct session_table *t)
 {
 	return t->head == NULL;
+}
+
+size_t
+session_table_count(const struct session_table *t)
+{
+	size_t n = 0;
+
+	/* DONE and RELEASED ones are gone already (session_find()). */
+	for (const struct session *s = t->head; s != NULL; s = s->next)
+		n += s->state != CLOSEFSM_DONE
+		    && s->state != CLOSEFSM_RELEASED;
+	return n;
 }
 
 /* The session named only, or without a name every session the caller

@@ -48,6 +48,7 @@ struct session_table {
 	const struct state_dir *state; /* opened (locked) by the caller */
 	char unhealthy[512]; /* why the node refuses opens; "" = healthy */
 	int64_t next_logcap_ms; /* worker logs are measured again then */
+	int64_t next_logsweep_ms; /* expired log folders are removed then */
 	int64_t spawn_until_ms; /* this pass starts workers until then */
 	bool releasing; /* running sessions were left to the next agent */
 };
@@ -101,6 +102,9 @@ void session_table_release_running(struct session_table *t);
 void session_table_kill_all(struct session_table *t);
 
 bool session_table_empty(const struct session_table *t);
+
+/* Sessions the agent holds: opening, running or closing. */
+size_t session_table_count(const struct session_table *t);
 
 /* Adds the sessions and workers by state, and the unhealthy mark, to g
  * (session_metrics.c; for a metrics scrape, on the loop). */

@@ -153,13 +153,13 @@ child_run(void *arg)
 	    || child_identity(pl, r) != 0)
 		goto fail;
 	r->step = STEP_CHDIR;
-	if (pl->profile->workdir != NULL && chdir(pl->profile->workdir) != 0)
+	if (pl->profile.workdir != NULL && chdir(pl->profile.workdir) != 0)
 		goto fail;
 	/* Nothing of the agent's but 0-2 survives exec. close_range needs
 	 * Linux 5.11; the agent's own fds are CLOEXEC anyway. */
 	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	r->step = STEP_EXEC;
-	execve(pl->path, pl->profile->argv, a->envp);
+	execve(pl->path, pl->profile.argv, a->envp);
 fail:
 	r->err = errno != 0 ? errno : EIO;
 	_exit(127);
@@ -209,7 +209,7 @@ report_why(const struct worker_plan *pl, const struct worker_spec *spec,
 		snprintf(what, sizeof(what), "setuid(%u)", (unsigned)pl->uid);
 		break;
 	case STEP_CHDIR:
-		snprintf(what, sizeof(what), "chdir %s", pl->profile->workdir);
+		snprintf(what, sizeof(what), "chdir %s", pl->profile.workdir);
 		break;
 	default:
 		snprintf(why, whylen, "cannot start %s: %s", pl->path,

@@ -453,6 +453,7 @@ plan_limits(struct worker_plan *pl, const struct config_profile *p)
 void
 worker_plan_free(struct worker_plan *pl)
 {
+	config_profile_free(&pl->profile);
 	free(pl->path);
 	free(pl->groups);
 	for (size_t i = 0; i < 3; i++)
@@ -467,9 +468,14 @@ worker_plan_build(struct worker_plan *pl, const struct config_profile *p,
 	int rv;
 
 	memset(pl, 0, sizeof(*pl));
-	pl->profile = p;
-	if ((rv = resolve_program(p->argv[0], &pl->path, why, whylen)) != 0)
+	if (config_profile_dup(&pl->profile, p) != 0) {
+		snprintf(why, whylen, "out of memory");
+		return HPCXL_ENOMEM;
+	}
+	if ((rv = resolve_program(p->argv[0], &pl->path, why, whylen)) != 0) {
+		worker_plan_free(pl);
 		return rv;
+	}
 	plan_limits(pl, p);
 	if ((rv = plan_identity(pl, p, why, whylen)) != 0) {
 		if (why[0] == '\0')
@@ -483,7 +489,7 @@ worker_plan_build(struct worker_plan *pl, const struct config_profile *p,
 char **
 worker_plan_env(const struct worker_plan *pl, char *const *base)
 {
-	return env_merge(base, pl->account, pl->profile);
+	return env_merge(base, pl->account, &pl->profile);
 }
 
 int

@@ -17,7 +17,9 @@
 #include <sys/types.h>
 
 struct worker_plan {
-	const struct config_profile *profile;
+	/* A copy: a reload (SIGHUP) may free the config's profiles while an
+	 * open still starts workers from its plan. */
+	struct config_profile profile;
 	char *path; /* the resolved executable (malloc'd) */
 	/* HOME, USER, LOGNAME of the profile's user (malloc'd), as login(1)
 	 * and systemd's User= set them; NULL when no user is named. */

@@ -31,6 +31,7 @@ config_init(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->default_grace_ms = CONFIG_DEFAULT_GRACE_MS;
 	c->log_max_bytes = CONFIG_DEFAULT_LOG_MAX_BYTES;
+	c->log_retention_s = CONFIG_DEFAULT_LOG_RETENTION_S;
 	c->unkillable_limit_ms = CONFIG_DEFAULT_UNKILLABLE_MS;
 	gethostname(host, sizeof(host) - 1);
 	if (config_set_str(&c->node, host) != 0
@@ -249,6 +250,37 @@ parse_ms(const char *val, int64_t *out)
 	return util_parse_i64(val, 0, 24LL * 3600 * 1000, out);
 }
 
+/* "604800", "7d", "12h", "30m", "90s": a duration in seconds, at most
+ * ten years. */
+static int
+parse_duration_s(const char *val, int64_t *out)
+{
+	static const struct {
+		char unit;
+		int64_t s;
+	} units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 } };
+	size_t n = strlen(val);
+	int64_t mult = 1;
+	char num[32];
+
+	for (size_t i = 0; n > 1 && i < sizeof(units) / sizeof(units[0]);
+	     i++) {
+		if (val[n - 1] == units[i].unit) {
+			mult = units[i].s;
+			n--;
+			break;
+		}
+	}
+	if (n == 0 || n >= sizeof(num))
+		return HPCXL_ECONFIG;
+	memcpy(num, val, n);
+	num[n] = '\0';
+	if (util_parse_i64(num, 0, 3650LL * 86400 / mult, out) != 0)
+		return HPCXL_ECONFIG;
+	*out *= mult;
+	return 0;
+}
+
 static int
 parse_bool(struct ini_ctx *x, const char *val, bool *out)
 {
@@ -368,6 +400,16 @@ agent_key(struct ini_ctx *x, const char *key, const char *val)
 			return HPCXL_ECONFIG;
 		}
 		c->log_max_bytes = v;
+		return 0;
+	}
+	if (strcmp(key, "log_retention") == 0) {
+		if (parse_duration_s(val, &c->log_retention_s) != 0) {
+			util_set_err(x->err, x->errlen,
+			    "'%s' is not a duration (seconds, or a number "
+			    "with s, m, h or d; 0 = keep)",
+			    val);
+			return HPCXL_ECONFIG;
+		}
 		return 0;
 	}
 	return HPCXL_ECONFIG;
@@ -670,8 +712,6 @@ config_load_file(struct config *c, const char *path, char *err, size_t errlen)
 int
 config_validate(const struct config *c, char *err, size_t errlen)
 {
-	size_t i;
-
 	if (!util_valid_id(c->node)) {
 		util_set_err(err, errlen, "invalid node name '%s'", c->node);
 		return HPCXL_ECONFIG;
@@ -680,7 +720,13 @@ config_validate(const struct config *c, char *err, size_t errlen)
 		util_set_err(err, errlen, "no listen URL (use --listen)");
 		return HPCXL_ECONFIG;
 	}
-	for (i = 0; i < c->nprofiles; i++) {
+	return config_validate_profiles(c, err, errlen);
+}
+
+int
+config_validate_profiles(const struct config *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->nprofiles; i++) {
 		if (c->profiles[i].argv == NULL) {
 			util_set_err(err, errlen,
 			    "profile '%s' has no command",
@@ -753,13 +799,75 @@ config_free(struct config *c)
 		free(c->admins[i]);
 	for (i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);
-	for (i = 0; i < c->nprofiles; i++) {
-		free(c->profiles[i].name);
-		free(c->profiles[i].workdir);
-		free(c->profiles[i].user);
-		free(c->profiles[i].group);
-		argv_free(c->profiles[i].argv);
-		argv_free(c->profiles[i].env);
-	}
+	for (i = 0; i < c->nprofiles; i++)
+		config_profile_free(&c->profiles[i]);
 	memset(c, 0, sizeof(*c));
+}
+
+void
+config_profile_free(struct config_profile *p)
+{
+	free(p->name);
+	free(p->workdir);
+	free(p->user);
+	free(p->group);
+	argv_free(p->argv);
+	argv_free(p->env);
+	memset(p, 0, sizeof(*p));
+}
+
+/* A copy of a NULL-terminated vector of n strings (NULL stays NULL). */
+static int
+strv_dup(char *const *v, char ***out)
+{
+	size_t n = 0;
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	while (v[n] != NULL)
+		n++;
+	if ((*out = calloc(n + 1, sizeof(**out))) == NULL)
+		return HPCXL_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (((*out)[i] = strdup(v[i])) == NULL)
+			return HPCXL_ENOMEM;
+	return 0;
+}
+
+static int
+str_dup(const char *s, char **out)
+{
+	*out = s != NULL ? strdup(s) : NULL;
+	return s != NULL && *out == NULL ? HPCXL_ENOMEM : 0;
+}
+
+int
+config_profile_dup(
+    struct config_profile *dst, const struct config_profile *src)
+{
+	*dst = *src;
+	dst->name = dst->workdir = dst->user = dst->group = NULL;
+	dst->argv = dst->env = NULL;
+	if (str_dup(src->name, &dst->name) != 0
+	    || str_dup(src->workdir, &dst->workdir) != 0
+	    || str_dup(src->user, &dst->user) != 0
+	    || str_dup(src->group, &dst->group) != 0
+	    || strv_dup(src->argv, &dst->argv) != 0
+	    || strv_dup(src->env, &dst->env) != 0) {
+		config_profile_free(dst);
+		return HPCXL_ENOMEM;
+	}
+	return 0;
+}
+
+void
+config_take_profiles(struct config *c, struct config *from)
+{
+	for (size_t i = 0; i < c->nprofiles; i++)
+		config_profile_free(&c->profiles[i]);
+	memcpy(c->profiles, from->profiles,
+	    from->nprofiles * sizeof(from->profiles[0]));
+	c->nprofiles = from->nprofiles;
+	from->nprofiles = 0;
 }

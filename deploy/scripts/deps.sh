@@ -3,10 +3,11 @@
 # Sourced by the quick-start and test scripts; needs root to install.
 # file: cpack reads with it which files are binaries (package.sh). jq: the
 # Slurm hooks and ops scripts of deploy/ read hpcxl's JSON with it (their
-# tests, tests/ops/, run them).
+# tests, tests/ops/, run them). libsystemd-dev: the agent's sd_notify()
+# (its package's Depends gets libsystemd0 from dpkg-shlibdeps).
 hpcxl_packages=(build-essential cmake pkg-config libnng-dev libmbedtls-dev
 	libmsgpack-dev libcriterion-dev libinih-dev libjansson-dev iproute2
-	openssl file jq)
+	openssl file jq libsystemd-dev)
 
 hpcxl_install_deps() {
 	local missing=()

@@ -165,7 +165,7 @@ check_tree() {
 	local exec pc
 
 	exec=$(grep '^ExecStart=' "$unit")
-	[ "$exec" = "ExecStart=/usr/sbin/hpcxl-agent --config /etc/hpcxl/agent.ini" ] ||
+	[ "$exec" = "ExecStart=/usr/sbin/hpcxl-agent --config /etc/hpcxl/agent.ini \$HPCXL_AGENT_OPTS" ] ||
 		fail "the unit's $exec"
 	[ -x "$root/usr/sbin/hpcxl-agent" ] && [ -f "$root/etc/hpcxl/agent.ini" ] ||
 		fail "the unit's agent or config is not in the packages"

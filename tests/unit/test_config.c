@@ -336,21 +336,60 @@ Test(config, log_max_bytes)
 	cr_assert_eq(cfg.log_max_bytes, INT64_MAX);
 }
 
+/* Every one of bad as the value of [agent] key is refused, naming key. */
+static void
+assert_agent_key_refuses(const char *key, const char *const *bad, size_t nbad)
+{
+	char text[160];
+
+	for (size_t i = 0; i < nbad; i++) {
+		snprintf(text, sizeof(text), "[agent]\nnode = n1\n%s = %s\n",
+		    key, bad[i]);
+		assert_file_error(text, 3, key);
+	}
+}
+
 Test(config, bad_log_max_bytes)
 {
 	static const char *const bad[] = { "-1", "abc", "10M", "1.5", "+5",
 		"0x10", "", "99999999999999999999" };
-	char text[128];
 
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text),
-		    "[agent]\nnode = n1\nlog_max_bytes = %s\n", bad[i]);
-		assert_file_error(text, 3, "log_max_bytes");
-	}
+	assert_agent_key_refuses(
+	    "log_max_bytes", bad, sizeof(bad) / sizeof(bad[0]));
 	cr_assert_eq(cfg.log_max_bytes, CONFIG_DEFAULT_LOG_MAX_BYTES);
 	/* An agent key only. */
 	assert_file_error(
 	    "[profile.p]\nlog_max_bytes = 5\n", 2, "log_max_bytes");
+}
+
+/* ---- log retention ------------------------------------------------------ */
+
+Test(config, log_retention)
+{
+	static const struct {
+		const char *val;
+		int64_t s;
+	} good[] = { { "0", 0 }, { "90", 90 }, { "90s", 90 }, { "30m", 1800 },
+		{ "12h", 43200 }, { "7d", 604800 } };
+	char text[128];
+
+	cr_assert_eq(cfg.log_retention_s, 7 * 86400, "default: 7 days");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "[agent]\nlog_retention = %s\n",
+		    good[i].val);
+		assert_loads(text);
+		cr_assert_eq(
+		    cfg.log_retention_s, good[i].s, "%s", good[i].val);
+	}
+}
+
+Test(config, bad_log_retention)
+{
+	static const char *const bad[]
+	    = { "-1", "d", "7w", "1.5d", "7dd", "", "99999d", "5 d" };
+
+	assert_agent_key_refuses(
+	    "log_retention", bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 /* ---- restarts and unkillable processes ---------------------------------- */
@@ -1331,4 +1370,39 @@ Test(config, default_user_fills_profiles_that_name_none)
 	    config_settle_users(&cfg, true, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(config_find_profile(&cfg, "cli")->user, "excel");
 	cr_assert_str_eq(config_find_profile(&cfg, "named")->user, "root");
+}
+
+/* ---- reload: profile copies, profiles replaced -----------------------------
+ */
+
+Test(config, profile_dup_is_deep_and_take_replaces_profiles)
+{
+	struct config fresh;
+	struct config_profile copy;
+	const struct config_profile *p;
+
+	assert_loads("[profile.a]\ncommand = /bin/a -x\nenv = K=v\nuser = "
+	             "nobody\nworkdir = /tmp\n");
+	p = config_find_profile(&cfg, "a");
+	cr_assert_not_null(p);
+	cr_assert_eq(config_profile_dup(&copy, p), 0);
+
+	cr_assert_eq(config_init(&fresh), 0);
+	cr_assert_eq(
+	    config_add_profile_spec(&fresh, "b=/bin/b", err, sizeof(err)), 0);
+	config_take_profiles(&cfg, &fresh);
+	cr_assert_eq(fresh.nprofiles, 0);
+	config_free(&fresh);
+	cr_assert_null(config_find_profile(&cfg, "a"));
+	cr_assert_not_null(config_find_profile(&cfg, "b"));
+
+	/* The copy outlives the profiles it came from. */
+	cr_assert_str_eq(copy.name, "a");
+	cr_assert_str_eq(copy.argv[1], "-x");
+	cr_assert_str_eq(copy.env[0], "K=v");
+	cr_assert_null(copy.env[1]);
+	cr_assert_str_eq(copy.user, "nobody");
+	cr_assert_str_eq(copy.workdir, "/tmp");
+	cr_assert_null(copy.group);
+	config_profile_free(&copy);
 }

@@ -20,6 +20,8 @@
  *   backend = auto             ; auto | cgroup2 | pgroup
  *   cgroup_root = auto         ; or a directory on a cgroup2 mount
  *   log_max_bytes = 10485760   ; cap of each worker log; 0 = no cap
+ *   log_retention = 7d         ; a closed session's logs are removed then;
+ *                              ; seconds, or N with s, m, h or d; 0 = keep
  *   close_on_exit = false      ; true: SIGTERM closes every session
  *   unkillable_limit_ms = 60000 ; then survivors of a kill mark the node
  *                              ; unhealthy
@@ -58,6 +60,7 @@
 
 #define CONFIG_DEFAULT_GRACE_MS 10000
 #define CONFIG_DEFAULT_UNKILLABLE_MS 60000
+#define CONFIG_DEFAULT_LOG_RETENTION_S (7 * 86400)
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/hpcxl"
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PROFILES 256
@@ -122,6 +125,9 @@ struct config {
 	char *cgroup_root; /* "auto" or a directory */
 	int64_t default_grace_ms;
 	int64_t log_max_bytes; /* cap of each worker log file; 0 = none */
+	/* A closed session's log folder is removed this long after the
+	 * close; 0 = kept forever. */
+	int64_t log_retention_s;
 	/* SIGTERM closes every session first (else they are left running
 	 * for the next agent to re-adopt). */
 	bool close_on_exit;
@@ -188,6 +194,9 @@ int config_set_str(char **slot, const char *val);
 /* Checks cross-field rules (a node name, at least one listen URL...). */
 int config_validate(const struct config *c, char *err, size_t errlen);
 
+/* The profiles' part of config_validate() (a reload checks only that). */
+int config_validate_profiles(const struct config *c, char *err, size_t errlen);
+
 /*
  * Gives every profile that names no user the default_user. Without one, a
  * profile that names no user is refused when agent_is_root (its workers
@@ -202,6 +211,16 @@ const char *config_limit_key(enum config_limit lim);
 
 const struct config_profile *config_find_profile(
     const struct config *c, const char *name);
+
+/* A deep copy of src (free with config_profile_free): what outlives a
+ * reload of the config (a plan, a plan's lookup thread) holds one. */
+int config_profile_dup(
+    struct config_profile *dst, const struct config_profile *src);
+void config_profile_free(struct config_profile *p);
+
+/* Replaces c's profiles with those of from, which is left with none (a
+ * reload: the rest of c stays as it is). */
+void config_take_profiles(struct config *c, struct config *from);
 
 void config_free(struct config *c);
 
