@@ -93,11 +93,13 @@ check_packages() {
 	local lib=usr/lib/$ma ctl
 	say "contents of $(cd "$dir" && echo *.deb)"
 	expect_files hpcxl-agent usr/sbin/hpcxl-agent etc/hpcxl/agent.ini \
-		"$unitdir/hpcxl-agent.service"
+		"$unitdir/hpcxl-agent.service" usr/share/man/man8/hpcxl-agent.8 \
+		usr/share/man/man5/hpcxl-agent.conf.5
 	dpkg-deb -c "$(deb hpcxl-agent)" | awk '{ print $6 }' |
 		grep -qx '\./etc/hpcxl/tls/' || fail "hpcxl-agent lacks /etc/hpcxl/tls/"
 	expect_files libhpcxl "$lib/libhpcxl.so.0" "$lib/libhpcxl.so.$version"
-	expect_files hpcxl usr/bin/hpcxl
+	expect_files hpcxl usr/bin/hpcxl usr/share/man/man1/hpcxl.1 \
+		usr/share/bash-completion/completions/hpcxl
 	expect_files libhpcxl-dev usr/include/hpcxl/hpcxl.h \
 		usr/include/hpcxl/version.h usr/include/hpcxl/common/err.h \
 		"$lib/libhpcxl.so" "$lib/pkgconfig/hpcxl.pc" \
