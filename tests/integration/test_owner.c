@@ -512,6 +512,7 @@ Test(ipc, an_ipc_caller_is_its_account)
 	cr_assert_eq(h.u.reply.nsessions, 1);
 	cr_assert_str_eq(h.u.reply.sessions[0].owner, harness_own_user(),
 	    "an ipc caller's identity is its account");
+	proto_msg_free(&h);
 	expect_code(ask_close(ipc_url, mine, 0, WAIT_MS, &h), PROTO_CODE_OK,
 	    "root's close");
 	proto_msg_free(&h);
