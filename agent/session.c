@@ -250,14 +250,20 @@ session_reply_counts(struct session_table *t, struct server_req *req,
 	server_reply(t->srv, req, &r);
 }
 
+void
+session_log_path(const struct session_table *t, const struct session *s,
+    uint32_t i, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s/worker-%u.log", t->log_root, s->id, i);
+}
+
 static void
 cap_session_logs(const struct session_table *t, const struct session *s)
 {
-	char path[PATH_MAX + 96];
+	char path[SESSION_LOG_PATH_MAX];
 
 	for (uint32_t i = 0; i < s->nworkers; i++) {
-		snprintf(path, sizeof(path), "%s/%s/worker-%u.log",
-		    t->log_root, s->id, i);
+		session_log_path(t, s, i, path, sizeof(path));
 		logcap_enforce(path, t->cfg->log_max_bytes);
 	}
 }

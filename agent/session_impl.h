@@ -80,6 +80,10 @@ const char *session_owner_name(const struct session *s);
 /* Puts s at the head of the table. */
 void session_link(struct session_table *t, struct session *s);
 void session_free(struct session *s);
+/* Worker i's log file: the one place its name is made. */
+#define SESSION_LOG_PATH_MAX (PATH_MAX + HPCXL_ID_MAX + 32)
+void session_log_path(const struct session_table *t, const struct session *s,
+    uint32_t i, char *path, size_t len);
 /* Stores s's record; 0, or HPCXL_ESYSTEM (s stays dirty: retried). */
 int session_persist(struct session_table *t, struct session *s);
 uint32_t session_count_alive(const struct session *s);

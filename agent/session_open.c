@@ -38,12 +38,11 @@ session_spawn_worker(struct session_table *t, struct session *s,
 {
 	struct worker *w = &s->workers[i];
 	struct worker_spec spec = { .set = &s->set };
-	char log_path[PATH_MAX + HPCXL_ID_MAX + 32];
+	char log_path[SESSION_LOG_PATH_MAX];
 	char **envp;
 	int rv;
 
-	snprintf(log_path, sizeof(log_path), "%s/%s/worker-%u.log",
-	    t->log_root, s->id, i);
+	session_log_path(t, s, i, log_path, sizeof(log_path));
 	envp = worker_env_build(s->id, t->cfg->node, i, s->workbook);
 	if (envp == NULL)
 		return HPCXL_ENOMEM;
@@ -341,8 +340,8 @@ open_within_limits(struct session_table *t, struct server_req *req, uint32_t n)
 	return false;
 }
 
-/* Checks what needs no session; NULL when req was answered. */
-static const struct config_profile *
+/* Checks what needs no session; false when req was answered. */
+static bool
 open_check(struct session_table *t, struct server_req *req, uint32_t n)
 {
 	const struct proto_open *o = &req->m.u.open;
@@ -352,19 +351,19 @@ open_check(struct session_table *t, struct server_req *req, uint32_t n)
 
 	if (t->unhealthy[0] != '\0') {
 		reply_unhealthy(t, req);
-		return NULL;
+		return false;
 	}
 	if (p == NULL) {
 		snprintf(why, sizeof(why), "unknown profile '%s'", o->profile);
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR, why);
-		return NULL;
+		return false;
 	}
 	if (n == 0 || n > PROTO_MAX_WORKERS) {
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
 		    "cannot allocate the session");
-		return NULL;
+		return false;
 	}
-	return open_within_limits(t, req, n) ? p : NULL;
+	return open_within_limits(t, req, n);
 }
 
 void
@@ -381,7 +380,7 @@ session_open(struct session_table *t, struct server_req *req)
 		open_existing(t, req, s);
 		return;
 	}
-	if (open_check(t, req, n) == NULL)
+	if (!open_check(t, req, n))
 		return;
 	if ((s = session_new(req, n)) == NULL) {
 		server_reply_code(t->srv, req, PROTO_CODE_ERROR,
