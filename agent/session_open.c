@@ -177,10 +177,13 @@ session_open_abandon(struct session *s, const char *why)
 	s->plan_job = NULL;
 }
 
+/* The open failed with rv; why says how, when the failing step could. */
 static void
-open_fail(struct session_table *t, struct session *s, const char *why,
+open_fail(struct session_table *t, struct session *s, int rv, const char *why,
     int64_t now_ms)
 {
+	if (why[0] == '\0')
+		why = hpcxl_strerror(rv);
 	log_warn(
 	    "open %s by %s failed: %s", s->id, session_owner_name(s), why);
 	session_open_abandon(s, why);
@@ -232,8 +235,7 @@ plan_ready(struct session_table *t, struct session *s, int64_t now_ms)
 	rv = plan_job_finish(s->plan_job, &s->plan, why, sizeof(why));
 	s->plan_job = NULL;
 	if (rv != 0)
-		open_fail(
-		    t, s, why[0] != '\0' ? why : hpcxl_strerror(rv), now_ms);
+		open_fail(t, s, rv, why, now_ms);
 	return rv == 0;
 }
 
@@ -250,8 +252,7 @@ session_open_step(struct session_table *t, struct session *s, int64_t now_ms)
 		    t, s, &s->plan, s->nstarted, why, sizeof(why));
 
 		if (rv != 0) {
-			open_fail(t, s,
-			    why[0] != '\0' ? why : hpcxl_strerror(rv), now_ms);
+			open_fail(t, s, rv, why, now_ms);
 			return;
 		}
 		s->nstarted++;
@@ -400,6 +401,5 @@ session_open(struct session_table *t, struct server_req *req)
 	else
 		rv = open_prepare(t, s, why, sizeof(why));
 	if (rv != 0)
-		open_fail(
-		    t, s, why[0] != '\0' ? why : hpcxl_strerror(rv), now);
+		open_fail(t, s, rv, why, now);
 }
