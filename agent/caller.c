@@ -8,7 +8,7 @@
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 #include "pipe_map.h"
-#include "tls_engine.h"
+#include "tls_front.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,10 +30,21 @@ struct listener_kind {
 	enum listen_kind kind;
 };
 
+/* A pipe nng has removed, still in the table until at_ms + CALLER_LINGER_MS:
+ * its last requests may still be queued for the loop. */
+struct departed {
+	uint32_t pipe;
+	int64_t at_ms;
+};
+
 struct caller_table {
 	pthread_mutex_t lock; /* nng's threads write, the loop reads */
-	struct pipe_map pipes;
-	struct listener_kind listeners[CONFIG_MAX_LISTEN];
+	struct pipe_map pipes; /* live pipes and departed ones */
+	struct departed *gone; /* a ring, oldest first */
+	size_t gone_head, gone_len;
+	struct listener_kind
+	    listeners[CONFIG_MAX_LISTEN + 1]; /* + the front's */
+	const struct tls_front *front;
 	size_t nlisteners;
 	int64_t full_warn_next_ms;
 	unsigned long full_quiet; /* closed since the last warning */
@@ -47,6 +58,11 @@ caller_table_new(struct caller_table **out)
 	if (t == NULL)
 		return HPCXL_ENOMEM;
 	if (pipe_map_init(&t->pipes, CALLER_MAX_PIPES) != 0) {
+		free(t);
+		return HPCXL_ENOMEM;
+	}
+	if ((t->gone = calloc(CALLER_MAX_PIPES, sizeof(*t->gone))) == NULL) {
+		pipe_map_fini(&t->pipes);
 		free(t);
 		return HPCXL_ENOMEM;
 	}
@@ -66,10 +82,59 @@ caller_table_free(struct caller_table *t)
 		return;
 	pthread_mutex_destroy(&t->lock);
 	pipe_map_fini(&t->pipes);
+	free(t->gone);
 	free(t);
 }
 
 /* ---- the table of pipes ------------------------------------------------ */
+
+/* Forgets departed pipes whose time is up, and with room_wanted the oldest
+ * one anyway (the table is full). Lock held. */
+static void
+forget_departed(struct caller_table *t, bool room_wanted)
+{
+	int64_t now = util_now_ms();
+
+	while (t->gone_len > 0
+	    && (room_wanted
+	        || t->gone[t->gone_head].at_ms + CALLER_LINGER_MS <= now)) {
+		pipe_map_remove(&t->pipes, t->gone[t->gone_head].pipe);
+		t->gone_head = (t->gone_head + 1) % CALLER_MAX_PIPES;
+		t->gone_len--;
+		room_wanted = false;
+	}
+}
+
+static int
+remember_pipe(struct caller_table *t, uint32_t pipe, const char *identity)
+{
+	int rv;
+
+	pthread_mutex_lock(&t->lock);
+	forget_departed(t, false);
+	rv = pipe_map_put(&t->pipes, pipe, identity);
+	if (rv == HPCXL_ETOOBIG && t->gone_len > 0) {
+		forget_departed(t, true);
+		rv = pipe_map_put(&t->pipes, pipe, identity);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rv;
+}
+
+/* Every pipe in the ring is in the map, so the ring never holds more than
+ * CALLER_MAX_PIPES. */
+static void
+depart_pipe(struct caller_table *t, uint32_t pipe)
+{
+	pthread_mutex_lock(&t->lock);
+	forget_departed(t, false);
+	if (t->gone_len == CALLER_MAX_PIPES)
+		forget_departed(t, true);
+	t->gone[(t->gone_head + t->gone_len) % CALLER_MAX_PIPES]
+	    = (struct departed) { pipe, util_now_ms() };
+	t->gone_len++;
+	pthread_mutex_unlock(&t->lock);
+}
 
 bool
 caller_lookup(struct caller_table *t, nng_pipe pipe, char *out)
@@ -94,7 +159,7 @@ caller_table_add_listener(
 	int rv = 0;
 
 	pthread_mutex_lock(&t->lock);
-	if (t->nlisteners == CONFIG_MAX_LISTEN)
+	if (t->nlisteners == CONFIG_MAX_LISTEN + 1)
 		rv = HPCXL_ETOOBIG;
 	else
 		t->listeners[t->nlisteners++]
@@ -148,8 +213,14 @@ caller_peer_address(nng_pipe pipe, char *out, size_t len)
 	}
 }
 
-static bool
-identity_reserved(const char *name)
+void
+caller_table_set_front(struct caller_table *t, const struct tls_front *f)
+{
+	t->front = f;
+}
+
+bool
+caller_identity_reserved(const char *name)
 {
 	return strcmp(name, CALLER_ANONYMOUS) == 0
 	    || strncmp(name, CALLER_UID_PREFIX, strlen(CALLER_UID_PREFIX))
@@ -165,25 +236,19 @@ log_refused(nng_pipe pipe, const char *why)
 	log_warn("connection from %s closed: %s", peer, why);
 }
 
-/* The client certificate's CN, when it makes an identity of its own. */
+/* A relay of the TLS front: its identity was checked when its handshake
+ * ended, and is known by the relay's loopback source port. */
 static int
-identify_tls(nng_pipe pipe, char *out)
+identify_tls(struct caller_table *t, nng_pipe pipe, char *out)
 {
-	const char *why = NULL;
-	char msg[HPCXL_IDENTITY_MAX + 96];
+	nng_sockaddr sa;
 
-	if (tls_engine_peer_cn(pipe, out, HPCXL_IDENTITY_MAX + 1, &why) != 0)
-		snprintf(msg, sizeof(msg), "%s", why);
-	else if (!util_valid_identity(out))
-		snprintf(msg, sizeof(msg),
-		    "its certificate's CN is not an identity (printable "
-		    "ASCII, no comma, no space at either end)");
-	else if (identity_reserved(out))
-		snprintf(msg, sizeof(msg),
-		    "its certificate's CN '%s' is a reserved identity", out);
-	else
+	if (t->front != NULL
+	    && nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) == 0
+	    && sa.s_family == NNG_AF_INET
+	    && tls_front_caller(t->front, ntohs(sa.s_in.sa_port), out))
 		return 0;
-	log_refused(pipe, msg);
+	log_refused(pipe, "not a connection of the agent's TLS front");
 	return HPCXL_EREFUSED;
 }
 
@@ -207,7 +272,7 @@ account_name(uid_t uid, char *out)
 		rv = getpwuid_r(uid, &pw, buf, len, &found);
 	} while (found == NULL && rv == ERANGE && len < PASSWD_BUF_MAX);
 	named = found != NULL && util_valid_identity(pw.pw_name)
-	    && !identity_reserved(pw.pw_name);
+	    && !caller_identity_reserved(pw.pw_name);
 	if (named)
 		snprintf(out, HPCXL_IDENTITY_MAX + 1, "%s", pw.pw_name);
 	free(buf);
@@ -234,11 +299,12 @@ identify_ipc(nng_pipe pipe, char *out)
 }
 
 static int
-identify(nng_pipe pipe, enum listen_kind kind, char *out)
+identify(
+    struct caller_table *t, nng_pipe pipe, enum listen_kind kind, char *out)
 {
 	switch (kind) {
 	case LISTEN_TLS:
-		return identify_tls(pipe, out);
+		return identify_tls(t, pipe, out);
 	case LISTEN_IPC:
 		return identify_ipc(pipe, out);
 	case LISTEN_TCP_LOOPBACK:
@@ -287,13 +353,11 @@ pipe_added(struct caller_table *t, nng_pipe pipe)
 	int rv;
 
 	listener_kind_of(t, pipe, &kind);
-	if (identify(pipe, kind, identity) != 0) {
+	if (identify(t, pipe, kind, identity) != 0) {
 		nng_pipe_close(pipe);
 		return;
 	}
-	pthread_mutex_lock(&t->lock);
-	rv = pipe_map_put(&t->pipes, (uint32_t)nng_pipe_id(pipe), identity);
-	pthread_mutex_unlock(&t->lock);
+	rv = remember_pipe(t, (uint32_t)nng_pipe_id(pipe), identity);
 	if (rv != 0) {
 		warn_full(t, pipe);
 		nng_pipe_close(pipe);
@@ -309,9 +373,6 @@ caller_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 
 	if (ev == NNG_PIPE_EV_ADD_PRE)
 		pipe_added(t, pipe);
-	else if (ev == NNG_PIPE_EV_REM_POST) {
-		pthread_mutex_lock(&t->lock);
-		pipe_map_remove(&t->pipes, (uint32_t)nng_pipe_id(pipe));
-		pthread_mutex_unlock(&t->lock);
-	}
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		depart_pipe(t, (uint32_t)nng_pipe_id(pipe));
 }

@@ -3,10 +3,11 @@
  * the request came on.
  *
  *   tls+tcp://  the subject CN of the client certificate the agent's CA
- *               vouched for (read through the agent's TLS engine,
- *               tls_engine.h); a certificate whose CN is missing, not an
- *               identity (util_valid_identity()) or a reserved name below
- *               gets its connection closed at once;
+ *               vouched for: the TLS front (tls_front.h) checks it and
+ *               relays the connection to a loopback listener; its pipe
+ *               is known by its source port. A certificate whose CN is
+ *               missing, not an identity (util_valid_identity()) or a
+ *               reserved name below never gets that far;
  *   ipc://      the account name of the peer's uid (SO_PEERCRED), or
  *               "uid:N" when the uid has no account (or its name is not an
  *               identity, or is reserved);
@@ -20,9 +21,11 @@
  * An identity is worked out once per connection, when nng adds the pipe
  * (NNG_PIPE_EV_ADD_PRE, on an nng thread, before the pipe can deliver a
  * message: an NSS lookup that waits on LDAP never holds the agent's loop),
- * and kept in a bounded table until nng removes the pipe. The loop reads it
- * for every request it takes. The table has its own lock: nng's threads
- * add and remove, the loop reads.
+ * and kept in a bounded table until CALLER_LINGER_MS after nng removes the
+ * pipe: a client that hangs up right after its request has that request
+ * queued for the loop still, and it is served as that client's. The loop
+ * reads the identity for every request it takes. The table has its own lock:
+ * nng's threads add and remove, the loop reads.
  */
 #ifndef HPCXL_AGENT_CALLER_H
 #define HPCXL_AGENT_CALLER_H
@@ -37,10 +40,18 @@
 #define CALLER_ANONYMOUS "anonymous"
 /* The identity of an ipc peer without an account: "uid:" and the uid. */
 #define CALLER_UID_PREFIX "uid:"
-/* Connections known at once; one more is closed (with a warning). */
+/* Connections known at once; one more is closed (with a warning). Pipes
+ * removed less than CALLER_LINGER_MS ago count too, but make room. */
 #define CALLER_MAX_PIPES 16384
+/* How long a removed pipe's identity is kept for its queued requests (the
+ * loop takes them within milliseconds; nng never reuses a pipe id soon). */
+#define CALLER_LINGER_MS 10000
 
 struct caller_table;
+struct tls_front;
+
+/* True for the reserved identities above. */
+bool caller_identity_reserved(const char *name);
 
 /* Returns 0 and *out, or HPCXL_ENOMEM / HPCXL_ESYSTEM. */
 int caller_table_new(struct caller_table **out);
@@ -48,6 +59,10 @@ int caller_table_new(struct caller_table **out);
 /* Call only once nng calls the table's callbacks no more (after the
  * socket is closed). NULL is fine. */
 void caller_table_free(struct caller_table *t);
+
+/* The TLS front whose relays come in on the LISTEN_TLS listener. Set
+ * before that listener starts. */
+void caller_table_set_front(struct caller_table *t, const struct tls_front *f);
 
 /* Notes what kind of URL listener l listens on, before it starts: a pipe
  * of a listener not noted is closed. */

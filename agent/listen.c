@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
-#include <nng/supplemental/tls/tls.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,8 @@
 #define LISTEN_IPC_PREFIX "ipc://"
 
 struct listen_setup {
-	nng_tls_config *tls; /* shared by every TLS listener; NULL: none */
+	struct tls_pem tls; /* the TLS front's files, read and checked */
+	bool has_tls; /* some URL is tls+tcp:// */
 	gid_t ipc_gid;
 	bool ipc_chown; /* ipc_group was given */
 };
@@ -135,7 +135,6 @@ static int
 listen_tls_load(const struct config *c, struct listen_setup *ls)
 {
 	const char *missing = listen_tls_missing(c);
-	struct tls_pem pem;
 	char err[1024] = "";
 	int rv;
 
@@ -146,12 +145,8 @@ listen_tls_load(const struct config *c, struct listen_setup *ls)
 		return HPCXL_ECONFIG;
 	}
 	rv = tls_pem_load(
-	    &pem, c->tls_cert, c->tls_key, c->tls_ca, err, sizeof(err));
-	if (rv == 0) {
-		rv = tls_config_new(&pem, NNG_TLS_MODE_SERVER, NULL, &ls->tls,
-		    err, sizeof(err));
-		tls_pem_free(&pem);
-	}
+	    &ls->tls, c->tls_cert, c->tls_key, c->tls_ca, err, sizeof(err));
+	ls->has_tls = rv == 0;
 	if (rv != 0)
 		log_err("%s", err[0] != '\0' ? err : hpcxl_strerror(rv));
 	return rv;
@@ -232,16 +227,17 @@ int
 listen_setup_apply(
     const struct listen_setup *ls, nng_listener l, const char *url)
 {
-	switch (listen_url_kind(url)) {
-	case LISTEN_TLS:
-		/* The listener holds its own reference. */
-		return nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, ls->tls);
-	case LISTEN_IPC:
-		return nng_listener_set_int(
-		    l, NNG_OPT_IPC_PERMISSIONS, LISTEN_IPC_MODE);
-	default:
+	(void)ls;
+	if (listen_url_kind(url) != LISTEN_IPC)
 		return 0;
-	}
+	return nng_listener_set_int(
+	    l, NNG_OPT_IPC_PERMISSIONS, LISTEN_IPC_MODE);
+}
+
+const struct tls_pem *
+listen_setup_tls(const struct listen_setup *ls)
+{
+	return ls->has_tls ? &ls->tls : NULL;
 }
 
 int
@@ -266,7 +262,7 @@ listen_setup_free(struct listen_setup *ls)
 {
 	if (ls == NULL)
 		return;
-	if (ls->tls != NULL)
-		nng_tls_config_free(ls->tls);
+	if (ls->has_tls)
+		tls_pem_free(&ls->tls);
 	free(ls);
 }

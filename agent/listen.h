@@ -4,7 +4,8 @@
  * its transport gives it (caller.h), so:
  *
  *   tls+tcp://  (tls+tcp4, tls+tcp6) mutual TLS: the agent shows tls_cert
- *               and requires of every client a certificate of tls_ca;
+ *               and requires of every client a certificate of tls_ca
+ *               (the agent's TLS front terminates it, tls_front.h);
  *   tcp://      (tcp4, tcp6) plain text: on loopback only (127.0.0.0/8,
  *               ::1, the name localhost) unless allow_insecure (--insecure),
  *               and then with a warning;
@@ -18,6 +19,7 @@
 #define HPCXL_AGENT_LISTEN_H
 
 #include "hpcxl/common/config.h"
+#include "hpcxl/common/tls.h"
 
 #include <nng/nng.h>
 
@@ -46,10 +48,14 @@ struct listen_setup;
  */
 int listen_setup_new(const struct config *c, struct listen_setup **out);
 
-/* Applies what url needs to l, made for it and not started yet: the TLS
- * configuration, or the ipc socket's mode. */
+/* Applies what url needs to l, made for it and not started yet: the ipc
+ * socket's mode. (tls+tcp:// URLs are the TLS front's, tls_front.h.) */
 int listen_setup_apply(
     const struct listen_setup *ls, nng_listener l, const char *url);
+
+/* The TLS files, read and checked, when some URL is tls+tcp://; else
+ * NULL. */
+const struct tls_pem *listen_setup_tls(const struct listen_setup *ls);
 
 /* Once l listens: gives an ipc socket file its group. */
 int listen_setup_started(const struct listen_setup *ls, const char *url);

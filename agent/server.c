@@ -2,12 +2,13 @@
 #include "caller.h"
 #include "listen.h"
 #include "metrics.h"
-#include "tls_engine.h"
+#include "tls_front.h"
 
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <nng/protocol/survey0/respond.h>
@@ -70,9 +71,11 @@ struct pipe_out {
 
 struct server {
 	nng_socket sock;
-	nng_listener *listeners; /* one per listen URL, started */
+	char **bound; /* per listen URL, the URL as bound (real port) */
+	size_t nbound;
 	struct listen_setup *setup; /* TLS, ipc modes: see listen.h */
-	size_t nlisteners;
+	struct tls_front *front; /* tls+tcp:// URLs, when there are some */
+	nng_listener inner; /* where the front relays to (id 0: none) */
 	struct caller_table *callers; /* who is on each connection */
 	int recv_fd;
 	char *node;
@@ -98,16 +101,25 @@ bound_url(nng_listener l)
 }
 
 static int
-listen_one(struct server *s, const char *url)
+keep_bound(struct server *s, const char *bound)
+{
+	if ((s->bound[s->nbound] = strdup(bound)) == NULL)
+		return HPCXL_ENOMEM;
+	s->nbound++;
+	log_info("listening on %s", bound);
+	return 0;
+}
+
+/* An nng listener on url, noted in the caller table as kind. */
+static int
+nng_listen_url(struct server *s, const char *url, enum listen_kind kind,
+    nng_listener *out)
 {
 	nng_listener l;
-	char *bound;
 	int rv;
 
 	if ((rv = nng_listener_create(&l, s->sock, url)) != 0
-	    || (rv = caller_table_add_listener(
-	            s->callers, l, listen_url_kind(url)))
-	        != 0
+	    || (rv = caller_table_add_listener(s->callers, l, kind)) != 0
 	    || (rv = nng_listener_set_size(
 	            l, NNG_OPT_RECVMAXSZ, PROTO_MAX_REQUEST))
 	        != 0
@@ -118,29 +130,70 @@ listen_one(struct server *s, const char *url)
 		                        : nng_strerror(rv));
 		return HPCXL_ETRANSPORT;
 	}
-	s->listeners[s->nlisteners++] = l;
-	if ((rv = listen_setup_started(s->setup, url)) != 0)
-		return rv;
-	bound = bound_url(l);
-	log_info("listening on %s", bound != NULL ? bound : url);
-	nng_strfree(bound);
+	*out = l;
 	return 0;
 }
 
-/* One line per listener: the URL it is bound to. */
+/* The loopback listener the TLS front relays to: made with the first
+ * tls+tcp:// URL, listed nowhere (a program that finds it gets nothing: its
+ * connections are no relay's, caller.h). */
 static int
+listen_inner(struct server *s)
+{
+	nng_sockaddr sa;
+	int rv;
+
+	if (nng_listener_id(s->inner) > 0)
+		return 0;
+	if ((rv = nng_listen_url(
+	         s, "tcp4://127.0.0.1:0", LISTEN_TLS, &s->inner))
+	    != 0)
+		return rv;
+	if ((rv = nng_listener_get_addr(s->inner, NNG_OPT_LOCADDR, &sa)) != 0
+	    || sa.s_family != NNG_AF_INET) {
+		log_err("cannot read the TLS front's loopback port");
+		return HPCXL_ETRANSPORT;
+	}
+	return tls_front_start(s->front, ntohs(sa.s_in.sa_port));
+}
+
+static int
+listen_tls(struct server *s, const char *url)
+{
+	char bound[512];
+	int rv;
+
+	if ((rv = tls_front_listen(s->front, url, bound, sizeof(bound))) != 0
+	    || (rv = listen_inner(s)) != 0)
+		return rv;
+	return keep_bound(s, bound);
+}
+
+static int
+listen_one(struct server *s, const char *url)
+{
+	nng_listener l;
+	char *bound;
+	int rv;
+
+	if (listen_url_kind(url) == LISTEN_TLS)
+		return listen_tls(s, url);
+	if ((rv = nng_listen_url(s, url, listen_url_kind(url), &l)) != 0
+	    || (rv = listen_setup_started(s->setup, url)) != 0)
+		return rv;
+	if ((bound = bound_url(l)) == NULL)
+		return HPCXL_ENOMEM;
+	rv = keep_bound(s, bound);
+	nng_strfree(bound);
+	return rv;
+}
+
+/* One line per listen URL: the URL it is bound to. */
+static void
 ready_print(const struct server *s, FILE *f)
 {
-	char *bound;
-	size_t i;
-
-	for (i = 0; i < s->nlisteners; i++) {
-		if ((bound = bound_url(s->listeners[i])) == NULL)
-			return HPCXL_ENOMEM;
-		fprintf(f, "%s\n", bound);
-		nng_strfree(bound);
-	}
-	return 0;
+	for (size_t i = 0; i < s->nbound; i++)
+		fprintf(f, "%s\n", s->bound[i]);
 }
 
 /* The ready file appears whole or not at all: write, fsync, rename. */
@@ -156,8 +209,8 @@ server_write_ready(const struct server *s, const char *ready_file)
 		log_err("cannot write %s: %s", tmp, strerror(errno));
 		return HPCXL_ESYSTEM;
 	}
-	bad = ready_print(s, f) != 0;
-	bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+	ready_print(s, f);
+	bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
 	bad |= fclose(f) != 0;
 	if (bad || rename(tmp, ready_file) != 0) {
 		log_err("cannot write ready file %s", ready_file);
@@ -173,8 +226,8 @@ server_listen_all(struct server *s, const struct config *c)
 	size_t i;
 	int rv = 0;
 
-	s->listeners = calloc(c->nlisten + 1, sizeof(*s->listeners));
-	if (s->listeners == NULL)
+	s->bound = calloc(c->nlisten + 1, sizeof(*s->bound));
+	if (s->bound == NULL)
 		return HPCXL_ENOMEM;
 	for (i = 0; i < c->nlisten && rv == 0; i++)
 		rv = listen_one(s, c->listen[i]);
@@ -222,25 +275,34 @@ server_watch_pipes(struct server *s)
 static void
 server_free_setup(struct server *s)
 {
+	tls_front_free(s->front);
 	caller_table_free(s->callers);
 	listen_setup_free(s->setup);
 	free(s->node);
 	free(s);
 }
 
-/* The agent's TLS engine (the callers' CNs) before any TLS configuration;
- * every URL checked before any is listened on. */
+/* Every URL checked, and the TLS files read, before any is listened on. */
 static int
 server_prepare(struct server *s, const struct config *c)
 {
+	const struct tls_pem *pem;
+	char err[512];
 	int rv;
 
 	if ((s->node = strdup(c->node)) == NULL)
 		return HPCXL_ENOMEM;
-	if ((rv = tls_engine_register()) != 0
-	    || (rv = caller_table_new(&s->callers)) != 0)
+	if ((rv = caller_table_new(&s->callers)) != 0
+	    || (rv = listen_setup_new(c, &s->setup)) != 0)
 		return rv;
-	return listen_setup_new(c, &s->setup);
+	if ((pem = listen_setup_tls(s->setup)) == NULL)
+		return 0;
+	if ((rv = tls_front_new(pem, &s->front, err, sizeof(err))) != 0) {
+		log_err("%s", err);
+		return rv;
+	}
+	caller_table_set_front(s->callers, s->front);
+	return 0;
 }
 
 int
@@ -697,11 +759,14 @@ server_close(struct server *s)
 	if (s == NULL)
 		return;
 	server_linger(s);
-	/* nng calls the pipe callbacks no more once the socket is closed. */
+	/* nng calls the pipe callbacks no more once the socket is closed;
+	 * the front, which they ask, goes after it. */
 	nng_close(s->sock);
 	for (i = 0; i < REPLY_CACHE_SIZE; i++)
 		free(s->cache[i].frame);
-	free(s->listeners);
+	for (i = 0; i < s->nbound; i++)
+		free(s->bound[i]);
+	free(s->bound);
 	free(s->outs);
 	server_free_setup(s);
 }

@@ -57,7 +57,8 @@ int server_fd(const struct server *s);
 /*
  * Takes the next request. Malformed frames are answered with bad_request,
  * a request whose connection has no known caller (it should not happen:
- * every connection is identified before it can deliver) with refused, and
+ * every connection is identified before it can deliver, and kept for
+ * CALLER_LINGER_MS after it is gone) with refused, and
  * repeats of an op recently answered to the same caller get the cached
  * reply; none of them is returned. Returns 0 with *out (caller owns it: answer
  * it with server_reply or free it with server_req_free), or HPCXL_ENOTFOUND

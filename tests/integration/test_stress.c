@@ -169,8 +169,8 @@ fds_settled(pid_t pid, int limit, int timeout_ms)
 /*
  * What must hold after the cycles: every cycle served, the agent still
  * answering at url (through harness_request(), a client of the usual
- * kind), its descriptors back within FD_SLACK of fds_before, and a clean
- * exit on SIGTERM.
+ * kind), its descriptors back within FD_SLACK of fds_before, no request
+ * refused for want of a caller, and a clean exit on SIGTERM.
  */
 static void
 check_after(struct harness_agent *a, const char *url, int fds_before,
@@ -187,6 +187,11 @@ check_after(struct harness_agent *a, const char *url, int fds_before,
 	proto_msg_free(&h);
 	cr_assert(fds_settled(a->pid, fds_before + FD_SLACK, 10000),
 	    "descriptors grew from %d to %d", fds_before, count_fds(a->pid));
+	/* A request whose client hung up at once is still served as that
+	 * client's (caller.h: CALLER_LINGER_MS), never refused. */
+	cr_assert(!harness_agent_logged(a,
+	              (const char *const[]) { "no known caller", NULL }),
+	    "a request of a client that hung up was refused");
 	cr_assert_eq(
 	    harness_agent_stop(a, 15000), 0, "the agent did not exit cleanly");
 }
