@@ -18,11 +18,27 @@
 #
 # Depends: dpkg-shlibdeps reads what each binary links (libc6, libnng1, ...);
 # our own packages depend on each other by version (CPACK_COMPONENT_*_DEPENDS).
+#
+# Each package also holds /usr/share/doc/<package>/copyright (DEP-5,
+# deploy/debian/copyright) and changelog.Debian.gz (deploy/debian/
+# changelog.in, filled in below), as Debian policy (12.5, 12.7) asks;
+# package.sh runs lintian on the packages. (`cmake --install` installs them
+# too, under <prefix>/share/doc/<package>: install rules cannot tell the two.)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME hpcxl)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-set(CPACK_PACKAGE_CONTACT "hpcxl maintainers <root@localhost>")
+# The Debian revision: packages 0.1.0-1, ... The version is not native
+# (no revision): these packages are made from the upstream sources, and a
+# native one would have to call its changelog changelog.gz.
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(hpcxl_deb_version ${PROJECT_VERSION}-${CPACK_DEBIAN_PACKAGE_RELEASE})
+# The Maintainer field and the changelog's signature. The project has no
+# mail address of its own: a site that builds its packages names itself
+# (lintian refuses root and hosts like localhost).
+set(HPCXL_DEB_MAINTAINER "hpcxl maintainers <hpcxl@example.org>" CACHE STRING
+	"Maintainer of the Debian packages: \"Name <address>\"")
+set(CPACK_PACKAGE_CONTACT ${HPCXL_DEB_MAINTAINER})
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
@@ -58,13 +74,22 @@ set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA
 
 set(CPACK_DEBIAN_LIB_PACKAGE_NAME libhpcxl)
 set(CPACK_DEBIAN_LIB_PACKAGE_SECTION libs)
+# ldconfig runs through dpkg's trigger, after the whole transaction, as
+# policy 8.1.1 asks (lintian: lacks-ldconfig-trigger). CPack still writes
+# its own postinst and postrm calling ldconfig (it does for every library
+# under /usr/lib unless the package brings both scripts): a second run,
+# harmless, which lintian warns about (maintscript-calls-ldconfig).
+file(WRITE ${PROJECT_BINARY_DIR}/deploy/debian/libhpcxl/triggers
+	"activate-noawait ldconfig\n")
+set(CPACK_DEBIAN_LIB_PACKAGE_CONTROL_EXTRA
+	${PROJECT_BINARY_DIR}/deploy/debian/libhpcxl/triggers)
 set(CPACK_COMPONENT_LIB_DESCRIPTION "hpcxl controller library
 libhpcxl opens, closes and inspects hpcxl sessions on a roster of
 agents: one request to every node, one report row per node.")
 
 set(CPACK_DEBIAN_CLI_PACKAGE_NAME hpcxl)
 set(CPACK_COMPONENT_CLI_DEPENDS lib)
-set(CPACK_COMPONENT_CLI_DESCRIPTION "hpcxl command: open, close and inspect sessions from scripts
+set(CPACK_COMPONENT_CLI_DESCRIPTION "command-line client: open, close and inspect hpcxl sessions
 The hpcxl command over libhpcxl: open-session, close-session, status,
 renew-session, ping and clear-unhealthy on a roster of agents.")
 
@@ -74,5 +99,34 @@ set(CPACK_COMPONENT_DEV_DEPENDS lib)
 set(CPACK_COMPONENT_DEV_DESCRIPTION "hpcxl controller library: development files
 Headers (<hpcxl/hpcxl.h>, C and C++), pkg-config file hpcxl.pc and
 the CMake package: find_package(hpcxl CONFIG), target hpcxl::hpcxl.")
+
+# changelog.Debian.gz: one entry, for this version. Its date is
+# SOURCE_DATE_EPOCH's when set, else the last commit's (the same sources
+# give the same file), else the time of the configure (no git).
+if(NOT DEFINED ENV{SOURCE_DATE_EPOCH})
+	execute_process(COMMAND git log -1 --format=%ct
+		WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+		OUTPUT_VARIABLE commit_time OUTPUT_STRIP_TRAILING_WHITESPACE
+		RESULT_VARIABLE git_failed ERROR_QUIET)
+	if(NOT git_failed AND commit_time)
+		set(ENV{SOURCE_DATE_EPOCH} ${commit_time})
+	endif()
+endif()
+string(TIMESTAMP changelog_date "%a, %d %b %Y %H:%M:%S +0000" UTC)
+if(commit_time)
+	unset(ENV{SOURCE_DATE_EPOCH})
+endif()
+# configure_file() rewrites it only when its text changes: no new gzip.
+configure_file(deploy/debian/changelog.in
+	${PROJECT_BINARY_DIR}/deploy/debian/changelog.Debian @ONLY)
+hpcxl_gzip(hpcxl_deb_changelog
+	${PROJECT_BINARY_DIR}/deploy/debian/changelog.Debian)
+foreach(component IN LISTS CPACK_COMPONENTS_ALL)
+	string(TOUPPER ${component} c)
+	install(FILES ${PROJECT_SOURCE_DIR}/deploy/debian/copyright
+		${PROJECT_BINARY_DIR}/deploy/debian/changelog.Debian.gz
+		DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${CPACK_DEBIAN_${c}_PACKAGE_NAME}
+		COMPONENT ${component})
+endforeach()
 
 include(CPack)

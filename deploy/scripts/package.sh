@@ -7,8 +7,12 @@
 #    makes one .deb per install component with cpack
 #    (deploy/packages.cmake): hpcxl-agent, libhpcxl, hpcxl, libhpcxl-dev;
 # 2. checks each package (dpkg-deb): its files are exactly the expected
-#    ones, nothing is under /usr/local, its Depends, the agent's conffile
-#    and maintainer scripts;
+#    ones (man pages gzip-compressed, /usr/share/doc/<package>/copyright
+#    and changelog.Debian.gz), nothing is under /usr/local, its Depends,
+#    the agent's conffile and maintainer scripts, libhpcxl's ldconfig
+#    trigger; then lintian: an error (E:) fails, warnings are printed
+#    (lintian is installed when missing, as deps.sh installs the build's
+#    packages; where it cannot be, the check is skipped, saying why);
 # 3. unpacks them all into a scratch root (a temp dir, removed at the end)
 #    and checks the tree: the unit's ExecStart and --config name the files
 #    the packages hold, the programs run and find their libraries, the
@@ -47,6 +51,12 @@ build_packages() {
 	version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' \
 		"$dir/CMakeCache.txt")
 	arch=$(dpkg --print-architecture)
+	# The packages' version: $version and the Debian revision
+	# (CPACK_DEBIAN_PACKAGE_RELEASE).
+	debversion=$(dpkg-deb -f "$dir"/hpcxl-agent_*.deb Version) ||
+		fail "no hpcxl-agent package: $(cat "$dir/cpack.log")"
+	[[ $debversion == "$version"-[0-9]* ]] ||
+		fail "hpcxl-agent's version $debversion is not $version-N"
 	ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)
 	# Where deploy/CMakeLists.txt puts the unit for the prefix /usr.
 	unitdir=$(pkg-config --variable=systemdsystemunitdir systemd \
@@ -54,17 +64,19 @@ build_packages() {
 	unitdir=${unitdir#/}
 }
 
-deb() { echo "$dir/$1_${version}_$arch.deb"; }
+deb() { echo "$dir/$1_${debversion}_$arch.deb"; }
 
 # expect_files PACKAGE PATH...: the package's files and links (not its
-# directories) are exactly PATHs, relative to /.
+# directories) are exactly PATHs, relative to /, and the two of
+# /usr/share/doc/PACKAGE that every package holds (packages.cmake).
 expect_files() {
 	local pkg=$1 got want
 	shift
 	[ -f "$(deb "$pkg")" ] || fail "$(deb "$pkg") was not made"
 	got=$(dpkg-deb -c "$(deb "$pkg")" | awk '$1 !~ /^d/ { print $6 }' |
 		sed 's|^\./||' | sort)
-	want=$(printf '%s\n' "$@" | sort)
+	want=$(printf '%s\n' "$@" "usr/share/doc/$pkg/copyright" \
+		"usr/share/doc/$pkg/changelog.Debian.gz" | sort)
 	[ "$got" = "$want" ] || fail "$pkg holds:
 $got
 expected:
@@ -93,12 +105,12 @@ check_packages() {
 	local lib=usr/lib/$ma ctl
 	say "contents of $(cd "$dir" && echo *.deb)"
 	expect_files hpcxl-agent usr/sbin/hpcxl-agent etc/hpcxl/agent.ini \
-		"$unitdir/hpcxl-agent.service" usr/share/man/man8/hpcxl-agent.8 \
-		usr/share/man/man5/hpcxl-agent.conf.5
+		"$unitdir/hpcxl-agent.service" usr/share/man/man8/hpcxl-agent.8.gz \
+		usr/share/man/man5/hpcxl-agent.conf.5.gz
 	dpkg-deb -c "$(deb hpcxl-agent)" | awk '{ print $6 }' |
 		grep -qx '\./etc/hpcxl/tls/' || fail "hpcxl-agent lacks /etc/hpcxl/tls/"
 	expect_files libhpcxl "$lib/libhpcxl.so.0" "$lib/libhpcxl.so.$version"
-	expect_files hpcxl usr/bin/hpcxl usr/share/man/man1/hpcxl.1 \
+	expect_files hpcxl usr/bin/hpcxl usr/share/man/man1/hpcxl.1.gz \
 		usr/share/bash-completion/completions/hpcxl
 	expect_files libhpcxl-dev usr/include/hpcxl/hpcxl.h \
 		usr/include/hpcxl/version.h usr/include/hpcxl/common/err.h \
@@ -110,10 +122,12 @@ check_packages() {
 
 	expect_depends hpcxl-agent libc6 libnng1 libjansson4 libinih1
 	expect_depends libhpcxl libc6 libnng1 libmsgpackc2
-	expect_depends hpcxl "libhpcxl (= $version)" libjansson4
-	expect_depends libhpcxl-dev "libhpcxl (= $version)"
+	expect_depends hpcxl "libhpcxl (= $debversion)" libjansson4
+	expect_depends libhpcxl-dev "libhpcxl (= $debversion)"
 	[ "$(dpkg-deb -I "$(deb libhpcxl)" shlibs)" = \
-		"libhpcxl 0 libhpcxl (>= $version)" ] || fail "libhpcxl: shlibs"
+		"libhpcxl 0 libhpcxl (>= $debversion)" ] || fail "libhpcxl: shlibs"
+	[ "$(dpkg-deb -I "$(deb libhpcxl)" triggers)" = \
+		"activate-noawait ldconfig" ] || fail "libhpcxl: no ldconfig trigger"
 
 	[ "$(dpkg-deb -I "$(deb hpcxl-agent)" conffiles)" = \
 		/etc/hpcxl/agent.ini ] || fail "hpcxl-agent: conffiles is not /etc/hpcxl/agent.ini"
@@ -122,6 +136,32 @@ check_packages() {
 	for s in postinst prerm postrm; do
 		[ -x "$ctl/$s" ] && sh -n "$ctl/$s" || fail "hpcxl-agent: $s"
 	done
+}
+
+# lintian on the packages: an error (E:) fails, warnings (W:) are printed.
+# Its notice that it runs as root (as in CI) is left out.
+check_lintian() {
+	local out err=$tmp/lintian.err
+	if ! command -v lintian >/dev/null; then
+		# deps.sh's installer, for this one package: its list is
+		# read where it runs, so a local list gives it lintian alone.
+		local hpcxl_packages=(lintian)
+		if ! hpcxl_install_deps || ! command -v lintian >/dev/null; then
+			echo "   lintian: skipped: lintian is not installed and could not be (apt-get install lintian, as root)"
+			return 0
+		fi
+	fi
+	# TMPDIR: lintian 2.116 leaves some of its temp files (mldbm-elf-*)
+	# behind; in the scratch dir they go with it.
+	mkdir -p "$tmp/lintian"
+	out=$(TMPDIR=$tmp/lintian lintian --fail-on none --tag-display-limit 0 \
+		"$dir"/*.deb 2>"$err") ||
+		fail "lintian did not run: $(cat "$err")"
+	printf '%s\n' "$(cat "$err")" "$out" |
+		grep -v -e '^running with root privileges' -e '^$' |
+		sed 's/^/   /' || true
+	! grep -q '^E: ' <<<"$out" || fail "lintian: errors above"
+	echo "   lintian: no errors, $(grep -c '^W: ' <<<"$out") warning(s)"
 }
 
 # The agent's maintainer scripts as dpkg runs them on another root
@@ -241,6 +281,7 @@ main() {
 	build_packages
 	tmp=$(mktemp -d)
 	check_packages
+	check_lintian
 	unpack
 	check_tree
 	check_scripts

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The man pages format without a warning from man (groff's), and name every
 # option of hpcxl and hpcxl-agent and every key of the agent's config, as
-# the sources spell them, so a new option cannot go undocumented.
+# the sources spell them, so a new option cannot go undocumented; and the
+# gzip-compressed copies that are installed hold the same pages.
 set -euo pipefail
 if ! command -v man >/dev/null; then
 	echo "SKIP: man is not installed (apt install man-db groff-base)"
@@ -23,6 +24,9 @@ for page in hpcxl.1 hpcxl-agent.8 hpcxl-agent.conf.5; do
 	[[ -z $warnings ]] || fail "$page: $warnings"
 	grep -q '@PROJECT_VERSION@' "$man_dir/$page" &&
 		fail "$page: not configured"
+	# What is installed is $page.gz (deploy/CMakeLists.txt): this page.
+	gzip -dc "$man_dir/$page.gz" 2>/dev/null | cmp -s - "$man_dir/$page" ||
+		fail "$page.gz is not $page compressed"
 done
 
 # The long options of a getopt table: lines like { "name", ..., OPT_X }.
