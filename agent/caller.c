@@ -4,11 +4,11 @@
  */
 #include "caller.h"
 
+#include "front.h"
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
 #include "pipe_map.h"
-#include "tls_front.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Most getpwuid_r() buffer tried for one account (LDAP entries can be big). */
-#define PASSWD_BUF_MAX (1024 * 1024)
 /* At most one warning this often about connections closed for a full
  * table. */
 #define FULL_WARN_INTERVAL_MS 10000
@@ -44,7 +42,7 @@ struct caller_table {
 	size_t gone_head, gone_len;
 	struct listener_kind
 	    listeners[CONFIG_MAX_LISTEN + 1]; /* + the front's */
-	const struct tls_front *front;
+	const struct front *front;
 	size_t nlisteners;
 	int64_t full_warn_next_ms;
 	unsigned long full_quiet; /* closed since the last warning */
@@ -214,7 +212,7 @@ caller_peer_address(nng_pipe pipe, char *out, size_t len)
 }
 
 void
-caller_table_set_front(struct caller_table *t, const struct tls_front *f)
+caller_table_set_front(struct caller_table *t, const struct front *f)
 {
 	t->front = f;
 }
@@ -236,66 +234,20 @@ log_refused(nng_pipe pipe, const char *why)
 	log_warn("connection from %s closed: %s", peer, why);
 }
 
-/* A relay of the TLS front: its identity was checked when its handshake
- * ended, and is known by the relay's loopback source port. */
+/* A relay of the front: its caller was worked out when it was accepted,
+ * and is known by the relay's loopback source port. */
 static int
-identify_tls(struct caller_table *t, nng_pipe pipe, char *out)
+identify_relayed(struct caller_table *t, nng_pipe pipe, char *out)
 {
 	nng_sockaddr sa;
 
 	if (t->front != NULL
 	    && nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) == 0
 	    && sa.s_family == NNG_AF_INET
-	    && tls_front_caller(t->front, ntohs(sa.s_in.sa_port), out))
+	    && front_caller(t->front, ntohs(sa.s_in.sa_port), out))
 		return 0;
-	log_refused(pipe, "not a connection of the agent's TLS front");
+	log_refused(pipe, "not a connection of the agent's front");
 	return HPCXL_EREFUSED;
-}
-
-/* The account name of uid into out, when it has one that is an identity
- * (an NSS lookup: may wait on a directory service). */
-static bool
-account_name(uid_t uid, char *out)
-{
-	struct passwd pw, *found = NULL;
-	size_t len = 1024;
-	char *buf = NULL;
-	bool named;
-	int rv;
-
-	do {
-		char *bigger = realloc(buf, len *= 2);
-
-		if (bigger == NULL)
-			break;
-		buf = bigger;
-		rv = getpwuid_r(uid, &pw, buf, len, &found);
-	} while (found == NULL && rv == ERANGE && len < PASSWD_BUF_MAX);
-	named = found != NULL && util_valid_identity(pw.pw_name)
-	    && !caller_identity_reserved(pw.pw_name);
-	if (named)
-		snprintf(out, HPCXL_IDENTITY_MAX + 1, "%s", pw.pw_name);
-	free(buf);
-	return named;
-}
-
-/* The peer's account (SO_PEERCRED), else "uid:N". */
-static int
-identify_ipc(nng_pipe pipe, char *out)
-{
-	uint64_t uid;
-	int rv = nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid);
-
-	if (rv != 0 || uid > UINT32_MAX - 1) {
-		log_refused(pipe,
-		    rv != 0 ? "cannot read the peer's uid"
-		            : "the peer's uid is out of range");
-		return HPCXL_EREFUSED;
-	}
-	if (!account_name((uid_t)uid, out))
-		snprintf(out, HPCXL_IDENTITY_MAX + 1, CALLER_UID_PREFIX "%llu",
-		    (unsigned long long)uid);
-	return 0;
 }
 
 static int
@@ -303,14 +255,14 @@ identify(
     struct caller_table *t, nng_pipe pipe, enum listen_kind kind, char *out)
 {
 	switch (kind) {
-	case LISTEN_TLS:
-		return identify_tls(t, pipe, out);
-	case LISTEN_IPC:
-		return identify_ipc(pipe, out);
+	case LISTEN_FRONT:
+		return identify_relayed(t, pipe, out);
 	case LISTEN_TCP_LOOPBACK:
 	case LISTEN_TCP_OPEN:
 		snprintf(out, HPCXL_IDENTITY_MAX + 1, CALLER_ANONYMOUS);
 		return 0;
+	case LISTEN_TLS: /* the front's: never nng's listeners */
+	case LISTEN_IPC:
 	case LISTEN_UNSUPPORTED:
 		break;
 	}

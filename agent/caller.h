@@ -3,14 +3,15 @@
  * the request came on.
  *
  *   tls+tcp://  the subject CN of the client certificate the agent's CA
- *               vouched for: the TLS front (tls_front.h) checks it and
- *               relays the connection to a loopback listener; its pipe
- *               is known by its source port. A certificate whose CN is
- *               missing, not an identity (util_valid_identity()) or a
- *               reserved name below never gets that far;
+ *               vouched for; a certificate whose CN is missing, not an
+ *               identity (util_valid_identity()) or a reserved name below
+ *               is refused;
  *   ipc://      the account name of the peer's uid (SO_PEERCRED), or
  *               "uid:N" when the uid has no account (or its name is not an
  *               identity, or is reserved);
+ *               both worked out by the agent's front (front.h), which
+ *               relays the connection to a loopback listener of nng's:
+ *               its pipe is known by its source port;
  *   tcp://      "anonymous": plain tcp says nothing about its peer (it is
  *               loopback only unless the agent runs with --insecure).
  *
@@ -18,9 +19,10 @@
  * can claim them. Certificate CNs and account names share one namespace,
  * so alice is alice over TLS and over ipc.
  *
- * An identity is worked out once per connection, when nng adds the pipe
+ * An identity is noted once per connection, when nng adds the pipe
  * (NNG_PIPE_EV_ADD_PRE, on an nng thread, before the pipe can deliver a
- * message: an NSS lookup that waits on LDAP never holds the agent's loop),
+ * message; the front has done the work, and an NSS lookup that waits on
+ * LDAP holds its thread, never the agent's loop),
  * and kept in a bounded table until CALLER_LINGER_MS after nng removes the
  * pipe: a client that hangs up right after its request has that request
  * queued for the loop still, and it is served as that client's. The loop
@@ -48,7 +50,7 @@
 #define CALLER_LINGER_MS 10000
 
 struct caller_table;
-struct tls_front;
+struct front;
 
 /* True for the reserved identities above. */
 bool caller_identity_reserved(const char *name);
@@ -60,9 +62,9 @@ int caller_table_new(struct caller_table **out);
  * socket is closed). NULL is fine. */
 void caller_table_free(struct caller_table *t);
 
-/* The TLS front whose relays come in on the LISTEN_TLS listener. Set
+/* The front whose relays come in on the LISTEN_FRONT listener. Set
  * before that listener starts. */
-void caller_table_set_front(struct caller_table *t, const struct tls_front *f);
+void caller_table_set_front(struct caller_table *t, const struct front *f);
 
 /* Notes what kind of URL listener l listens on, before it starts: a pipe
  * of a listener not noted is closed. */

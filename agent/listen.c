@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Who may connect to an ipc socket: its owner (the agent) and its group. */
-#define LISTEN_IPC_MODE 0660
 #define LISTEN_IPC_PREFIX "ipc://"
 
 struct listen_setup {
@@ -98,6 +96,7 @@ listen_check_url(const struct config *c, const char *url)
 		    url);
 		return HPCXL_ECONFIG;
 	case LISTEN_UNSUPPORTED:
+	case LISTEN_FRONT: /* never a URL's kind */
 		break;
 	}
 	log_err("listen URL '%s': the agent listens on tls+tcp://HOST:PORT, "
@@ -223,38 +222,17 @@ listen_setup_new(const struct config *c, struct listen_setup **out)
 	return 0;
 }
 
-int
-listen_setup_apply(
-    const struct listen_setup *ls, nng_listener l, const char *url)
-{
-	(void)ls;
-	if (listen_url_kind(url) != LISTEN_IPC)
-		return 0;
-	return nng_listener_set_int(
-	    l, NNG_OPT_IPC_PERMISSIONS, LISTEN_IPC_MODE);
-}
-
 const struct tls_pem *
 listen_setup_tls(const struct listen_setup *ls)
 {
 	return ls->has_tls ? &ls->tls : NULL;
 }
 
-int
-listen_setup_started(const struct listen_setup *ls, const char *url)
+bool
+listen_setup_ipc_group(const struct listen_setup *ls, gid_t *gid)
 {
-	const char *path = url + strlen(LISTEN_IPC_PREFIX);
-
-	if (!ls->ipc_chown || listen_url_kind(url) != LISTEN_IPC)
-		return 0;
-	/* Until this chown the socket is the agent's group's: never more
-	 * open than asked. */
-	if (chown(path, (uid_t)-1, ls->ipc_gid) != 0) {
-		log_err("cannot give %s to group %u (ipc_group): %s", path,
-		    (unsigned)ls->ipc_gid, strerror(errno));
-		return HPCXL_ECONFIG;
-	}
-	return 0;
+	*gid = ls->ipc_gid;
+	return ls->ipc_chown;
 }
 
 void

@@ -4,16 +4,17 @@
  * its transport gives it (caller.h), so:
  *
  *   tls+tcp://  (tls+tcp4, tls+tcp6) mutual TLS: the agent shows tls_cert
- *               and requires of every client a certificate of tls_ca
- *               (the agent's TLS front terminates it, tls_front.h);
+ *               and requires of every client a certificate of tls_ca;
  *   tcp://      (tcp4, tcp6) plain text: on loopback only (127.0.0.0/8,
  *               ::1, the name localhost) unless allow_insecure (--insecure),
  *               and then with a warning;
  *   ipc://      a socket file of mode 0660 in ipc_group (else the agent's
  *               group): the file system says who may connect;
  *
- * and nothing else. Every URL is checked, and the TLS files read, before
- * the first listener is made, so a refused configuration listens nowhere.
+ * and nothing else; tls+tcp:// and ipc:// are served by the agent's front
+ * (front.h), tcp:// by nng. Every URL is checked, and the TLS files read,
+ * before the first listener is made, so a refused configuration listens
+ * nowhere.
  */
 #ifndef HPCXL_AGENT_LISTEN_H
 #define HPCXL_AGENT_LISTEN_H
@@ -22,6 +23,7 @@
 #include "hpcxl/common/tls.h"
 
 #include <nng/nng.h>
+#include <sys/types.h>
 
 enum listen_kind {
 	LISTEN_TLS, /* tls+tcp:// */
@@ -29,6 +31,8 @@ enum listen_kind {
 	LISTEN_TCP_OPEN, /* tcp:// anywhere else, "all addresses" too */
 	LISTEN_IPC, /* ipc:// */
 	LISTEN_UNSUPPORTED, /* another scheme, or not a URL nng reads */
+	LISTEN_FRONT, /* never a URL's: the loopback listener of the agent's
+	                 front, which serves tls+tcp:// and ipc:// (front.h) */
 };
 
 /* True for 127.0.0.0/8, ::1 and "localhost" (no name is resolved); the
@@ -48,17 +52,12 @@ struct listen_setup;
  */
 int listen_setup_new(const struct config *c, struct listen_setup **out);
 
-/* Applies what url needs to l, made for it and not started yet: the ipc
- * socket's mode. (tls+tcp:// URLs are the TLS front's, tls_front.h.) */
-int listen_setup_apply(
-    const struct listen_setup *ls, nng_listener l, const char *url);
-
 /* The TLS files, read and checked, when some URL is tls+tcp://; else
  * NULL. */
 const struct tls_pem *listen_setup_tls(const struct listen_setup *ls);
 
-/* Once l listens: gives an ipc socket file its group. */
-int listen_setup_started(const struct listen_setup *ls, const char *url);
+/* True, with *gid, when ipc sockets go to ipc_group. */
+bool listen_setup_ipc_group(const struct listen_setup *ls, gid_t *gid);
 
 void listen_setup_free(struct listen_setup *ls);
 

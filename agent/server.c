@@ -1,8 +1,8 @@
 #include "server.h"
 #include "caller.h"
+#include "front.h"
 #include "listen.h"
 #include "metrics.h"
-#include "tls_front.h"
 
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
@@ -73,9 +73,9 @@ struct server {
 	nng_socket sock;
 	char **bound; /* per listen URL, the URL as bound (real port) */
 	size_t nbound;
-	struct listen_setup *setup; /* TLS, ipc modes: see listen.h */
-	struct tls_front *front; /* tls+tcp:// URLs, when there are some */
-	nng_listener inner; /* where the front relays to (id 0: none) */
+	struct listen_setup *setup; /* TLS files, ipc group: see listen.h */
+	struct front *front; /* serves tls+tcp:// and ipc:// (front.h) */
+	nng_listener inner; /* where the front relays to (id 0: none yet) */
 	struct caller_table *callers; /* who is on each connection */
 	int recv_fd;
 	char *node;
@@ -123,7 +123,6 @@ nng_listen_url(struct server *s, const char *url, enum listen_kind kind,
 	    || (rv = nng_listener_set_size(
 	            l, NNG_OPT_RECVMAXSZ, PROTO_MAX_REQUEST))
 	        != 0
-	    || (rv = listen_setup_apply(s->setup, l, url)) != 0
 	    || (rv = nng_listener_start(l, 0)) != 0) {
 		log_err("cannot listen on %s: %s", url,
 		    rv == HPCXL_ETOOBIG ? "too many listeners"
@@ -134,8 +133,8 @@ nng_listen_url(struct server *s, const char *url, enum listen_kind kind,
 	return 0;
 }
 
-/* The loopback listener the TLS front relays to: made with the first
- * tls+tcp:// URL, listed nowhere (a program that finds it gets nothing: its
+/* The loopback listener the front relays to: made with the front's first
+ * URL, listed nowhere (a program that finds it gets nothing: its
  * connections are no relay's, caller.h). */
 static int
 listen_inner(struct server *s)
@@ -146,24 +145,26 @@ listen_inner(struct server *s)
 	if (nng_listener_id(s->inner) > 0)
 		return 0;
 	if ((rv = nng_listen_url(
-	         s, "tcp4://127.0.0.1:0", LISTEN_TLS, &s->inner))
+	         s, "tcp4://127.0.0.1:0", LISTEN_FRONT, &s->inner))
 	    != 0)
 		return rv;
 	if ((rv = nng_listener_get_addr(s->inner, NNG_OPT_LOCADDR, &sa)) != 0
 	    || sa.s_family != NNG_AF_INET) {
-		log_err("cannot read the TLS front's loopback port");
+		log_err("cannot read the front's loopback port");
 		return HPCXL_ETRANSPORT;
 	}
-	return tls_front_start(s->front, ntohs(sa.s_in.sa_port));
+	log_info("the front relays to tcp://127.0.0.1:%u",
+	    ntohs(sa.s_in.sa_port));
+	return front_start(s->front, ntohs(sa.s_in.sa_port));
 }
 
 static int
-listen_tls(struct server *s, const char *url)
+listen_front(struct server *s, const char *url)
 {
 	char bound[512];
 	int rv;
 
-	if ((rv = tls_front_listen(s->front, url, bound, sizeof(bound))) != 0
+	if ((rv = front_listen(s->front, url, bound, sizeof(bound))) != 0
 	    || (rv = listen_inner(s)) != 0)
 		return rv;
 	return keep_bound(s, bound);
@@ -176,10 +177,9 @@ listen_one(struct server *s, const char *url)
 	char *bound;
 	int rv;
 
-	if (listen_url_kind(url) == LISTEN_TLS)
-		return listen_tls(s, url);
-	if ((rv = nng_listen_url(s, url, listen_url_kind(url), &l)) != 0
-	    || (rv = listen_setup_started(s->setup, url)) != 0)
+	if (front_serves(url))
+		return listen_front(s, url);
+	if ((rv = nng_listen_url(s, url, listen_url_kind(url), &l)) != 0)
 		return rv;
 	if ((bound = bound_url(l)) == NULL)
 		return HPCXL_ENOMEM;
@@ -275,18 +275,20 @@ server_watch_pipes(struct server *s)
 static void
 server_free_setup(struct server *s)
 {
-	tls_front_free(s->front);
+	front_free(s->front);
 	caller_table_free(s->callers);
 	listen_setup_free(s->setup);
 	free(s->node);
 	free(s);
 }
 
-/* Every URL checked, and the TLS files read, before any is listened on. */
+/* Every URL checked, and the TLS files read, before any is listened on;
+ * the front is made whatever the URLs (it starts no thread before its
+ * first listener). */
 static int
 server_prepare(struct server *s, const struct config *c)
 {
-	const struct tls_pem *pem;
+	struct front_setup fs = { 0 };
 	char err[512];
 	int rv;
 
@@ -295,9 +297,9 @@ server_prepare(struct server *s, const struct config *c)
 	if ((rv = caller_table_new(&s->callers)) != 0
 	    || (rv = listen_setup_new(c, &s->setup)) != 0)
 		return rv;
-	if ((pem = listen_setup_tls(s->setup)) == NULL)
-		return 0;
-	if ((rv = tls_front_new(pem, &s->front, err, sizeof(err))) != 0) {
+	fs.tls = listen_setup_tls(s->setup);
+	fs.ipc_chown = listen_setup_ipc_group(s->setup, &fs.ipc_gid);
+	if ((rv = front_new(&fs, &s->front, err, sizeof(err))) != 0) {
 		log_err("%s", err);
 		return rv;
 	}

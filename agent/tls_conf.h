@@ -1,5 +1,5 @@
 /*
- * The TLS side of the agent's front (tls_front.h): an mbedTLS server
+ * The TLS side of the agent's front (front.h): an mbedTLS server
  * configuration made from the agent's certificate, key and CA, and the
  * caller's identity read from a finished handshake.
  *

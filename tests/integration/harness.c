@@ -388,6 +388,10 @@ agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 		ARG("--backend");
 		ARG("%s", getenv("HPCXL_TEST_BACKEND"));
 	}
+	/* Debug lines in the kept logs, to chase a failure (with
+	 * HPCXL_TEST_KEEP=1). */
+	if (getenv("HPCXL_TEST_VERBOSE") != NULL)
+		ARG("--verbose");
 	ARG("--stop-grace");
 	ARG("1000");
 	ARG("--default-user");
@@ -1059,4 +1063,71 @@ harness_tcp_conns_to(const char *url, unsigned *ports, size_t max)
 	}
 	fclose(f);
 	return n;
+}
+
+int
+harness_count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+bool
+harness_fds_settled(pid_t pid, int limit, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	while (harness_count_fds(pid) > limit) {
+		if (util_now_ms() >= deadline)
+			return false;
+		harness_nap_ms(20);
+	}
+	return true;
+}
+
+/* make-certs.sh and openssl on a busy machine. */
+#define MAKE_PKI_MS 60000
+
+int
+harness_make_pki(const char *script, const char *dir, const char *client,
+    char *why, size_t whylen)
+{
+	const char *argv[] = { script, "--agent", "localhost", "--client",
+		client, dir, NULL };
+	struct harness_run_result r;
+	bool ok;
+
+	if (mkdir(dir, 0700) != 0) {
+		snprintf(why, whylen, "mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (harness_run_bounded(argv, MAKE_PKI_MS, &r) != 0) {
+		snprintf(why, whylen, "cannot run %s", script);
+		return -1;
+	}
+	ok = !r.timed_out && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
+	snprintf(why, whylen, "%s", r.out != NULL ? r.out : "");
+	free(r.out);
+	return ok ? 0 : -1;
+}
+
+const char *
+harness_pki_file(const char *dir, const char *name)
+{
+	static char paths[8][PATH_MAX];
+	static int next;
+	char *p = paths[next++ % 8];
+
+	snprintf(p, PATH_MAX, "%s/%s", dir, name);
+	return p;
 }

@@ -86,6 +86,14 @@ bool harness_agent_logged(
 /* Starts again with the same node, dir and args (a restarted agent). */
 int harness_agent_restart(struct harness_agent *a);
 
+/* The descriptors pid holds (/proc/PID/fd), or -1. */
+int harness_count_fds(pid_t pid);
+
+/* Waits until pid holds at most limit descriptors (an agent closes a
+ * dropped connection's socket on its own threads, a moment after the
+ * client's close); false when timeout_ms passed first. */
+bool harness_fds_settled(pid_t pid, int limit, int timeout_ms);
+
 /* SIGTERM and wait up to timeout_ms; returns the wait status or -1. */
 int harness_agent_stop(struct harness_agent *a, int timeout_ms);
 
@@ -175,6 +183,18 @@ int harness_run_as(uid_t uid, gid_t gid, const char *const argv[],
  * connection a client keeps to that agent.
  */
 size_t harness_tcp_conns_to(const char *url, unsigned *ports, size_t max);
+
+/*
+ * A test CA for one agent and one client: make-certs.sh (script) into dir
+ * (made, mode 0700), with an agent certificate for "localhost" and a client
+ * certificate for client. Returns 0, or -1 with what the script said (or
+ * why it could not run) in why. Remove dir with harness_remove_tree().
+ */
+int harness_make_pki(const char *script, const char *dir, const char *client,
+    char *why, size_t whylen);
+
+/* dir/name, in one of eight rotating buffers (static storage). */
+const char *harness_pki_file(const char *dir, const char *name);
 
 /* Removes dir and everything under it ("" does nothing). */
 void harness_remove_tree(const char *dir);

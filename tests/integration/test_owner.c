@@ -519,21 +519,18 @@ Test(ipc, an_ipc_caller_is_its_account)
 }
 
 /*
- * Disabled: under load (a parallel CI run, fuzzers), 1 run in 3 to 6 the
- * CLI run as nobody gets no reply over ipc — its status times out at 5 s,
- * or it hangs with no output — although the agent logged nobody's open
- * and later exits cleanly. Suspected: nng 1.5.2's ipc transport has the
- * close race its TLS transport has (a receive re-posted after the peer
- * hung up is never completed; fixed for tcp only), hit because each CLI
- * hangs up right after its reply. Open bug; run it by hand with
- * --filter 'ipc/another*'.
+ * Each CLI hangs up right after its reply; nng 1.5.2's own ipc listener
+ * stopped accepting after such a client now and then (nng #1518: 1 run
+ * in 3 to 25 under load, the next CLI got no reply). The agent's front
+ * serves ipc:// now (agent/front.h); test_front hammers that case.
  */
-Test(ipc, another_account_over_ipc_is_that_account, .disabled = true)
+Test(ipc, another_account_over_ipc_is_that_account)
 {
 	const char *mine = new_session(), *theirs = new_session();
 	const struct passwd *nobody;
 	struct proto_msg h;
 	json_t *out;
+	char *text;
 
 	expect_code(ask_open(ipc_url, mine, "xl", 1, 0, &h), PROTO_CODE_OK,
 	    "open over ipc");
@@ -549,7 +546,11 @@ Test(ipc, another_account_over_ipc_is_that_account, .disabled = true)
 	    0, "nobody's open");
 	json_decref(out);
 	cli_as_nobody(nobody, (const char *const[]) { "status", NULL }, &out);
-	cr_assert_str_eq(json_owner(out, theirs), "nobody");
+	text = json_dumps(out, JSON_COMPACT);
+	cr_assert(json_owner(out, theirs) != NULL
+	        && strcmp(json_owner(out, theirs), "nobody") == 0,
+	    "nobody's status: %s", text);
+	free(text);
 	cr_assert_null(json_owner(out, mine), "nobody sees root's session");
 	json_decref(out);
 	cr_assert_eq(

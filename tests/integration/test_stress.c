@@ -31,23 +31,6 @@
 
 static struct harness_agent agent;
 
-static int
-count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /*
  * The controllers here speak SP over plain TCP sockets rather than through
  * nng: nng 1.5.2's own nng_close() can hang when a socket is closed right
@@ -150,22 +133,6 @@ one_cycle(uint32_t survey_id, const char *frame, size_t len, bool wait_reply)
 	return ok;
 }
 
-/* Waits until pid holds at most limit descriptors: the agent closes a
- * dropped connection's socket on its own threads, a moment after the
- * client's close. */
-static bool
-fds_settled(pid_t pid, int limit, int timeout_ms)
-{
-	int64_t deadline = util_now_ms() + timeout_ms;
-
-	while (count_fds(pid) > limit) {
-		if (util_now_ms() >= deadline)
-			return false;
-		harness_nap_ms(20);
-	}
-	return true;
-}
-
 /*
  * What must hold after the cycles: every cycle served, the agent still
  * answering at url (through harness_request(), a client of the usual
@@ -185,12 +152,13 @@ check_after(struct harness_agent *a, const char *url, int fds_before,
 	    "the agent stopped answering");
 	cr_assert_eq(h.u.reply.code, PROTO_CODE_OK);
 	proto_msg_free(&h);
-	cr_assert(fds_settled(a->pid, fds_before + FD_SLACK, 10000),
-	    "descriptors grew from %d to %d", fds_before, count_fds(a->pid));
+	cr_assert(harness_fds_settled(a->pid, fds_before + FD_SLACK, 10000),
+	    "descriptors grew from %d to %d", fds_before,
+	    harness_count_fds(a->pid));
 	/* A request whose client hung up at once is still served as that
 	 * client's (caller.h: CALLER_LINGER_MS), never refused. */
-	cr_assert(!harness_agent_logged(a,
-	              (const char *const[]) { "no known caller", NULL }),
+	cr_assert(!harness_agent_logged(
+	              a, (const char *const[]) { "no known caller", NULL }),
 	    "a request of a client that hung up was refused");
 	cr_assert_eq(
 	    harness_agent_stop(a, 15000), 0, "the agent did not exit cleanly");
@@ -214,7 +182,7 @@ Test(stress, five_thousand_short_lived_surveyors, .timeout = 600)
 	size_t len;
 
 	cr_assert_eq(harness_agent_start(&agent, "st", NULL), 0);
-	fds_before = count_fds(agent.pid);
+	fds_before = harness_count_fds(agent.pid);
 	cr_assert_gt(fds_before, 0);
 	cr_assert_eq(proto_encode(&ping, &frame, &len), 0);
 	for (int i = 0; i < cycles; i++) {
@@ -233,40 +201,16 @@ Test(stress, five_thousand_short_lived_surveyors, .timeout = 600)
 
 /* ---- the same over tls+tcp:// ------------------------------------------ */
 
-/* make-certs.sh and openssl on a busy machine. */
-#define TOOL_MS 60000
 #define TLS_REPLY_MS 5000
 
 static struct harness_agent tls_agent;
-static char pki[] = "/tmp/hpcxl-stress-tls-XXXXXX";
+static char pki[PATH_MAX];
 static char tls_url[256];
 
-/* pki/<name>, in one of four rotating buffers. */
 static const char *
 pki_file(const char *name)
 {
-	static char paths[4][sizeof(pki) + 64];
-	static int next;
-	char *p = paths[next++ % 4];
-
-	snprintf(p, sizeof(paths[0]), "%s/%s", pki, name);
-	return p;
-}
-
-/* A CA, the agent's certificate for "localhost" (mbedTLS 2.28 matches DNS
- * names only) and one client's, by the script sites use. */
-static void
-make_certs(void)
-{
-	const char *argv[] = { HPCXL_MAKE_CERTS, "--agent", "localhost",
-		"--client", "stress", pki, NULL };
-	struct harness_run_result r;
-
-	cr_assert_eq(harness_run_bounded(argv, TOOL_MS, &r), 0);
-	cr_assert(
-	    !r.timed_out && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
-	    "make-certs.sh failed: %s", r.out);
-	free(r.out);
+	return harness_pki_file(pki, name);
 }
 
 static void
@@ -275,9 +219,12 @@ tls_set_up(void)
 	const char *args[]
 	    = { "--listen", "tls+tcp4://localhost:0", "--tls-cert", NULL,
 		      "--tls-key", NULL, "--tls-ca", NULL, NULL };
+	char why[4096];
 
-	cr_assert_not_null(mkdtemp(pki));
-	make_certs();
+	harness_unique("/tmp/hpcxl-stress-tls-", pki, sizeof(pki));
+	cr_assert_eq(harness_make_pki(
+	                 HPCXL_MAKE_CERTS, pki, "stress", why, sizeof(why)),
+	    0, "make-certs.sh: %s", why);
 	args[3] = pki_file("agent-localhost.pem");
 	args[5] = pki_file("agent-localhost.key");
 	args[7] = pki_file("ca.pem");
@@ -343,7 +290,7 @@ Test(stress_tls, five_thousand_short_lived_tls_surveyors, .timeout = 600)
 	char *frame = NULL;
 	size_t len;
 
-	fds_before = count_fds(tls_agent.pid);
+	fds_before = harness_count_fds(tls_agent.pid);
 	cr_assert_gt(fds_before, 0);
 	for (int i = 0; i < cycles; i++) {
 		ping.op = (uint64_t)i + 2;

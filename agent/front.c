@@ -1,24 +1,18 @@
-/* The agent's TLS front: see tls_front.h for what and why. */
-#include "tls_front.h"
+/* The agent's front: see front.h for what and why; front_impl.h for the
+ * relay and the kinds of client connection. */
 #include "caller.h"
+#include "front_impl.h"
 #include "pipe_map.h"
 #include "tls_conf.h"
-
-#include <mbedtls/net_sockets.h>
 
 #include "hpcxl/common/config.h"
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
-#include "hpcxl/common/util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +21,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Longest a client may take to finish its handshake and reach nng, and a
- * relay whose peer has gone to hand nng its last bytes (nng's own TLS
- * transport gives a new connection 10 s to negotiate). */
+/* Longest a client may take to be identified and reach nng, and a relay
+ * whose peer has gone to hand over its last bytes (nng's own TLS transport
+ * gives a new connection 10 s to negotiate). */
 #define RELAY_SETUP_MS 10000
-/* Plain bytes buffered each way per relay. */
-#define RELAY_BUF 8192
-/* Connections relayed at once; one more is closed at once (with a warning),
- * as the caller table would close one more pipe. */
+/* Connections relayed at once; one more is closed at once (with a
+ * warning), as the caller table would close one more pipe. */
 #define FRONT_MAX_RELAYS CALLER_MAX_PIPES
 /* epoll events taken per wait. */
 #define FRONT_EVENTS 64
@@ -43,72 +35,17 @@
 #define WARN_BURST 20
 #define WARN_REFILL_MS 1000
 
-/* What an epoll event is about: the first member of what it points to. */
-enum watch_kind {
-	WATCH_WAKE, /* the eventfd: stop */
-	WATCH_LISTENER,
-	WATCH_OUTER, /* a relay's client side */
-	WATCH_INNER, /* a relay's side towards nng */
-};
-
-struct watch {
-	enum watch_kind kind;
-};
-
 struct listener {
 	struct watch w;
 	int fd;
+	const struct front_ops *ops;
+	char *path; /* an ipc socket file to remove at the end */
 };
 
-/*
- * A relay's life:
- *   HANDSHAKE   TLS with the client; on success the client certificate's
- *               CN is checked (tls_conf_identity()), then nng is dialled;
- *   CONNECTING  waiting for the loopback connection to nng;
- *   OPEN        bytes flow both ways until one side is done, then the
- *               other is given the rest (see relay_finished()).
- * HANDSHAKE and CONNECTING, and a relay closing, are timed (RELAY_SETUP_MS).
- */
-enum relay_phase { RELAY_HANDSHAKE, RELAY_CONNECTING, RELAY_OPEN };
-
-/* Bytes from [start, end) are waiting to be written. */
-struct buf {
-	size_t start, end;
-	unsigned char data[RELAY_BUF];
-};
-
-struct relay {
-	struct watch outer_w, inner_w;
-	int outer, inner; /* -1: none, or closed */
-	uint32_t outer_mask, inner_mask; /* as registered */
-	bool outer_watched, inner_watched;
-	mbedtls_ssl_context ssl;
-	enum relay_phase phase;
-	bool handshake_wants_write;
-	bool outer_hup, inner_hup; /* epoll said: hung up or in error */
-	bool outer_read_done; /* the client will send nothing more */
-	bool outer_broken; /* nothing can be written to the client */
-	bool inner_done; /* nng closed the connection, or it failed */
-	bool inner_write_shut; /* nng was told the client is done */
-	bool inner_blocked; /* the last write to nng would have blocked */
-	uint32_t outer_write_wait; /* EPOLLIN/EPOLLOUT an ssl_write awaits */
-	size_t
-	    down_pending; /* the length that ssl_write must be given again */
-	bool dead; /* close now */
-	bool closed; /* fds closed, waiting to be freed */
-	int64_t deadline_ms; /* when timed */
-	uint16_t port; /* our end of the loopback connection; 0: none */
-	char identity[HPCXL_IDENTITY_MAX + 1];
-	char peer[INET6_ADDRSTRLEN + 8];
-	struct buf up; /* client -> nng */
-	struct buf down; /* nng -> client */
-	struct relay *prev, *next; /* every relay */
-	struct relay *tprev, *tnext; /* the timed ones, by deadline */
-	bool timed;
-};
-
-struct tls_front {
+struct front {
 	struct tls_conf conf;
+	bool has_tls;
+	struct front_setup setup;
 	int epfd, wakefd;
 	struct watch wake_w;
 	struct listener listeners[CONFIG_MAX_LISTEN];
@@ -161,7 +98,7 @@ buf_drop(struct buf *b)
 /* A refused or failed connection is worth a warning, but a flood of them is
  * not worth a flood of lines: WARN_BURST, then one per WARN_REFILL_MS. */
 static bool
-front_may_warn(struct tls_front *f)
+front_may_warn(struct front *f)
 {
 	int64_t earned = (util_now_ms() - f->warn_refill_ms) / WARN_REFILL_MS;
 
@@ -180,44 +117,15 @@ front_may_warn(struct tls_front *f)
 }
 
 static void
-relay_refuse(struct tls_front *f, struct relay *r, const char *why)
+relay_refuse(struct front *f, struct relay *r, const char *why)
 {
 	if (front_may_warn(f)) {
-		log_warn("connection from %s closed: %s (%lu more not logged)",
-		    r->peer, why, f->warn_quiet);
+		log_warn("%s connection from %s closed: %s (%lu more not "
+		         "logged)",
+		    r->ops->name, r->peer, why, f->warn_quiet);
 		f->warn_quiet = 0;
 	}
 	r->dead = true;
-}
-
-static void
-relay_refuse_tls(
-    struct tls_front *f, struct relay *r, const char *what, int rv)
-{
-	char why[200], text[160];
-
-	snprintf(why, sizeof(why), "%s: %s", what,
-	    tls_conf_strerror(rv, text, sizeof(text)));
-	relay_refuse(f, r, why);
-}
-
-static void
-sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(out, len, "%s:%u", ip, ntohs(in->sin_port));
-	} else if (sa->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		snprintf(out, len, "[%s]:%u", ip, ntohs(in6->sin6_port));
-	} else
-		snprintf(out, len, "?");
 }
 
 /* ---- epoll ------------------------------------------------------------- */
@@ -226,7 +134,7 @@ sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t len)
  * to wait for is taken out, since epoll reports a hang-up whatever the
  * mask, and a relay that no longer reads a side would be woken for ever. */
 static int
-front_watch(struct tls_front *f, int fd, struct watch *w, uint32_t mask,
+front_watch(struct front *f, int fd, struct watch *w, uint32_t mask,
     uint32_t *current, bool *watched)
 {
 	struct epoll_event ev = { .events = mask, .data.ptr = w };
@@ -248,7 +156,7 @@ front_watch(struct tls_front *f, int fd, struct watch *w, uint32_t mask,
 /* ---- the timed relays -------------------------------------------------- */
 
 static void
-timed_remove(struct tls_front *f, struct relay *r)
+timed_remove(struct front *f, struct relay *r)
 {
 	if (!r->timed)
 		return;
@@ -266,7 +174,7 @@ timed_remove(struct tls_front *f, struct relay *r)
 
 /* Every deadline is now + RELAY_SETUP_MS: appending keeps them sorted. */
 static void
-timed_add(struct tls_front *f, struct relay *r)
+timed_add(struct front *f, struct relay *r)
 {
 	if (r->timed)
 		return;
@@ -284,7 +192,7 @@ timed_add(struct tls_front *f, struct relay *r)
 /* ---- closing ----------------------------------------------------------- */
 
 static void
-relay_forget_port(struct tls_front *f, struct relay *r)
+relay_forget_port(struct front *f, struct relay *r)
 {
 	if (r->port == 0)
 		return;
@@ -294,13 +202,25 @@ relay_forget_port(struct tls_front *f, struct relay *r)
 	r->port = 0;
 }
 
+static void
+relay_unlink(struct front *f, struct relay *r)
+{
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		f->relays = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	f->nrelays--;
+}
+
 /* Closes r's connections now; its memory waits for the end of the epoll
  * batch, which may still hold events about it. */
 static void
-relay_close(struct tls_front *f, struct relay *r)
+relay_close(struct front *f, struct relay *r)
 {
 	if (r->phase == RELAY_OPEN && !r->outer_broken)
-		(void)mbedtls_ssl_close_notify(&r->ssl); /* best effort */
+		r->ops->finish(r);
 	front_watch(
 	    f, r->outer, &r->outer_w, 0, &r->outer_mask, &r->outer_watched);
 	close(r->outer);
@@ -312,69 +232,28 @@ relay_close(struct tls_front *f, struct relay *r)
 	r->outer = r->inner = -1;
 	relay_forget_port(f, r);
 	timed_remove(f, r);
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else
-		f->relays = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
-	f->nrelays--;
+	relay_unlink(f, r);
 	r->closed = true;
 	r->next = f->graveyard;
 	f->graveyard = r;
 }
 
 static void
-front_bury(struct tls_front *f)
+front_bury(struct front *f)
 {
 	struct relay *r;
 
 	while ((r = f->graveyard) != NULL) {
 		f->graveyard = r->next;
-		mbedtls_ssl_free(&r->ssl);
+		r->ops->fini(r);
 		free(r);
 	}
 }
 
-/* ---- the client side: TLS over a non-blocking socket ------------------ */
-
-/* mbedTLS's I/O callbacks; send() with MSG_NOSIGNAL, whatever SIGPIPE's
- * disposition in the process. */
-static int
-bio_send(void *ctx, const unsigned char *buf, size_t len)
-{
-	ssize_t n = send(*(int *)ctx, buf, len, MSG_NOSIGNAL);
-
-	if (n >= 0)
-		return (int)n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return MBEDTLS_ERR_SSL_WANT_WRITE;
-	return MBEDTLS_ERR_NET_SEND_FAILED;
-}
-
-static int
-bio_recv(void *ctx, unsigned char *buf, size_t len)
-{
-	ssize_t n = recv(*(int *)ctx, buf, len, 0);
-
-	if (n >= 0)
-		return (int)n; /* 0: the peer closed (mbedTLS: CONN_EOF) */
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return MBEDTLS_ERR_SSL_WANT_READ;
-	return MBEDTLS_ERR_NET_RECV_FAILED;
-}
-
-static bool
-tls_would_block(int rv)
-{
-	return rv == MBEDTLS_ERR_SSL_WANT_READ
-	    || rv == MBEDTLS_ERR_SSL_WANT_WRITE;
-}
-
 /* ---- the nng side ------------------------------------------------------ */
 
-static void
-socket_nodelay(int fd)
+void
+front_nodelay(int fd)
 {
 	int one = 1;
 
@@ -386,7 +265,7 @@ socket_nodelay(int fd)
 /* The port our end of the loopback connection will use, bound before the
  * connect so that the caller table knows it before nng adds the pipe. */
 static int
-relay_bind_inner(struct tls_front *f, struct relay *r)
+relay_bind_inner(struct front *f, struct relay *r)
 {
 	struct sockaddr_in me = { .sin_family = AF_INET,
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -398,7 +277,7 @@ relay_bind_inner(struct tls_front *f, struct relay *r)
 	if (r->inner < 0 || bind(r->inner, (struct sockaddr *)&me, len) != 0
 	    || getsockname(r->inner, (struct sockaddr *)&me, &len) != 0)
 		return HPCXL_ESYSTEM;
-	socket_nodelay(r->inner);
+	front_nodelay(r->inner);
 	pthread_mutex_lock(&f->lock);
 	rv = pipe_map_put(&f->callers, ntohs(me.sin_port), r->identity);
 	pthread_mutex_unlock(&f->lock);
@@ -408,7 +287,7 @@ relay_bind_inner(struct tls_front *f, struct relay *r)
 }
 
 static void
-relay_dial_nng(struct tls_front *f, struct relay *r)
+relay_dial_nng(struct front *f, struct relay *r)
 {
 	int rv = relay_bind_inner(f, r);
 
@@ -419,35 +298,38 @@ relay_dial_nng(struct tls_front *f, struct relay *r)
 	    && errno != EINPROGRESS)
 		rv = HPCXL_ESYSTEM;
 	if (rv != 0) {
-		log_err("connection from %s (%s) closed: cannot reach the "
+		log_err("%s connection from %s (%s) closed: cannot reach the "
 		        "agent's loopback listener: %s",
-		    r->peer, r->identity,
+		    r->ops->name, r->peer, r->identity,
 		    rv == HPCXL_ESYSTEM ? strerror(errno)
 		                        : hpcxl_strerror(rv));
 		r->dead = true;
 		return;
 	}
-	log_debug("connection from %s is %s (relayed from 127.0.0.1:%u)",
-	    r->peer, r->identity, r->port);
+	log_debug("%s connection from %s is %s (relayed from 127.0.0.1:%u)",
+	    r->ops->name, r->peer, r->identity, r->port);
 	r->phase = RELAY_CONNECTING;
 }
 
 /* ---- the phases -------------------------------------------------------- */
 
-static bool
-relay_handshake(struct tls_front *f, struct relay *r)
+static uint32_t
+wait_events(int rv)
 {
-	char why[200];
-	int rv = mbedtls_ssl_handshake(&r->ssl);
+	return rv == FRONT_WAIT_OUT ? EPOLLOUT : EPOLLIN;
+}
 
-	if (tls_would_block(rv)) {
-		r->handshake_wants_write = rv == MBEDTLS_ERR_SSL_WANT_WRITE;
+static bool
+relay_start(struct front *f, struct relay *r)
+{
+	char why[256];
+	int rv = r->ops->start(r, why, sizeof(why));
+
+	if (rv == FRONT_WAIT_IN || rv == FRONT_WAIT_OUT) {
+		r->start_wait = wait_events(rv);
 		return false;
 	}
 	if (rv != 0)
-		relay_refuse_tls(f, r, "TLS handshake failed", rv);
-	else if (tls_conf_identity(&r->ssl, r->identity, why, sizeof(why))
-	    != 0)
 		relay_refuse(f, r, why);
 	else
 		relay_dial_nng(f, r);
@@ -463,9 +345,10 @@ relay_connected(struct relay *r)
 
 	if (getsockopt(r->inner, SOL_SOCKET, SO_ERROR, &err, &len) != 0
 	    || err != 0) {
-		log_err("connection from %s (%s) closed: the agent's loopback "
-		        "listener refused it: %s",
-		    r->peer, r->identity, strerror(err != 0 ? err : errno));
+		log_err("%s connection from %s (%s) closed: the agent's "
+		        "loopback listener refused it: %s",
+		    r->ops->name, r->peer, r->identity,
+		    strerror(err != 0 ? err : errno));
 		r->dead = true;
 		return false;
 	}
@@ -476,7 +359,27 @@ relay_connected(struct relay *r)
 	return true;
 }
 
-/* Client -> buffer: what TLS has decrypted, while there is room. */
+/* The n bytes an ipc client just sent, at up's end, in tcp's framing
+ * (in place: never longer). Only type bytes read: nothing to add, but
+ * more may follow at once. */
+static bool
+relay_unframe_ipc(struct relay *r, size_t n)
+{
+	unsigned char *at = r->up.data + r->up.end;
+	long m = spframe_move(&r->up_frame, at, n, at);
+
+	if (m < 0) {
+		log_warn("ipc connection from %s closed: not SP over ipc (a "
+		         "message type other than 1)",
+		    r->peer);
+		r->dead = true;
+		return false;
+	}
+	r->up.end += (size_t)m;
+	return true;
+}
+
+/* Client -> buffer, while there is room. */
 static bool
 relay_from_outer(struct relay *r)
 {
@@ -485,18 +388,17 @@ relay_from_outer(struct relay *r)
 
 	if (r->outer_read_done || (room = buf_room(&r->up, true)) == 0)
 		return false;
-	n = mbedtls_ssl_read(&r->ssl, r->up.data + r->up.end, room);
+	n = r->ops->read(r, r->up.data + r->up.end, room);
+	if (n > 0 && r->ops->ipc_framing)
+		return relay_unframe_ipc(r, (size_t)n);
 	if (n > 0) {
 		r->up.end += (size_t)n;
 		return true;
 	}
-	if (tls_would_block(n))
+	if (n == FRONT_WAIT_IN || n == FRONT_WAIT_OUT)
 		return false;
-	/* 0, close_notify, EOF: done; anything else: broken as well. */
 	r->outer_read_done = true;
-	if (n != 0 && n != MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY
-	    && n != MBEDTLS_ERR_SSL_CONN_EOF)
-		r->outer_broken = true;
+	r->outer_broken = n != 0;
 	return true;
 }
 
@@ -523,6 +425,26 @@ relay_to_inner(struct relay *r)
 	return true;
 }
 
+/* nng's bytes as they go to the client: as they are, or in ipc's framing
+ * (n read so that they fit room once framed). */
+static ssize_t
+relay_recv_inner(struct relay *r, unsigned char *to, size_t room)
+{
+	unsigned char raw[RELAY_BUF];
+	size_t want = room > 1 ? (room - 1) * 8 / 9 : 0;
+	ssize_t n;
+
+	if (!r->ops->ipc_framing)
+		return recv(r->inner, to, room, 0);
+	if (want == 0) {
+		errno = EAGAIN; /* room comes back once the client reads */
+		return -1;
+	}
+	if ((n = recv(r->inner, raw, want, 0)) <= 0)
+		return n;
+	return spframe_move(&r->down_frame, raw, (size_t)n, to);
+}
+
 /* nng -> buffer. */
 static bool
 relay_from_inner(struct relay *r)
@@ -533,7 +455,7 @@ relay_from_inner(struct relay *r)
 	if (r->inner_done
 	    || (room = buf_room(&r->down, r->down_pending == 0)) == 0)
 		return false;
-	n = recv(r->inner, r->down.data + r->down.end, room, 0);
+	n = relay_recv_inner(r, r->down.data + r->down.end, room);
 	if (n > 0) {
 		r->down.end += (size_t)n;
 		return true;
@@ -544,11 +466,8 @@ relay_from_inner(struct relay *r)
 	return true;
 }
 
-/*
- * Buffer -> client. After WANT_WRITE mbedTLS has the record made and must
- * be called again with the same length: it then only flushes and returns
- * that length (mbedTLS 2.28, ssl_write_real()).
- */
+/* Buffer -> client. A write that waited is repeated with the same length
+ * (mbedTLS has made the record and only flushes it then). */
 static bool
 relay_to_outer(struct relay *r)
 {
@@ -558,23 +477,21 @@ relay_to_outer(struct relay *r)
 	if (r->outer_broken || buf_len(&r->down) == 0)
 		return false;
 	len = r->down_pending != 0 ? r->down_pending : buf_len(&r->down);
-	n = mbedtls_ssl_write(&r->ssl, r->down.data + r->down.start, len);
+	n = r->ops->write(r, r->down.data + r->down.start, len);
 	if (n > 0) {
 		r->down.start += (size_t)n;
 		r->down_pending = 0;
 		r->outer_write_wait = 0;
 		return true;
 	}
-	if (tls_would_block(n)) {
+	if (n == FRONT_WAIT_IN || n == FRONT_WAIT_OUT) {
 		r->down_pending = len;
-		r->outer_write_wait
-		    = n == MBEDTLS_ERR_SSL_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+		r->outer_write_wait = wait_events(n);
 		return false;
 	}
 	r->outer_broken = r->outer_read_done = true;
 	return true;
 }
-
 /* Tells nng, once everything the client sent is written, that it is done:
  * nng reads the last request, then sees the end and closes the pipe. */
 static bool
@@ -619,13 +536,13 @@ relay_finished(const struct relay *r)
 
 /* What each side waits for now. */
 static void
-relay_watch(struct tls_front *f, struct relay *r)
+relay_watch(struct front *f, struct relay *r)
 {
 	uint32_t outer = 0, inner = 0;
 
 	switch (r->phase) {
-	case RELAY_HANDSHAKE:
-		outer = r->handshake_wants_write ? EPOLLOUT : EPOLLIN;
+	case RELAY_STARTING:
+		outer = r->start_wait;
 		break;
 	case RELAY_CONNECTING:
 		inner = EPOLLOUT;
@@ -674,11 +591,11 @@ relay_take_hangups(struct relay *r)
 }
 
 static bool
-relay_step_once(struct tls_front *f, struct relay *r)
+relay_step_once(struct front *f, struct relay *r)
 {
 	switch (r->phase) {
-	case RELAY_HANDSHAKE:
-		return relay_handshake(f, r);
+	case RELAY_STARTING:
+		return relay_start(f, r);
 	case RELAY_CONNECTING:
 		return relay_connected(r);
 	case RELAY_OPEN:
@@ -689,7 +606,7 @@ relay_step_once(struct tls_front *f, struct relay *r)
 
 /* Moves r as far as it goes without waiting, then closes it or waits. */
 static void
-relay_step(struct tls_front *f, struct relay *r)
+relay_step(struct front *f, struct relay *r)
 {
 	bool hangups = r->outer_hup || r->inner_hup;
 
@@ -716,37 +633,26 @@ relay_step(struct tls_front *f, struct relay *r)
 
 /* ---- accepting --------------------------------------------------------- */
 
-static int
-relay_init(struct tls_front *f, struct relay *r, int fd,
-    const struct sockaddr_storage *sa)
-{
-	r->outer_w.kind = WATCH_OUTER;
-	r->inner_w.kind = WATCH_INNER;
-	r->outer = fd;
-	r->inner = -1;
-	sockaddr_text(sa, r->peer, sizeof(r->peer));
-	socket_nodelay(fd);
-	mbedtls_ssl_init(&r->ssl);
-	mbedtls_ssl_set_bio(&r->ssl, &r->outer, bio_send, bio_recv, NULL);
-	return mbedtls_ssl_setup(&r->ssl, &f->conf.ssl);
-}
-
 static void
-front_accept_one(
-    struct tls_front *f, int fd, const struct sockaddr_storage *sa)
+front_accept_one(struct front *f, struct listener *l, int fd)
 {
 	struct relay *r = calloc(1, sizeof(*r));
-	char peer[INET6_ADDRSTRLEN + 8];
 
+	if (r != NULL) {
+		r->ops = l->ops;
+		r->outer_w.kind = WATCH_OUTER;
+		r->inner_w.kind = WATCH_INNER;
+		r->outer = fd;
+		r->inner = -1;
+	}
 	if (r == NULL || f->nrelays >= FRONT_MAX_RELAYS
-	    || relay_init(f, r, fd, sa) != 0) {
-		sockaddr_text(sa, peer, sizeof(peer));
+	    || l->ops->init(f, r) != 0) {
 		if (front_may_warn(f))
-			log_warn("connection from %s closed: %zu connections "
-			         "are open, or no memory for one more",
-			    peer, f->nrelays);
+			log_warn("%s connection closed: %zu connections are "
+			         "open, or no memory for one more",
+			    l->ops->name, f->nrelays);
 		if (r != NULL)
-			mbedtls_ssl_free(&r->ssl);
+			r->ops->fini(r);
 		free(r);
 		close(fd);
 		return;
@@ -762,23 +668,21 @@ front_accept_one(
 /* Takes what the backlog holds, up to one batch (the others' events are
  * not kept waiting behind a flood of connections). */
 static void
-front_accept(struct tls_front *f, struct listener *l)
+front_accept(struct front *f, struct listener *l)
 {
 	for (int i = 0; i < FRONT_EVENTS; i++) {
-		struct sockaddr_storage sa;
-		socklen_t len = sizeof(sa);
-		int fd = accept4(l->fd, (struct sockaddr *)&sa, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd
+		    = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK
 			    && errno != EINTR && errno != ECONNABORTED
 			    && front_may_warn(f))
-				log_warn("TLS listener: accept: %s",
-				    strerror(errno));
+				log_warn("%s listener: accept: %s",
+				    l->ops->name, strerror(errno));
 			return;
 		}
-		front_accept_one(f, fd, &sa);
+		front_accept_one(f, l, fd);
 	}
 }
 
@@ -794,7 +698,7 @@ relay_of(struct watch *w)
 }
 
 static void
-front_expire(struct tls_front *f)
+front_expire(struct front *f)
 {
 	int64_t now = util_now_ms();
 	struct relay *r;
@@ -808,7 +712,7 @@ front_expire(struct tls_front *f)
 }
 
 static int
-front_timeout(const struct tls_front *f)
+front_timeout(const struct front *f)
 {
 	int64_t left;
 
@@ -820,7 +724,7 @@ front_timeout(const struct tls_front *f)
 
 /* One batch of events; false once told to stop. */
 static bool
-front_dispatch(struct tls_front *f, struct epoll_event *ev, int n)
+front_dispatch(struct front *f, struct epoll_event *ev, int n)
 {
 	for (int i = 0; i < n; i++) {
 		struct watch *w = ev[i].data.ptr;
@@ -853,7 +757,7 @@ front_dispatch(struct tls_front *f, struct epoll_event *ev, int n)
 static void *
 front_main(void *arg)
 {
-	struct tls_front *f = arg;
+	struct front *f = arg;
 	struct epoll_event ev[FRONT_EVENTS];
 	bool running = true;
 
@@ -880,9 +784,9 @@ front_main(void *arg)
 /* ---- the API ----------------------------------------------------------- */
 
 bool
-tls_front_caller(const struct tls_front *f, uint16_t port, char *identity)
+front_caller(const struct front *f, uint16_t port, char *identity)
 {
-	struct tls_front *mf = (struct tls_front *)f; /* the lock only */
+	struct front *mf = (struct front *)f; /* the lock only */
 	const char *found;
 
 	pthread_mutex_lock(&mf->lock);
@@ -893,8 +797,14 @@ tls_front_caller(const struct tls_front *f, uint16_t port, char *identity)
 	return found != NULL;
 }
 
+const mbedtls_ssl_config *
+front_tls_config(const struct front *f)
+{
+	return f->has_tls ? &f->conf.ssl : NULL;
+}
+
 static int
-front_open_fds(struct tls_front *f)
+front_open_fds(struct front *f)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &f->wake_w };
 
@@ -907,15 +817,38 @@ front_open_fds(struct tls_front *f)
 	return 0;
 }
 
-int
-tls_front_new(const struct tls_pem *pem, struct tls_front **out, char *err,
-    size_t errlen)
+static int
+front_fill(
+    struct front *f, const struct front_setup *s, char *err, size_t errlen)
 {
-	struct tls_front *f = calloc(1, sizeof(*f));
+	int rv;
+
+	if (s->tls != NULL) {
+		if ((rv = tls_conf_init(&f->conf, s->tls, err, errlen)) != 0)
+			return rv;
+		f->has_tls = true;
+	}
+	if (pipe_map_init(&f->callers, FRONT_MAX_RELAYS) != 0)
+		return HPCXL_ENOMEM;
+	if (front_open_fds(f) != 0) {
+		snprintf(
+		    err, errlen, "the agent's front: %s", strerror(errno));
+		return HPCXL_ESYSTEM;
+	}
+	return 0;
+}
+
+int
+front_new(
+    const struct front_setup *s, struct front **out, char *err, size_t errlen)
+{
+	struct front *f = calloc(1, sizeof(*f));
 	int rv;
 
 	if (f == NULL)
 		return HPCXL_ENOMEM;
+	f->setup = *s;
+	f->setup.tls = NULL; /* read once, here */
 	f->epfd = f->wakefd = -1;
 	f->warn_tokens = WARN_BURST;
 	f->warn_refill_ms = util_now_ms();
@@ -923,151 +856,68 @@ tls_front_new(const struct tls_pem *pem, struct tls_front **out, char *err,
 		free(f);
 		return HPCXL_ESYSTEM;
 	}
-	rv = tls_conf_init(&f->conf, pem, err, errlen);
-	if (rv == 0 && pipe_map_init(&f->callers, FRONT_MAX_RELAYS) != 0)
-		rv = HPCXL_ENOMEM;
-	if (rv == 0 && front_open_fds(f) != 0) {
-		snprintf(err, errlen, "TLS front: %s", strerror(errno));
-		rv = HPCXL_ESYSTEM;
-	}
-	if (rv != 0) {
-		tls_front_free(f);
+	if ((rv = front_fill(f, s, err, errlen)) != 0) {
+		front_free(f);
 		return rv;
 	}
 	*out = f;
 	return 0;
 }
 
-/* ---- listening --------------------------------------------------------- */
-
-/* tls+tcp://HOST:PORT (tls+tcp4, tls+tcp6; [v6]:PORT; an empty host or
- * "*": every address) into its parts. */
-static int
-url_split(const char *url, int *family, char *host, size_t hostlen, char *port,
-    size_t portlen)
+bool
+front_serves(const char *url)
 {
-	const char *rest, *colon, *end;
-	size_t n;
+	return tls_url(url) || strncmp(url, "ipc://", 6) == 0;
+}
 
-	if (strncmp(url, "tls+tcp://", 10) == 0)
-		*family = AF_UNSPEC, rest = url + 10;
-	else if (strncmp(url, "tls+tcp4://", 11) == 0)
-		*family = AF_INET, rest = url + 11;
-	else if (strncmp(url, "tls+tcp6://", 11) == 0)
-		*family = AF_INET6, rest = url + 11;
-	else
-		return HPCXL_ECONFIG;
-	if (*rest == '[') {
-		if ((end = strchr(rest, ']')) == NULL || end[1] != ':')
+int
+front_add_listener(
+    struct front *f, int fd, const struct front_ops *ops, const char *path)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct listener *l;
+
+	if (f->nlisteners == CONFIG_MAX_LISTEN)
+		return HPCXL_ETOOBIG;
+	l = &f->listeners[f->nlisteners];
+	*l = (struct listener) { { WATCH_LISTENER }, fd, ops, NULL };
+	if (path != NULL && (l->path = strdup(path)) == NULL)
+		return HPCXL_ENOMEM;
+	/* Watched at once, the thread running or not: the array never
+	 * moves, and the thread finds a listener only through epoll. */
+	ev.data.ptr = &l->w;
+	if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		log_err("the agent's front: epoll: %s", strerror(errno));
+		free(l->path);
+		l->path = NULL;
+		return HPCXL_ESYSTEM;
+	}
+	f->nlisteners++;
+	return 0;
+}
+
+int
+front_listen(struct front *f, const char *url, char *bound, size_t len)
+{
+	if (tls_url(url)) {
+		if (!f->has_tls) {
+			log_err("cannot listen on %s: no TLS files", url);
 			return HPCXL_ECONFIG;
-		rest++;
-		colon = end + 1;
-	} else if ((colon = end = strrchr(rest, ':')) == NULL)
-		return HPCXL_ECONFIG;
-	n = (size_t)(end - rest);
-	if (n >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0'
-	    || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-		return HPCXL_ECONFIG;
-	memcpy(host, rest, n);
-	host[n] = '\0';
-	if (strcmp(host, "*") == 0)
-		host[0] = '\0';
-	snprintf(port, portlen, "%s", colon + 1);
-	return 0;
-}
-
-static int
-listen_socket(const struct addrinfo *ai)
-{
-	int one = 1;
-	int fd = socket(ai->ai_family,
-	    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-
-	if (fd < 0)
-		return -1;
-	/* As nng's tcp listener: a restarted agent rebinds at once. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0
-	    || listen(fd, SOMAXCONN) != 0) {
-		int saved = errno;
-
-		close(fd);
-		errno = saved;
-		return -1;
+		}
+		return front_tls_listen(f, url, bound, len);
 	}
-	return fd;
-}
-
-/* The URL as bound: url with its port replaced by the real one. */
-static void
-bound_url(const char *url, int fd, char *bound, size_t len)
-{
-	struct sockaddr_storage sa;
-	socklen_t salen = sizeof(sa);
-	unsigned port = 0;
-	const char *colon = strrchr(url, ':');
-
-	if (getsockname(fd, (struct sockaddr *)&sa, &salen) == 0)
-		port = ntohs(sa.ss_family == AF_INET6
-		        ? ((struct sockaddr_in6 *)(void *)&sa)->sin6_port
-		        : ((struct sockaddr_in *)(void *)&sa)->sin_port);
-	snprintf(bound, len, "%.*s:%u", (int)(colon - url), url, port);
+	return front_ipc_listen(
+	    f, url, f->setup.ipc_chown, f->setup.ipc_gid, bound, len);
 }
 
 int
-tls_front_listen(
-    struct tls_front *f, const char *url, char *bound, size_t boundlen)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *ai = NULL;
-	char host[256], port[8];
-	int rv, fd;
-
-	if (f->nlisteners == CONFIG_MAX_LISTEN
-	    || url_split(url, &hints.ai_family, host, sizeof(host), port,
-	           sizeof(port))
-	        != 0) {
-		log_err("cannot listen on %s: not tls+tcp://HOST:PORT", url);
-		return HPCXL_ECONFIG;
-	}
-	if ((rv = getaddrinfo(
-	         host[0] != '\0' ? host : NULL, port, &hints, &ai))
-	    != 0) {
-		log_err("cannot listen on %s: %s", url, gai_strerror(rv));
-		return HPCXL_ECONFIG;
-	}
-	/* The first address, as nng does. */
-	fd = listen_socket(ai);
-	freeaddrinfo(ai);
-	if (fd < 0) {
-		log_err("cannot listen on %s: %s", url, strerror(errno));
-		return HPCXL_ETRANSPORT;
-	}
-	f->listeners[f->nlisteners++]
-	    = (struct listener) { { WATCH_LISTENER }, fd };
-	bound_url(url, fd, bound, boundlen);
-	return 0;
-}
-
-int
-tls_front_start(struct tls_front *f, uint16_t inner_port)
+front_start(struct front *f, uint16_t inner_port)
 {
 	f->inner_addr = (struct sockaddr_in) { .sin_family = AF_INET,
 		.sin_port = htons(inner_port),
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	for (size_t i = 0; i < f->nlisteners; i++) {
-		struct epoll_event ev
-		    = { .events = EPOLLIN, .data.ptr = &f->listeners[i].w };
-
-		if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->listeners[i].fd, &ev)
-		    != 0) {
-			log_err("TLS front: epoll: %s", strerror(errno));
-			return HPCXL_ESYSTEM;
-		}
-	}
 	if (pthread_create(&f->thread, NULL, front_main, f) != 0) {
-		log_err("TLS front: cannot start its thread");
+		log_err("the agent's front: cannot start its thread");
 		return HPCXL_ESYSTEM;
 	}
 	f->started = true;
@@ -1075,7 +925,7 @@ tls_front_start(struct tls_front *f, uint16_t inner_port)
 }
 
 void
-tls_front_free(struct tls_front *f)
+front_free(struct front *f)
 {
 	uint64_t one = 1;
 
@@ -1083,18 +933,24 @@ tls_front_free(struct tls_front *f)
 		return;
 	if (f->started) {
 		if (write(f->wakefd, &one, sizeof(one)) != sizeof(one))
-			log_err("TLS front: cannot wake its thread: %s",
+			log_err(
+			    "the agent's front: cannot wake its thread: %s",
 			    strerror(errno));
 		pthread_join(f->thread, NULL);
 	}
-	for (size_t i = 0; i < f->nlisteners; i++)
+	for (size_t i = 0; i < f->nlisteners; i++) {
 		close(f->listeners[i].fd);
+		if (f->listeners[i].path != NULL)
+			unlink(f->listeners[i].path);
+		free(f->listeners[i].path);
+	}
 	if (f->epfd >= 0)
 		close(f->epfd);
 	if (f->wakefd >= 0)
 		close(f->wakefd);
 	pipe_map_fini(&f->callers);
-	tls_conf_fini(&f->conf);
+	if (f->has_tls)
+		tls_conf_fini(&f->conf);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
