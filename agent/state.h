@@ -3,8 +3,10 @@
  * sessions of the one before it.
  *
  * One JSON file per session, <state_dir>/sessions/<id>.json, replaced
- * atomically (write a temporary, fsync, rename, fsync the directory), so a
- * crash leaves the old record or the new one, never half of one. Times in
+ * atomically (write a temporary, rename), so an agent's crash leaves the
+ * old record or the new one, never half of one. Not fsynced: a record is
+ * for the next agent of the same boot, and the page cache outlives the
+ * agent (state.c, replace_file()). Times in
  * a record are CLOCK_MONOTONIC ms, which only mean something within one
  * boot: every record carries the boot id, and the records of an earlier
  * boot are dropped on load (their processes died with it).
