@@ -165,19 +165,34 @@ check_lintian() {
 }
 
 # The agent's maintainer scripts as dpkg runs them on another root
-# (DPKG_ROOT: no systemctl): a purge removes the state directory.
+# (DPKG_ROOT: no systemctl; deb-systemd-helper works on the root): the
+# install enables nothing but records the links `systemctl enable` makes;
+# a purge removes them and the state directory.
+maintscript() { # maintscript NAME ARG...: as dpkg runs it
+	DPKG_ROOT=$root DPKG_MAINTSCRIPT_PACKAGE=hpcxl-agent \
+		DPKG_MAINTSCRIPT_NAME=$1 sh "$tmp/control/$1" "${@:2}" ||
+		fail "hpcxl-agent: $*"
+}
+
 check_scripts() {
-	local ctl=$tmp/control
+	local dsh=/var/lib/systemd/deb-systemd-helper-enabled
+	local wants=etc/systemd/system/multi-user.target.wants/hpcxl-agent.service
 	mkdir -p "$root/var/lib/hpcxl/sessions"
 	touch "$root/var/lib/hpcxl/sessions/s1.json"
-	DPKG_ROOT=$root sh "$ctl/postinst" configure "" &&
-		DPKG_ROOT=$root sh "$ctl/prerm" remove &&
-		DPKG_ROOT=$root sh "$ctl/postrm" remove ||
-		fail "hpcxl-agent: a maintainer script failed"
+	maintscript postinst configure ""
+	[ ! -e "$root/$wants" ] || fail "postinst enabled the unit"
+	grep -qx "/$wants" "$root$dsh/hpcxl-agent.service.dsh-also" ||
+		fail "postinst: deb-systemd-helper has no record of /$wants"
+	# The operator's `systemctl enable`.
+	mkdir -p "$root/${wants%/*}"
+	ln -s "/$unitdir/hpcxl-agent.service" "$root/$wants"
+	maintscript prerm remove
+	maintscript postrm remove
 	[ -d "$root/var/lib/hpcxl" ] || fail "postrm remove removed the state"
-	DPKG_ROOT=$root sh "$ctl/postrm" purge || fail "postrm purge"
+	maintscript postrm purge
 	[ ! -e "$root/var/lib/hpcxl" ] || fail "postrm purge left /var/lib/hpcxl"
-	echo "   maintainer scripts: configure, remove, purge (state removed)"
+	[ ! -L "$root/$wants" ] || fail "postrm purge left /$wants"
+	echo "   maintainer scripts: configure (nothing enabled), remove, purge (state and enable link removed)"
 }
 
 unpack() {
