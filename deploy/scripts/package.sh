@@ -5,11 +5,11 @@
 #
 # 1. configures build-pkg/ (Release, prefix /usr, no tests), builds, and
 #    makes one .deb per install component with cpack
-#    (deploy/packages.cmake): hpcxl-agent, libhpcxl, hpcxl, libhpcxl-dev;
+#    (deploy/packages.cmake): hpcxl-agent, libhpcxl0, hpcxl, libhpcxl-dev;
 # 2. checks each package (dpkg-deb): its files are exactly the expected
 #    ones (man pages gzip-compressed, /usr/share/doc/<package>/copyright
 #    and changelog.Debian.gz), nothing is under /usr/local, its Depends,
-#    the agent's conffile and maintainer scripts, libhpcxl's ldconfig
+#    the agent's conffile and maintainer scripts, libhpcxl0's ldconfig
 #    trigger; then lintian: an error (E:) fails, warnings are printed
 #    (lintian is installed when missing, as deps.sh installs the build's
 #    packages; where it cannot be, the check is skipped, saying why);
@@ -24,7 +24,7 @@
 #
 # The root is made with `dpkg -x`, not `dpkg --root`: --root runs the
 # maintainer scripts, chrooted into a root that has no shell (or, with
-# --force-script-chrootless, on this host: libhpcxl's postinst would run
+# --force-script-chrootless, on this host: libhpcxl0's postinst would run
 # this machine's ldconfig). The agent's scripts are run by hand instead,
 # with DPKG_ROOT set as dpkg sets it for another root.
 set -euo pipefail
@@ -109,7 +109,7 @@ check_packages() {
 		usr/share/man/man5/hpcxl-agent.conf.5.gz
 	dpkg-deb -c "$(deb hpcxl-agent)" | awk '{ print $6 }' |
 		grep -qx '\./etc/hpcxl/tls/' || fail "hpcxl-agent lacks /etc/hpcxl/tls/"
-	expect_files libhpcxl "$lib/libhpcxl.so.0" "$lib/libhpcxl.so.$version"
+	expect_files libhpcxl0 "$lib/libhpcxl.so.0" "$lib/libhpcxl.so.$version"
 	expect_files hpcxl usr/bin/hpcxl usr/share/man/man1/hpcxl.1.gz \
 		usr/share/bash-completion/completions/hpcxl
 	expect_files libhpcxl-dev usr/include/hpcxl/hpcxl.h \
@@ -121,13 +121,13 @@ check_packages() {
 		"$lib/cmake/hpcxl/hpcxlTargets-release.cmake"
 
 	expect_depends hpcxl-agent libc6 libnng1 libjansson4 libinih1
-	expect_depends libhpcxl libc6 libnng1 libmsgpackc2
-	expect_depends hpcxl "libhpcxl (= $debversion)" libjansson4
-	expect_depends libhpcxl-dev "libhpcxl (= $debversion)"
-	[ "$(dpkg-deb -I "$(deb libhpcxl)" shlibs)" = \
-		"libhpcxl 0 libhpcxl (>= $debversion)" ] || fail "libhpcxl: shlibs"
-	[ "$(dpkg-deb -I "$(deb libhpcxl)" triggers)" = \
-		"activate-noawait ldconfig" ] || fail "libhpcxl: no ldconfig trigger"
+	expect_depends libhpcxl0 libc6 libnng1 libmsgpackc2
+	expect_depends hpcxl "libhpcxl0 (= $debversion)" libjansson4
+	expect_depends libhpcxl-dev "libhpcxl0 (= $debversion)"
+	[ "$(dpkg-deb -I "$(deb libhpcxl0)" shlibs)" = \
+		"libhpcxl 0 libhpcxl0 (>= $debversion)" ] || fail "libhpcxl0: shlibs"
+	[ "$(dpkg-deb -I "$(deb libhpcxl0)" triggers)" = \
+		"activate-noawait ldconfig" ] || fail "libhpcxl0: no ldconfig trigger"
 
 	[ "$(dpkg-deb -I "$(deb hpcxl-agent)" conffiles)" = \
 		/etc/hpcxl/agent.ini ] || fail "hpcxl-agent: conffiles is not /etc/hpcxl/agent.ini"
