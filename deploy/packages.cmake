@@ -5,16 +5,18 @@
 #   component  package       contents
 #   agent      hpcxl-agent   the agent, its systemd unit, /etc/hpcxl/agent.ini
 #                            (a conffile), the empty /etc/hpcxl/tls
-#   lib        libhpcxl      libhpcxl.so.N, the runtime library alone
+#   lib        libhpcxl0     libhpcxl.so.0, the runtime library alone
 #   cli        hpcxl         the hpcxl command
 #   dev        libhpcxl-dev  headers, libhpcxl.so, hpcxl.pc, the CMake package
 #
 # The CLI has a package of its own rather than sharing the library's:
 # Debian policy (8.2) keeps programs out of a shared library's package, so
 # a program linking libhpcxl (a scheduler plugin, say) brings neither the
-# command nor what only the command uses (inih, jansson). (Policy would also
-# name the library's package after its soname, libhpcxl0: that is
-# CPACK_DEBIAN_LIB_PACKAGE_NAME below, and the Depends follow it.)
+# command nor what only the command uses (inih, jansson). The library's
+# package is named after its soname, as policy 8.1 asks: libhpcxl.so.0
+# (controller/CMakeLists.txt: SOVERSION, the major version) is in
+# libhpcxl0, so that a libhpcxl.so.1 can come in a libhpcxl1 installable
+# beside it. The Depends of hpcxl and libhpcxl-dev follow the name.
 #
 # Depends: dpkg-shlibdeps reads what each binary links (libc6, libnng1, ...);
 # our own packages depend on each other by version (CPACK_COMPONENT_*_DEPENDS).
@@ -51,8 +53,8 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # The CLI links libhpcxl.so.0 from this build: dpkg-shlibdeps finds it here
 # (it belongs to no installed package; its Depends comes from below).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${PROJECT_BINARY_DIR}/lib)
-# libhpcxl's shlibs file: a package built against it elsewhere gets
-# "libhpcxl (>= VERSION)" from dpkg-shlibdeps.
+# libhpcxl0's shlibs file: a package built against it elsewhere gets
+# "libhpcxl0 (>= VERSION)" from dpkg-shlibdeps.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
@@ -72,7 +74,9 @@ set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA
 	${hpcxl_agent_scripts}/postinst ${hpcxl_agent_scripts}/prerm
 	${hpcxl_agent_scripts}/postrm)
 
-set(CPACK_DEBIAN_LIB_PACKAGE_NAME libhpcxl)
+# libhpcxl<soname version> (policy 8.1): the soname's, read from the target.
+get_target_property(hpcxl_soversion hpcxl SOVERSION)
+set(CPACK_DEBIAN_LIB_PACKAGE_NAME libhpcxl${hpcxl_soversion})
 set(CPACK_DEBIAN_LIB_PACKAGE_SECTION libs)
 # ldconfig runs through dpkg's trigger, after the whole transaction, as
 # policy 8.1.1 asks (lintian: lacks-ldconfig-trigger). CPack still writes

@@ -5,11 +5,11 @@
 #
 # 1. configures build-pkg/ (Release, prefix /usr, no tests), builds, and
 #    makes one .deb per install component with cpack
-#    (deploy/packages.cmake): hpcxl-agent, libhpcxl, hpcxl, libhpcxl-dev;
+#    (deploy/packages.cmake): hpcxl-agent, libhpcxl0, hpcxl, libhpcxl-dev;
 # 2. checks each package (dpkg-deb): its files are exactly the expected
 #    ones (man pages gzip-compressed, /usr/share/doc/<package>/copyright
 #    and changelog.Debian.gz), nothing is under /usr/local, its Depends,
-#    the agent's conffile and maintainer scripts, libhpcxl's ldconfig
+#    the agent's conffile and maintainer scripts, libhpcxl0's ldconfig
 #    trigger; then lintian: an error (E:) fails, warnings are printed
 #    (lintian is installed when missing, as deps.sh installs the build's
 #    packages; where it cannot be, the check is skipped, saying why);
@@ -24,7 +24,7 @@
 #
 # The root is made with `dpkg -x`, not `dpkg --root`: --root runs the
 # maintainer scripts, chrooted into a root that has no shell (or, with
-# --force-script-chrootless, on this host: libhpcxl's postinst would run
+# --force-script-chrootless, on this host: libhpcxl0's postinst would run
 # this machine's ldconfig). The agent's scripts are run by hand instead,
 # with DPKG_ROOT set as dpkg sets it for another root.
 set -euo pipefail
@@ -109,7 +109,7 @@ check_packages() {
 		usr/share/man/man5/hpcxl-agent.conf.5.gz
 	dpkg-deb -c "$(deb hpcxl-agent)" | awk '{ print $6 }' |
 		grep -qx '\./etc/hpcxl/tls/' || fail "hpcxl-agent lacks /etc/hpcxl/tls/"
-	expect_files libhpcxl "$lib/libhpcxl.so.0" "$lib/libhpcxl.so.$version"
+	expect_files libhpcxl0 "$lib/libhpcxl.so.0" "$lib/libhpcxl.so.$version"
 	expect_files hpcxl usr/bin/hpcxl usr/share/man/man1/hpcxl.1.gz \
 		usr/share/bash-completion/completions/hpcxl
 	expect_files libhpcxl-dev usr/include/hpcxl/hpcxl.h \
@@ -121,13 +121,13 @@ check_packages() {
 		"$lib/cmake/hpcxl/hpcxlTargets-release.cmake"
 
 	expect_depends hpcxl-agent libc6 libnng1 libjansson4 libinih1
-	expect_depends libhpcxl libc6 libnng1 libmsgpackc2
-	expect_depends hpcxl "libhpcxl (= $debversion)" libjansson4
-	expect_depends libhpcxl-dev "libhpcxl (= $debversion)"
-	[ "$(dpkg-deb -I "$(deb libhpcxl)" shlibs)" = \
-		"libhpcxl 0 libhpcxl (>= $debversion)" ] || fail "libhpcxl: shlibs"
-	[ "$(dpkg-deb -I "$(deb libhpcxl)" triggers)" = \
-		"activate-noawait ldconfig" ] || fail "libhpcxl: no ldconfig trigger"
+	expect_depends libhpcxl0 libc6 libnng1 libmsgpackc2
+	expect_depends hpcxl "libhpcxl0 (= $debversion)" libjansson4
+	expect_depends libhpcxl-dev "libhpcxl0 (= $debversion)"
+	[ "$(dpkg-deb -I "$(deb libhpcxl0)" shlibs)" = \
+		"libhpcxl 0 libhpcxl0 (>= $debversion)" ] || fail "libhpcxl0: shlibs"
+	[ "$(dpkg-deb -I "$(deb libhpcxl0)" triggers)" = \
+		"activate-noawait ldconfig" ] || fail "libhpcxl0: no ldconfig trigger"
 
 	[ "$(dpkg-deb -I "$(deb hpcxl-agent)" conffiles)" = \
 		/etc/hpcxl/agent.ini ] || fail "hpcxl-agent: conffiles is not /etc/hpcxl/agent.ini"
@@ -165,19 +165,34 @@ check_lintian() {
 }
 
 # The agent's maintainer scripts as dpkg runs them on another root
-# (DPKG_ROOT: no systemctl): a purge removes the state directory.
+# (DPKG_ROOT: no systemctl; deb-systemd-helper works on the root): the
+# install enables nothing but records the links `systemctl enable` makes;
+# a purge removes them and the state directory.
+maintscript() { # maintscript NAME ARG...: as dpkg runs it
+	DPKG_ROOT=$root DPKG_MAINTSCRIPT_PACKAGE=hpcxl-agent \
+		DPKG_MAINTSCRIPT_NAME=$1 sh "$tmp/control/$1" "${@:2}" ||
+		fail "hpcxl-agent: $*"
+}
+
 check_scripts() {
-	local ctl=$tmp/control
+	local dsh=/var/lib/systemd/deb-systemd-helper-enabled
+	local wants=etc/systemd/system/multi-user.target.wants/hpcxl-agent.service
 	mkdir -p "$root/var/lib/hpcxl/sessions"
 	touch "$root/var/lib/hpcxl/sessions/s1.json"
-	DPKG_ROOT=$root sh "$ctl/postinst" configure "" &&
-		DPKG_ROOT=$root sh "$ctl/prerm" remove &&
-		DPKG_ROOT=$root sh "$ctl/postrm" remove ||
-		fail "hpcxl-agent: a maintainer script failed"
+	maintscript postinst configure ""
+	[ ! -e "$root/$wants" ] || fail "postinst enabled the unit"
+	grep -qx "/$wants" "$root$dsh/hpcxl-agent.service.dsh-also" ||
+		fail "postinst: deb-systemd-helper has no record of /$wants"
+	# The operator's `systemctl enable`.
+	mkdir -p "$root/${wants%/*}"
+	ln -s "/$unitdir/hpcxl-agent.service" "$root/$wants"
+	maintscript prerm remove
+	maintscript postrm remove
 	[ -d "$root/var/lib/hpcxl" ] || fail "postrm remove removed the state"
-	DPKG_ROOT=$root sh "$ctl/postrm" purge || fail "postrm purge"
+	maintscript postrm purge
 	[ ! -e "$root/var/lib/hpcxl" ] || fail "postrm purge left /var/lib/hpcxl"
-	echo "   maintainer scripts: configure, remove, purge (state removed)"
+	[ ! -L "$root/$wants" ] || fail "postrm purge left /$wants"
+	echo "   maintainer scripts: configure (nothing enabled), remove, purge (state and enable link removed)"
 }
 
 unpack() {
