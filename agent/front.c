@@ -119,10 +119,14 @@ front_may_warn(struct front *f)
 static void
 relay_refuse(struct front *f, struct relay *r, const char *why)
 {
+	char quiet[64] = "";
+
 	if (front_may_warn(f)) {
-		log_warn("%s connection from %s closed: %s (%lu more not "
-		         "logged)",
-		    r->ops->name, r->peer, why, f->warn_quiet);
+		if (f->warn_quiet > 0)
+			snprintf(quiet, sizeof(quiet),
+			    " (%lu more not logged)", f->warn_quiet);
+		log_warn("%s connection from %s closed: %s%s", r->ops->name,
+		    r->peer, why, quiet);
 		f->warn_quiet = 0;
 	}
 	r->dead = true;
