@@ -190,10 +190,11 @@ url_split(const char *url, int *family, char *host, size_t hostlen, char *port,
 	return 0;
 }
 
+/* A listening socket on ai; dual: an IPv6 wildcard that takes IPv4 too. */
 static int
-listen_socket(const struct addrinfo *ai)
+listen_socket(const struct addrinfo *ai, bool dual)
 {
-	int one = 1;
+	int one = 1, zero = 0;
 	int fd = socket(ai->ai_family,
 	    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 
@@ -201,6 +202,9 @@ listen_socket(const struct addrinfo *ai)
 		return -1;
 	/* As nng's tcp listener: a restarted agent rebinds at once. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (dual)
+		(void)setsockopt(
+		    fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0
 	    || listen(fd, SOMAXCONN) != 0) {
 		int saved = errno;
@@ -210,6 +214,53 @@ listen_socket(const struct addrinfo *ai)
 		return -1;
 	}
 	return fd;
+}
+
+/* The first of host's addresses (NULL: the wildcard) that binds; -1 with
+ * errno, or with *why when the name does not resolve. */
+static int
+listen_resolved(const char *host, const char *port, int family, bool dual,
+    const char **why)
+{
+	struct addrinfo hints = { .ai_family = family,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL, *a;
+	int rv, fd = -1;
+
+	if ((rv = getaddrinfo(host, port, &hints, &ai)) != 0) {
+		*why = gai_strerror(rv);
+		errno = EADDRNOTAVAIL;
+		return -1;
+	}
+	for (a = ai; a != NULL && fd < 0; a = a->ai_next)
+		fd = listen_socket(a, dual && a->ai_family == AF_INET6);
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/*
+ * An empty host (or "*") is every address. Without a family
+ * (tls+tcp://:7420) that means IPv6 and IPv4 on one socket, so that a
+ * client whose "localhost" or node name resolves to an IPv6 address first
+ * (Debian's /etc/hosts has ::1 localhost) finds the agent; IPv4 alone
+ * where the kernel has no IPv6. A named host: the first of its addresses
+ * that binds.
+ */
+static int
+listen_host(const char *host, const char *port, int family, const char **why)
+{
+	int fd;
+
+	if (host[0] != '\0')
+		return listen_resolved(host, port, family, false, why);
+	if (family != AF_UNSPEC)
+		return listen_resolved(NULL, port, family, false, why);
+	if ((fd = listen_resolved(NULL, port, AF_INET6, true, why)) >= 0
+	    || (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL))
+		return fd;
+	*why = NULL;
+	return listen_resolved(NULL, port, AF_INET, false, why);
 }
 
 /* The URL as bound: url with its port replaced by the real one. */
@@ -231,30 +282,19 @@ bound_url(const char *url, int fd, char *bound, size_t len)
 int
 front_tls_listen(struct front *f, const char *url, char *bound, size_t len)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *ai = NULL;
 	char host[256], port[8];
-	int rv, fd;
+	const char *why = NULL;
+	int rv, fd, family;
 
-	if (url_split(
-	        url, &hints.ai_family, host, sizeof(host), port, sizeof(port))
+	if (url_split(url, &family, host, sizeof(host), port, sizeof(port))
 	    != 0) {
 		log_err("cannot listen on %s: not tls+tcp://HOST:PORT", url);
 		return HPCXL_ECONFIG;
 	}
-	if ((rv = getaddrinfo(
-	         host[0] != '\0' ? host : NULL, port, &hints, &ai))
-	    != 0) {
-		log_err("cannot listen on %s: %s", url, gai_strerror(rv));
-		return HPCXL_ECONFIG;
-	}
-	/* The first address, as nng does. */
-	fd = listen_socket(ai);
-	freeaddrinfo(ai);
-	if (fd < 0) {
-		log_err("cannot listen on %s: %s", url, strerror(errno));
-		return HPCXL_ETRANSPORT;
+	if ((fd = listen_host(host, port, family, &why)) < 0) {
+		log_err("cannot listen on %s: %s", url,
+		    why != NULL ? why : strerror(errno));
+		return why != NULL ? HPCXL_ECONFIG : HPCXL_ETRANSPORT;
 	}
 	if ((rv = front_add_listener(f, fd, &front_tls_ops, NULL)) != 0) {
 		close(fd);

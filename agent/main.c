@@ -8,6 +8,7 @@
 #include "hpcxl/common/err.h"
 #include "hpcxl/common/log.h"
 #include "hpcxl/common/util.h"
+#include "listen.h"
 #include "metrics.h"
 #include "proctrack.h"
 #include "reload.h"
@@ -36,6 +37,7 @@ struct agent {
 	struct config cfg;
 	const char *ready_file;
 	bool listen_given; /* a --listen was applied */
+	bool check_only; /* --check-config */
 	int sig_fd;
 	struct proctrack pt;
 	struct server *srv;
@@ -67,7 +69,8 @@ usage(FILE *f)
 	    "[--default-user USER]\n"
 	    "                   [--admin NAME]... [--max-sessions N] "
 	    "[--max-workers N]\n"
-	    "                   [--metrics-listen http://HOST:PORT]\n"
+	    "                   [--metrics-listen http://HOST:PORT] "
+	    "[--check-config]\n"
 	    "\n"
 	    "Runs worker sessions of this node for hpcxl controllers.\n"
 	    "  --listen URL      tls+tcp://HOST:PORT, ipc:///PATH or\n"
@@ -98,6 +101,10 @@ usage(FILE *f)
 	    "running)\n"
 	    "  --unkillable-limit MS  processes surviving the kill this long\n"
 	    "                    mark the node unhealthy (default 60000)\n"
+	    "  --check-config    check the configuration (options, config\n"
+	    "                    file, TLS files, listen URLs) and exit: 0\n"
+	    "                    when it is good, 2 with the reason (what\n"
+	    "                    systemctl reload runs before the reload)\n"
 	    "  -v                more logging (repeatable)\n");
 }
 
@@ -124,6 +131,7 @@ enum {
 	OPT_MAX_SESSIONS,
 	OPT_MAX_WORKERS,
 	OPT_METRICS_LISTEN,
+	OPT_CHECK_CONFIG,
 };
 
 static const struct option long_opts[] = {
@@ -149,6 +157,7 @@ static const struct option long_opts[] = {
 	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
 	{ "max-workers", required_argument, NULL, OPT_MAX_WORKERS },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "help", no_argument, NULL, 'h' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ NULL, 0, NULL, 0 },
@@ -174,6 +183,9 @@ apply_option(
 	int64_t v;
 
 	switch (opt) {
+	case OPT_CHECK_CONFIG:
+		a->check_only = true;
+		return 0;
 	case OPT_LISTEN:
 		/* Options win over the file: the first --listen replaces the
 		 * file's listen list rather than adding to it, so an agent
@@ -616,6 +628,25 @@ log_who_may_do_what(const struct config *c)
 	    (long long)c->max_sessions, (long long)c->max_workers);
 }
 
+/*
+ * --check-config, once the options and the file have been read and
+ * checked: what start would also refuse before it listens (listen URLs,
+ * TLS files, ipc_group), without listening, locking or creating anything.
+ * 0 or 2.
+ */
+static int
+check_config(const struct config *c)
+{
+	struct listen_setup *ls;
+
+	if (listen_setup_new(c, &ls) != 0)
+		return 2;
+	listen_setup_free(ls);
+	log_notice("configuration OK: %zu profile(s), %zu listen URL(s)",
+	    c->nprofiles, c->nlisten);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -627,7 +658,9 @@ main(int argc, char **argv)
 	log_init("hpcxl-agent", LOG_INFO);
 	if (config_init(&a.cfg) != 0)
 		return 1;
-	if ((rv = parse_args(&a, argc, argv)) >= 0) {
+	if ((rv = parse_args(&a, argc, argv)) >= 0 || a.check_only) {
+		if (rv < 0)
+			rv = check_config(&a.cfg);
 		config_free(&a.cfg);
 		return rv;
 	}

@@ -20,8 +20,13 @@ session_note_worker_end(struct session_table *t, struct session *s,
 {
 	worker_ended(w, status, s->state == CLOSEFSM_KILLING);
 	s->dirty = true;
-	log_info("session %s worker %u (pid %d) ended, status 0x%x", s->id,
-	    w->index, w->pid, status);
+	if (status == WORKER_STATUS_UNKNOWN)
+		log_info("session %s worker %u (pid %d) ended, status unknown "
+		         "(adopted: another agent was its parent)",
+		    s->id, w->index, w->pid);
+	else
+		log_info("session %s worker %u (pid %d) ended, status 0x%x",
+		    s->id, w->index, w->pid, status);
 	/* One that dies while its siblings start restarts once they have. */
 	if (s->state == CLOSEFSM_RUNNING || s->state == CLOSEFSM_OPENING)
 		session_plan_restart(t, s, w, now_ms);

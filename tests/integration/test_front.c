@@ -231,3 +231,69 @@ Test(front, a_program_on_the_loopback_listener_is_no_relay)
 	    "the agent did not say why it closed the connection");
 	expect_served(tls_url, "after a stranger on the loopback listener");
 }
+
+/* True when this machine can reach [::1] (IPv6 on, loopback configured). */
+static bool
+ipv6_loopback(void)
+{
+	struct sockaddr_in6 a
+	    = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static bool
+tcp_connects(int family, const void *addr, uint16_t port)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, addr, sizeof(in->sin_addr));
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		in6->sin6_port = htons(port);
+		memcpy(&in6->sin6_addr, addr, sizeof(in6->sin6_addr));
+	}
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&ss, sizeof(ss)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* tls+tcp://:PORT is every address, IPv6 and IPv4 (Debian's /etc/hosts
+ * says ::1 localhost, and a client dials the first address only). */
+Test(front, an_empty_host_listens_on_ipv6_and_ipv4)
+{
+	const char *args[] = { "--listen", "tls+tcp://:0", "--tls-cert",
+		pki_file("agent-localhost.pem"), "--tls-key",
+		pki_file("agent-localhost.key"), "--tls-ca",
+		pki_file("ca.pem"), NULL };
+	struct in_addr v4 = { .s_addr = htonl(INADDR_LOOPBACK) };
+	struct in6_addr v6 = IN6ADDR_LOOPBACK_INIT;
+	struct harness_agent both;
+	char url[256];
+	uint16_t port;
+
+	cr_assert_eq(harness_agent_start(&both, "front-any", args), 0);
+	cr_assert(harness_ready_url(&both, "tls+tcp://:", url, sizeof(url)),
+	    "the agent bound no tls+tcp://: URL");
+	port = (uint16_t)atoi(strrchr(url, ':') + 1);
+	cr_assert(tcp_connects(AF_INET, &v4, port),
+	    "%s takes no connection on 127.0.0.1", url);
+	if (ipv6_loopback())
+		cr_assert(tcp_connects(AF_INET6, &v6, port),
+		    "%s takes no connection on ::1", url);
+	else
+		cr_log_warn("no IPv6 loopback here: ::1 not tried");
+	harness_agent_stop(&both, 15000);
+}

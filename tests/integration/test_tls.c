@@ -515,28 +515,51 @@ Test(tls, cli_names_the_file_or_setting_that_is_wrong)
 /* ---- the agent's start ------------------------------------------------- */
 
 /* hpcxl-agent with args exits 2, says message, and never listened. */
-static void
-assert_agent_refuses(const char *const *args, const char *message)
+/* Runs the agent with args (and --check-config when check): its exit
+ * status, with what it said in *out; it must have made nothing. */
+static int
+run_agent_once(const char *const *args, bool check, char **out)
 {
 	char state[PATH_MAX + 16], ready[PATH_MAX + 16];
 	const char *argv[24] = { harness_bin("hpcxl-agent"), "--node",
 		"tls-refused", "--state-dir", state, "--ready-file", ready };
 	size_t n = 7;
-	char *out;
 	int rc;
 
 	snprintf(state, sizeof(state), "%s/refused-state", pki);
 	snprintf(ready, sizeof(ready), "%s/refused-ready", pki);
-	for (size_t i = 0; args[i] != NULL && n < 23; i++)
+	for (size_t i = 0; args[i] != NULL && n < 22; i++)
 		argv[n++] = args[i];
+	if (check)
+		argv[n++] = "--check-config";
 	argv[n] = NULL;
-	rc = run_capturing(argv, TOOL_MS, &out);
-	cr_assert_eq(rc, 2, "exit %d, want 2: %s", rc, out);
-	cr_assert_not_null(
-	    strstr(out, message), "'%s' lacks '%s'", out, message);
-	cr_assert_neq(access(ready, F_OK), 0, "a refused agent was ready");
-	cr_assert_neq(access(state, F_OK), 0, "a refused agent made state");
-	free(out);
+	rc = run_capturing(argv, TOOL_MS, out);
+	cr_assert_neq(access(ready, F_OK), 0,
+	    "a refused or checking agent "
+	    "was ready: %s",
+	    *out);
+	cr_assert_neq(access(state, F_OK), 0,
+	    "a refused or checking agent "
+	    "made state: %s",
+	    *out);
+	return rc;
+}
+
+/* The agent refuses to start with args, saying message, and
+ * --check-config says the same. */
+static void
+assert_agent_refuses(const char *const *args, const char *message)
+{
+	for (int check = 0; check <= 1; check++) {
+		char *out;
+		int rc = run_agent_once(args, check, &out);
+
+		cr_assert_eq(rc, 2, "exit %d, want 2%s: %s", rc,
+		    check ? " (--check-config)" : "", out);
+		cr_assert_not_null(
+		    strstr(out, message), "'%s' lacks '%s'", out, message);
+		free(out);
+	}
 }
 
 Test(tls, agent_refuses_to_start_and_says_why)
@@ -577,6 +600,21 @@ Test(tls, agent_refuses_to_start_and_says_why)
 	    (const char *[]) { "--listen", "ws://127.0.0.1:0", NULL },
 	    "the agent listens on tls+tcp://HOST:PORT, tcp://HOST:PORT "
 	    "(loopback) or ipc:///PATH only");
+}
+
+Test(tls, check_config_passes_what_the_agent_would_start_with)
+{
+	const struct tls_files g = good();
+	char *out;
+	int rc = run_agent_once(
+	    (const char *[]) { "--listen", "tls+tcp4://localhost:0",
+	        "--tls-cert", trusted("agent-localhost.pem"), "--tls-key",
+	        trusted("agent-localhost.key"), "--tls-ca", g.ca, NULL },
+	    true, &out);
+
+	cr_assert_eq(rc, 0, "exit %d, want 0: %s", rc, out);
+	cr_assert_not_null(strstr(out, "configuration OK"), "%s", out);
+	free(out);
 }
 
 Test(tls, root_agent_refuses_a_profile_without_user)
