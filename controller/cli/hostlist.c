@@ -183,7 +183,7 @@ group_check(const struct item *it, const char *open, const char *close,
     uint64_t *count, size_t *width)
 {
 	const char *p = open + 1;
-	struct range r;
+	struct range r = { 0 }; /* next_range() fills it on success */
 	int rv, w;
 
 	*count = 0;
@@ -255,7 +255,7 @@ expand_from(
     struct expansion *x, const struct item *it, const char *p, size_t hlen)
 {
 	const char *close, *next;
-	struct range r;
+	struct range r = { 0 }; /* next_range() fills it on success */
 	uint64_t v;
 	int n, rv;
 
