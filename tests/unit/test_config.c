@@ -1213,7 +1213,7 @@ Test(config, shipped_example_loads)
 	cr_assert_eq(cfg.log_max_bytes, CONFIG_DEFAULT_LOG_MAX_BYTES);
 	cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
 	/* It ships TLS, and a root agent accepts its profile. */
-	cr_assert_str_eq(cfg.listen[0], "tls+tcp://0.0.0.0:7420");
+	cr_assert_str_eq(cfg.listen[0], "tls+tcp://:7420");
 	cr_assert_str_eq(cfg.tls_cert, "/etc/hpcxl/tls/agent.pem");
 	cr_assert_str_eq(cfg.tls_key, "/etc/hpcxl/tls/agent.key");
 	cr_assert_str_eq(cfg.tls_ca, "/etc/hpcxl/tls/ca.pem");
