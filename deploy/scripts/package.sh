@@ -241,9 +241,9 @@ check_tree() {
 	verify_unit "$unit"
 }
 
-# systemd-analyze verify checks that ExecStart's program exists: it runs
-# on a copy of the unit whose ExecStart points into the scratch root (the
-# unit itself was checked above). Any message fails: verify exits 0 on an
+# systemd-analyze verify checks that the programs of ExecStart and
+# ExecReload exist: it runs on a copy of the unit whose Exec lines point
+# into the scratch root (the unit itself was checked above). Any message fails: verify exits 0 on an
 # unknown key.
 verify_unit() {
 	local copy=$tmp/verify/hpcxl-agent.service out
@@ -252,7 +252,7 @@ verify_unit() {
 		return 0
 	fi
 	mkdir -p "$tmp/verify"
-	sed "s|^ExecStart=/usr/sbin/|ExecStart=$root/usr/sbin/|" "$1" >"$copy"
+	sed -E "s|^(Exec[A-Za-z]+)=/usr/sbin/|\1=$root/usr/sbin/|" "$1" >"$copy"
 	out=$(systemd-analyze verify "$copy" 2>&1) ||
 		fail "systemd-analyze verify: $out"
 	[ -z "$out" ] || fail "systemd-analyze verify: $out"
