@@ -335,8 +335,12 @@ freezer_write(const char *file, const char *text)
 static void
 thaw_and_remove(void)
 {
-	if (freezer[0] == '\0')
+	/* A test skipped for want of a freezer still has an agent (started
+	 * keeping: its sessions outlive a SIGTERM) and a session to end. */
+	if (freezer[0] == '\0') {
+		clean_up();
 		return;
+	}
 	freezer_write("freezer.state", "THAWED");
 	clean_up();
 	/* rmdir succeeds once the killed tasks have left. */
