@@ -153,8 +153,8 @@ listen_inner(struct server *s)
 		log_err("cannot read the front's loopback port");
 		return HPCXL_ETRANSPORT;
 	}
-	log_info("the front relays to tcp://127.0.0.1:%u",
-	    ntohs(sa.s_in.sa_port));
+	log_info(
+	    "the front relays to tcp://127.0.0.1:%u", ntohs(sa.s_in.sa_port));
 	return front_start(s->front, ntohs(sa.s_in.sa_port));
 }
 
