@@ -44,8 +44,7 @@ struct caller_table {
 	    listeners[CONFIG_MAX_LISTEN + 1]; /* + the front's */
 	const struct front *front;
 	size_t nlisteners;
-	int64_t full_warn_next_ms;
-	unsigned long full_quiet; /* closed since the last warning */
+	struct log_limit full_warnings; /* a full table, rate-limited */
 };
 
 int
@@ -59,6 +58,8 @@ caller_table_new(struct caller_table **out)
 		free(t);
 		return HPCXL_ENOMEM;
 	}
+	t->full_warnings
+	    = (struct log_limit)LOG_LIMIT_INIT(1, FULL_WARN_INTERVAL_MS);
 	if ((t->gone = calloc(CALLER_MAX_PIPES, sizeof(*t->gone))) == NULL) {
 		pipe_map_fini(&t->pipes);
 		free(t);
@@ -274,19 +275,12 @@ identify(
 static void
 warn_full(struct caller_table *t, nng_pipe pipe)
 {
-	int64_t now = util_now_ms();
-	unsigned long quiet = 0;
-	bool warn = false;
+	unsigned long held = 0;
 	char peer[256];
+	bool warn;
 
 	pthread_mutex_lock(&t->lock);
-	if (now >= t->full_warn_next_ms) {
-		warn = true;
-		quiet = t->full_quiet;
-		t->full_quiet = 0;
-		t->full_warn_next_ms = now + FULL_WARN_INTERVAL_MS;
-	} else
-		t->full_quiet++;
+	warn = log_limit_allow(&t->full_warnings, util_now_ms(), &held);
 	pthread_mutex_unlock(&t->lock);
 	if (!warn)
 		return;
@@ -294,7 +288,7 @@ warn_full(struct caller_table *t, nng_pipe pipe)
 	log_warn("connection from %s closed: %d connections are open, or "
 	         "no memory for one more (%lu more closed since the last "
 	         "warning)",
-	    peer, CALLER_MAX_PIPES, quiet);
+	    peer, CALLER_MAX_PIPES, held);
 }
 
 static void

@@ -59,9 +59,7 @@ struct front {
 	size_t nrelays;
 	struct relay *timed_head, *timed_tail; /* deadlines only grow */
 	struct relay *graveyard; /* closed during one epoll batch */
-	int warn_tokens;
-	int64_t warn_refill_ms;
-	unsigned long warn_quiet;
+	struct log_limit refusals; /* warnings of refused connections */
 };
 
 /* ---- buffers ----------------------------------------------------------- */
@@ -98,36 +96,23 @@ buf_drop(struct buf *b)
 /* A refused or failed connection is worth a warning, but a flood of them is
  * not worth a flood of lines: WARN_BURST, then one per WARN_REFILL_MS. */
 static bool
-front_may_warn(struct front *f)
+front_may_warn(struct front *f, unsigned long *held)
 {
-	int64_t earned = (util_now_ms() - f->warn_refill_ms) / WARN_REFILL_MS;
-
-	if (earned > 0) {
-		f->warn_tokens = earned >= WARN_BURST - f->warn_tokens
-		    ? WARN_BURST
-		    : f->warn_tokens + (int)earned;
-		f->warn_refill_ms += earned * WARN_REFILL_MS;
-	}
-	if (f->warn_tokens == 0) {
-		f->warn_quiet++;
-		return false;
-	}
-	f->warn_tokens--;
-	return true;
+	return log_limit_allow(&f->refusals, util_now_ms(), held);
 }
 
 static void
 relay_refuse(struct front *f, struct relay *r, const char *why)
 {
-	char quiet[64] = "";
+	char held_text[64] = "";
+	unsigned long held;
 
-	if (front_may_warn(f)) {
-		if (f->warn_quiet > 0)
-			snprintf(quiet, sizeof(quiet),
-			    " (%lu more not logged)", f->warn_quiet);
+	if (front_may_warn(f, &held)) {
+		if (held > 0)
+			snprintf(held_text, sizeof(held_text),
+			    " (%lu more not logged)", held);
 		log_warn("%s connection from %s closed: %s%s", r->ops->name,
-		    r->peer, why, quiet);
-		f->warn_quiet = 0;
+		    r->peer, why, held_text);
 	}
 	r->dead = true;
 }
@@ -651,7 +636,7 @@ front_accept_one(struct front *f, struct listener *l, int fd)
 	}
 	if (r == NULL || f->nrelays >= FRONT_MAX_RELAYS
 	    || l->ops->init(f, r) != 0) {
-		if (front_may_warn(f))
+		if (front_may_warn(f, NULL))
 			log_warn("%s connection closed: %zu connections are "
 			         "open, or no memory for one more",
 			    l->ops->name, f->nrelays);
@@ -681,7 +666,7 @@ front_accept(struct front *f, struct listener *l)
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK
 			    && errno != EINTR && errno != ECONNABORTED
-			    && front_may_warn(f))
+			    && front_may_warn(f, NULL))
 				log_warn("%s listener: accept: %s",
 				    l->ops->name, strerror(errno));
 			return;
@@ -854,8 +839,8 @@ front_new(
 	f->setup = *s;
 	f->setup.tls = NULL; /* read once, here */
 	f->epfd = f->wakefd = -1;
-	f->warn_tokens = WARN_BURST;
-	f->warn_refill_ms = util_now_ms();
+	f->refusals
+	    = (struct log_limit)LOG_LIMIT_INIT(WARN_BURST, WARN_REFILL_MS);
 	if (pthread_mutex_init(&f->lock, NULL) != 0) {
 		free(f);
 		return HPCXL_ESYSTEM;

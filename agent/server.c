@@ -85,8 +85,7 @@ struct server {
 	struct pipe_out *outs; /* connections replied to, unordered */
 	size_t nouts, outs_cap;
 	bool no_stats; /* nng was built without statistics */
-	int64_t risk_next_ms; /* no warning before then */
-	unsigned long risk_quiet; /* replies at risk not warned about */
+	struct log_limit risk_warnings; /* replies at risk, rate-limited */
 };
 
 /* The URL l is bound to (the real port of tcp://...:0), to be freed with
@@ -315,6 +314,8 @@ server_open(const struct config *c, struct server **out)
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return HPCXL_ENOMEM;
+	s->risk_warnings
+	    = (struct log_limit)LOG_LIMIT_INIT(1, RISK_WARN_INTERVAL_MS);
 	if ((rv = server_prepare(s, c)) != 0) {
 		server_free_setup(s);
 		return rv;
@@ -522,26 +523,22 @@ out_handed(struct server *s, uint32_t pipe)
 static void
 risk_warn(struct server *s, nng_pipe pipe, uint64_t unwritten, uint64_t op)
 {
-	int64_t now = util_now_ms();
-	char peer[256], quiet[80] = "";
+	char peer[256], held_text[80] = "";
+	unsigned long held;
 
-	if (now < s->risk_next_ms) {
-		s->risk_quiet++;
+	if (!log_limit_allow(&s->risk_warnings, util_now_ms(), &held))
 		return;
-	}
-	if (s->risk_quiet > 0)
-		snprintf(quiet, sizeof(quiet),
+	if (held > 0)
+		snprintf(held_text, sizeof(held_text),
 		    " (%lu more replies at risk since the last warning)",
-		    s->risk_quiet);
+		    held);
 	caller_peer_address(pipe, peer, sizeof(peer));
 	log_warn("connection from %s has more than two requests in flight: "
 	         "%llu replies to it not written yet, so nng may drop the "
 	         "reply to op %016llx; controllers keep at most two per "
 	         "connection (PROTOCOL.md 1.3)%s",
 	    peer, (unsigned long long)unwritten, (unsigned long long)op,
-	    quiet);
-	s->risk_quiet = 0;
-	s->risk_next_ms = now + RISK_WARN_INTERVAL_MS;
+	    held_text);
 }
 
 /* ---- sending ----------------------------------------------------------- */

@@ -97,3 +97,28 @@ log_write(int level, const char *fmt, ...)
 		fprintf(stderr, "%s: %s: %s\n", log_prog, level_names[level],
 		    line);
 }
+
+bool
+log_limit_allow(struct log_limit *l, int64_t now_ms, unsigned long *held)
+{
+	int64_t earned;
+
+	if (l->refill_ms == 0)
+		l->refill_ms = now_ms;
+	earned = (now_ms - l->refill_ms) / l->interval_ms;
+	if (earned > 0) {
+		l->tokens = earned >= l->burst - l->tokens
+		    ? l->burst
+		    : l->tokens + (int)earned;
+		l->refill_ms += earned * l->interval_ms;
+	}
+	if (l->tokens == 0) {
+		l->held++;
+		return false;
+	}
+	l->tokens--;
+	if (held != NULL)
+		*held = l->held;
+	l->held = 0;
+	return true;
+}

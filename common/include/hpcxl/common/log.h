@@ -8,6 +8,8 @@
 #ifndef HPCXL_COMMON_LOG_H
 #define HPCXL_COMMON_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 /* prog is kept by pointer: pass a string that lives as long as the process. */
@@ -26,6 +28,30 @@ void log_write(int level, const char *fmt, ...)
  */
 typedef void log_sink_fn(int level, const char *line, void *arg);
 void log_set_sink(log_sink_fn *fn, void *arg);
+
+/*
+ * One kind of warning that a flood must not turn into a flood of lines: a
+ * burst of them, then one per interval_ms; those held back are counted,
+ * so the next one allowed can say how many. Not locked: its owner's lock,
+ * or its owner's thread.
+ */
+struct log_limit {
+	int burst;
+	int64_t interval_ms;
+	int tokens; /* warnings allowed now */
+	int64_t refill_ms; /* when tokens were last topped up; 0: never */
+	unsigned long held; /* held back since the last one allowed */
+};
+
+#define LOG_LIMIT_INIT(burst_, interval_ms_)                                  \
+	{                                                                     \
+		.burst = (burst_), .interval_ms = (interval_ms_),             \
+		.tokens = (burst_)                                            \
+	}
+
+/* True when one more warning may be logged at now_ms; then *held (when not
+ * NULL) gets how many were held back before it. */
+bool log_limit_allow(struct log_limit *l, int64_t now_ms, unsigned long *held);
 
 #define log_err(...) log_write(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_WARNING, __VA_ARGS__)
