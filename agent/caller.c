@@ -42,7 +42,7 @@ struct caller_table {
 	size_t gone_head, gone_len;
 	struct listener_kind
 	    listeners[CONFIG_MAX_LISTEN + 1]; /* + the front's */
-	const struct front *front;
+	struct front *front;
 	size_t nlisteners;
 	struct log_limit full_warnings; /* a full table, rate-limited */
 };
@@ -213,7 +213,7 @@ caller_peer_address(nng_pipe pipe, char *out, size_t len)
 }
 
 void
-caller_table_set_front(struct caller_table *t, const struct front *f)
+caller_table_set_front(struct caller_table *t, struct front *f)
 {
 	t->front = f;
 }

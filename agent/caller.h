@@ -64,7 +64,7 @@ void caller_table_free(struct caller_table *t);
 
 /* The front whose relays come in on the LISTEN_FRONT listener. Set
  * before that listener starts. */
-void caller_table_set_front(struct caller_table *t, const struct front *f);
+void caller_table_set_front(struct caller_table *t, struct front *f);
 
 /* Notes what kind of URL listener l listens on, before it starts: a pipe
  * of a listener not noted is closed. */

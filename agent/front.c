@@ -773,16 +773,15 @@ front_main(void *arg)
 /* ---- the API ----------------------------------------------------------- */
 
 bool
-front_caller(const struct front *f, uint16_t port, char *identity)
+front_caller(struct front *f, uint16_t port, char *identity)
 {
-	struct front *mf = (struct front *)f; /* the lock only */
 	const char *found;
 
-	pthread_mutex_lock(&mf->lock);
+	pthread_mutex_lock(&f->lock);
 	found = port != 0 ? pipe_map_get(&f->callers, port) : NULL;
 	if (found != NULL)
 		snprintf(identity, HPCXL_IDENTITY_MAX + 1, "%s", found);
-	pthread_mutex_unlock(&mf->lock);
+	pthread_mutex_unlock(&f->lock);
 	return found != NULL;
 }
 

@@ -85,7 +85,7 @@ int front_start(struct front *f, uint16_t inner_port);
  * when no relay of the front uses that port (any other local program).
  * Safe on any thread.
  */
-bool front_caller(const struct front *f, uint16_t port, char *identity);
+bool front_caller(struct front *f, uint16_t port, char *identity);
 
 /* Stops the thread, closes every connection and listener, removes ipc
  * socket files. NULL is fine. */
