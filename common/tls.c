@@ -212,13 +212,13 @@ tls_url(const char *url)
 }
 
 int
-tls_config_new(const struct tls_pem *t, nng_tls_mode mode,
-    const char *server_name, nng_tls_config **out, char *err, size_t errlen)
+tls_client_config_new(const struct tls_pem *t, const char *server_name,
+    nng_tls_config **out, char *err, size_t errlen)
 {
 	nng_tls_config *cfg;
 	int rv;
 
-	if ((rv = nng_tls_config_alloc(&cfg, mode)) != 0) {
+	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0) {
 		util_set_err(
 		    err, errlen, "cannot set up TLS: %s", nng_strerror(rv));
 		return rv == NNG_ENOMEM ? HPCXL_ENOMEM : HPCXL_ECONFIG;
@@ -229,7 +229,7 @@ tls_config_new(const struct tls_pem *t, nng_tls_mode mode,
 		rv = nng_tls_config_ca_chain(cfg, t->ca, NULL);
 	if (rv == 0)
 		rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
-	if (rv == 0 && server_name != NULL)
+	if (rv == 0)
 		rv = nng_tls_config_server_name(cfg, server_name);
 	if (rv != 0) {
 		nng_tls_config_free(cfg);

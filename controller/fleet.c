@@ -262,8 +262,7 @@ fleet_node_tls(struct fleet_node *node, const struct tls_pem *tls)
 		return 0;
 	if (nng_url_parse(&u, node->url) != 0)
 		return HPCXL_EINVAL;
-	rv = tls_config_new(
-	    tls, NNG_TLS_MODE_CLIENT, u->u_hostname, &cfg, NULL, 0);
+	rv = tls_client_config_new(tls, u->u_hostname, &cfg, NULL, 0);
 	nng_url_free(u);
 	if (rv != 0)
 		return rv;

@@ -3,7 +3,8 @@
  * certificate, its key and a CA, read and checked here so that every
  * mistake is named with its file (a missing or unreadable file, a file with
  * no certificate, an encrypted key, a key that is not the certificate's)
- * before nng sees them, and the nng TLS configurations built from them.
+ * before nng or the agent's front sees them, and the client's nng TLS
+ * configurations built from them.
  *
  * nng 1.5.2 on Debian uses mbedTLS 2.28 (TLS 1.2): its configurations match
  * a peer's name against DNS names only (subjectAltName dNSName, else the
@@ -42,13 +43,14 @@ void tls_pem_free(struct tls_pem *t);
 bool tls_url(const char *url);
 
 /*
- * A new nng TLS configuration from t: our certificate and key when t has
- * them, the CA when it has one, the peer's certificate required and checked
- * (NNG_TLS_AUTH_MODE_REQUIRED, on a server too), and, for a client, the
- * name the peer's certificate must carry (server_name). Returns 0 and *out
- * (release with nng_tls_config_free()), or HPCXL_ECONFIG with why in err.
+ * A new nng TLS configuration for a client (libhpcxl's dialers) from t: our
+ * certificate and key when t has them, the CA when it has one, the agent's
+ * certificate required and checked, and the name it must carry
+ * (server_name: the host of the node's URL). The agent does not use nng's
+ * TLS (agent/front.h). Returns 0 and *out (release with
+ * nng_tls_config_free()), or HPCXL_ECONFIG with why in err.
  */
-int tls_config_new(const struct tls_pem *t, nng_tls_mode mode,
-    const char *server_name, nng_tls_config **out, char *err, size_t errlen);
+int tls_client_config_new(const struct tls_pem *t, const char *server_name,
+    nng_tls_config **out, char *err, size_t errlen);
 
 #endif
