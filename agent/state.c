@@ -135,7 +135,26 @@ state_close(struct state_dir *sd)
  * ext4 disk, and stores sit on the close's path (STOPPING is stored
  * before SIGTERM): 16 agents closing at once spent ~4 ms of a 28 ms close
  * queued on the journal.
+ *
+ * The new text goes into "<path>.tmp", which then trades names with path
+ * (RENAME_EXCHANGE): the previous version stays behind as the next
+ * store's ".tmp", so a store after the first neither allocates nor frees
+ * an inode. On ext4 after many short sessions, finding a free inode
+ * (find_inode_bit, recently_deleted) was most of a store's cost: the
+ * same 16 closes took ~7 ms longer than with the state on tmpfs. Whoever
+ * removes path removes "<path>.tmp" too.
  */
+static int
+swap_into_place(const char *tmp, const char *path)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
+		return 0;
+	/* The first store (no path yet), or a file system without it. */
+	if (errno != ENOENT && errno != EINVAL)
+		return -1;
+	return rename(tmp, path);
+}
+
 static int
 replace_file(const char *path, const char *text)
 {
@@ -150,13 +169,25 @@ replace_file(const char *path, const char *text)
 		rv = HPCXL_ESYSTEM;
 	if (close(fd) != 0)
 		rv = HPCXL_ESYSTEM;
-	if (rv == 0 && rename(tmp, path) != 0)
+	if (rv == 0 && swap_into_place(tmp, path) != 0)
 		rv = HPCXL_ESYSTEM;
 	if (rv != 0) {
 		log_err("cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
 	}
 	return rv;
+}
+
+/* Removes what replace_file() made: path and its spare. */
+static int
+remove_file(const char *path)
+{
+	char tmp[PATH_MAX + 8];
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (unlink(tmp) != 0 && errno != ENOENT)
+		return -1;
+	return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
 }
 
 static int
@@ -243,7 +274,7 @@ state_forget(const struct state_dir *sd, const char *id)
 	char path[PATH_MAX];
 
 	if (record_path(sd, id, "", path, sizeof(path)) == 0
-	    && unlink(path) != 0 && errno != ENOENT)
+	    && remove_file(path) != 0)
 		log_warn("cannot remove %s: %s", path, strerror(errno));
 }
 
@@ -438,7 +469,7 @@ state_load_all(const struct state_dir *sd,
 		snprintf(
 		    path, sizeof(path), "%s/%s", sd->sessions, de->d_name);
 		if (ends_with(de->d_name, ".json.tmp"))
-			unlink(path); /* a write cut short by a crash */
+			unlink(path); /* a spare, or a write cut short */
 		if (de->d_name[0] == '.' || !ends_with(de->d_name, ".json"))
 			continue;
 		if (!record_name(de->d_name, id, sizeof(id))) {
@@ -471,11 +502,8 @@ state_load_all(const struct state_dir *sd,
 int
 state_save_health(const struct state_dir *sd, const char *reason)
 {
-	if (reason == NULL) {
-		if (unlink(sd->health) != 0 && errno != ENOENT)
-			return HPCXL_ESYSTEM;
-		return 0;
-	}
+	if (reason == NULL)
+		return remove_file(sd->health) != 0 ? HPCXL_ESYSTEM : 0;
 	return dump_to_file(sd->health,
 	    json_pack("{s:s, s:s}", "boot_id", sd->boot_id, "reason", reason));
 }

@@ -12,7 +12,8 @@
  *   survey ROSTER ping|close cold|warm CALLS TIMEOUT_MS
  *       CALLS pings, or closes of a session no agent has ("empty close":
  *       every node answers already_closed). cold: each call on a new client
- *       (hpcxl_client_open + call + hpcxl_client_close, all timed). warm:
+ *       (hpcxl_client_open + call + hpcxl_client_close, all timed; the
+ *       close is also shown apart, as floor_survey's own close is). warm:
  *       every call on one client; the result is over calls 2..CALLS (the
  *       first is shown apart). Counts unreachable rows over all calls.
  *   overshoot ROSTER RUNS TIMEOUT_MS
@@ -171,12 +172,12 @@ survey_call(struct hpcxl_client *c, bool ping, int timeout_ms, size_t *unreach,
 static int
 survey(int argc, char **argv)
 {
-	static double t[MAX_RUNS];
+	static double t[MAX_RUNS], closing[MAX_RUNS];
 	struct hpcxl_client *c = NULL;
 	size_t unreach = 0, bad_calls = 0;
 	bool ping, warm;
 	int calls, timeout_ms;
-	double t0;
+	double t0, t1;
 
 	if (argc != 4)
 		return 2;
@@ -191,11 +192,13 @@ survey(int argc, char **argv)
 		if (!warm)
 			c = client();
 		survey_call(c, ping, timeout_ms, &unreach, &bad_calls);
+		t1 = bench_now_ms();
 		if (!warm) {
 			hpcxl_client_close(c);
 			c = NULL;
 		}
 		t[i] = bench_now_ms() - t0;
+		closing[i] = bench_now_ms() - t1;
 	}
 	hpcxl_client_close(c);
 	if (warm) {
@@ -203,6 +206,7 @@ survey(int argc, char **argv)
 		bench_result("call", t + 1, (size_t)calls - 1);
 	} else {
 		bench_result("call", t, (size_t)calls);
+		bench_result("close", closing, (size_t)calls);
 	}
 	printf("RESULT unreachable rows=%zu calls=%zu of=%d\n", unreach,
 	    bad_calls, calls);

@@ -9,12 +9,15 @@
  *   reply   it sends ONE ping survey, the SP header written by hand
  *           (survey id 0x80000001, big-endian) in front of the msgpack
  *           frame [1, "ping", op, {}], and receives until N distinct pipes
- *           have answered with that survey id.
+ *           have answered with that survey id;
+ *   close   nng_close() of the socket, which closes its N connections
+ *           (and wakes N agents, on the same CPUs when they are local).
  *
  * usage: floor_survey ROSTER RUNS TIMEOUT_MS
- * ROSTER has one URL a line. Prints RESULT attach/reply/total lines (ms,
- * median over RUNS) and RESULT replies min=.. (fewest distinct replies in a
- * run) of=N. Each wait ends at TIMEOUT_MS.
+ * ROSTER has one URL a line. Prints RESULT attach/reply/close/total lines
+ * (ms, median over RUNS; total is the three together) and RESULT replies
+ * min=.. (fewest distinct replies in a run) of=N. Each wait ends at
+ * TIMEOUT_MS.
  */
 #include "bench_util.h"
 
@@ -135,9 +138,14 @@ collect(nng_socket s, size_t n, int timeout_ms)
 	return got;
 }
 
-/* One run; fills the two phase times, returns the replies counted. */
+/* The times of one run's phases, in ms. */
+struct phases {
+	double attach, reply, close;
+};
+
+/* One run; fills its phase times, returns the replies counted. */
 static size_t
-run_once(char **urls, size_t n, int timeout_ms, double *att, double *rep)
+run_once(char **urls, size_t n, int timeout_ms, struct phases *ph)
 {
 	nng_socket s;
 	nng_dialer d;
@@ -163,7 +171,7 @@ run_once(char **urls, size_t n, int timeout_ms, double *att, double *rep)
 	if ((got = wait_attached(n, timeout_ms)) < n)
 		fprintf(stderr, "floor_survey: only %zu of %zu attached\n",
 		    got, n);
-	*att = bench_now_ms() - t0;
+	ph->attach = bench_now_ms() - t0;
 	t0 = bench_now_ms();
 	m = ping_msg();
 	got = 0;
@@ -171,15 +179,19 @@ run_once(char **urls, size_t n, int timeout_ms, double *att, double *rep)
 		got = collect(s, n, timeout_ms);
 	else
 		nng_msg_free(m);
-	*rep = bench_now_ms() - t0;
+	ph->reply = bench_now_ms() - t0;
+	t0 = bench_now_ms();
 	nng_close(s);
+	ph->close = bench_now_ms() - t0;
 	return got;
 }
 
 int
 main(int argc, char **argv)
 {
-	static double att[MAX_RUNS], rep[MAX_RUNS], tot[MAX_RUNS];
+	static double att[MAX_RUNS], rep[MAX_RUNS], cls[MAX_RUNS],
+	    tot[MAX_RUNS];
+	struct phases ph;
 	size_t n, got, fewest;
 	int runs, timeout_ms;
 	char **urls;
@@ -194,13 +206,17 @@ main(int argc, char **argv)
 	timeout_ms = (int)bench_arg(argv[3], 1, 600000, "TIMEOUT_MS");
 	fewest = n;
 	for (int r = 0; r < runs; r++) {
-		got = run_once(urls, n, timeout_ms, &att[r], &rep[r]);
-		tot[r] = att[r] + rep[r];
+		got = run_once(urls, n, timeout_ms, &ph);
+		att[r] = ph.attach;
+		rep[r] = ph.reply;
+		cls[r] = ph.close;
+		tot[r] = ph.attach + ph.reply + ph.close;
 		if (got < fewest)
 			fewest = got;
 	}
 	bench_result("attach", att, (size_t)runs);
 	bench_result("reply", rep, (size_t)runs);
+	bench_result("close", cls, (size_t)runs);
 	bench_result("total", tot, (size_t)runs);
 	printf("RESULT replies min=%zu of=%zu\n", fewest, n);
 	return fewest != n;

@@ -278,9 +278,9 @@ for n in $SIZES; do
 	for op in ping close; do
 		name=$op && [[ $op == close ]] && name="empty close"
 		row "$name, $n agents, cold" "$(t $op-cold-$n call)" \
-			"attach $(med fs$n attach) + reply $(med fs$n reply) (floor_survey $n)" "$(med fs$n total)" \
+			"attach $(med fs$n attach) + reply $(med fs$n reply) + close $(med fs$n close) (floor_survey $n)" "$(med fs$n total)" \
 			"$(ratio "$(med $op-cold-$n call)" "$(med fs$n total)")" \
-			"$COLD calls, a new client each; $(unr $op-cold-$n); floor got $(res fs$n replies min) of $n replies"
+			"$COLD calls, a new client each; the client's close $(med $op-cold-$n close) of it; $(unr $op-cold-$n); floor got $(res fs$n replies min) of $n replies"
 		row "$name, $n agents, warm" "$(t $op-warm-$n call)" "reply (floor_survey $n)" "$(t fs$n reply)" \
 			"$(ratio "$(med $op-warm-$n call)" "$(med fs$n reply)")" \
 			"calls 2..$WARM on one client (call 1: $(res $op-warm-$n first ms)); $(unr $op-warm-$n)"

@@ -11,8 +11,10 @@
 #include "hpcxl/common/util.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,24 @@ wait_session_gone(int timeout_ms)
 	}
 }
 
+/* Files in the agent's sessions directory: a closed session's record and
+ * the spare its stores keep (state.c) must both be gone. */
+static int
+session_files(void)
+{
+	char path[PATH_MAX + 32];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/state/sessions", agent.dir);
+	cr_assert_not_null(d = opendir(path), "%s: %s", path, strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 Test(restart, sigterm_leaves_workers_and_the_next_agent_readopts_them)
 {
 	struct proto_msg h;
@@ -124,6 +144,7 @@ Test(restart, sigterm_leaves_workers_and_the_next_agent_readopts_them)
 	proto_msg_free(&h);
 	cr_assert_eq(harness_session_procs(session), 0);
 	cr_assert(wait_session_gone(WAIT_MS));
+	cr_assert_eq(session_files(), 0, "the record or its spare is left");
 }
 
 Test(restart, adopted_worker_that_ends_is_seen_without_a_close)
