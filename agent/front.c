@@ -321,7 +321,7 @@ relay_start(struct front *f, struct relay *r)
 	if (rv != 0)
 		relay_refuse(f, r, why);
 	else
-		relay_dial_nng(f, r);
+		r->phase = RELAY_GREETING;
 	return !r->dead;
 }
 
@@ -389,6 +389,33 @@ relay_from_outer(struct relay *r)
 	r->outer_read_done = true;
 	r->outer_broken = n != 0;
 	return true;
+}
+
+/*
+ * GREETING: nng is dialled once the client's SP header is here. nng
+ * 1.5.2's tcp listener takes a connection that ends in its handshake
+ * (NNG_ECONNSHUT) for a system failure and accepts nothing for 100 ms:
+ * one TLS or ipc client hanging up right after connecting (a probe, a
+ * killed CLI) would keep every other caller of the front waiting. With
+ * the header sent first, nng's handshake completes (or meets a reset,
+ * which it takes in its stride) however soon the client goes.
+ */
+static bool
+relay_greet(struct front *f, struct relay *r)
+{
+	bool moved = relay_from_outer(r);
+
+	if (buf_len(&r->up) >= SPFRAME_HEADER_LEN) {
+		relay_dial_nng(f, r);
+		return !r->dead;
+	}
+	if (r->outer_read_done && !r->dead) {
+		log_debug("%s connection from %s (%s) closed before its SP "
+		          "handshake",
+		    r->ops->name, r->peer, r->identity);
+		r->dead = true;
+	}
+	return moved && !r->dead;
 }
 
 /* Buffer -> nng. */
@@ -533,6 +560,9 @@ relay_watch(struct front *f, struct relay *r)
 	case RELAY_STARTING:
 		outer = r->start_wait;
 		break;
+	case RELAY_GREETING:
+		outer = EPOLLIN;
+		break;
 	case RELAY_CONNECTING:
 		inner = EPOLLOUT;
 		break;
@@ -585,6 +615,8 @@ relay_step_once(struct front *f, struct relay *r)
 	switch (r->phase) {
 	case RELAY_STARTING:
 		return relay_start(f, r);
+	case RELAY_GREETING:
+		return relay_greet(f, r);
 	case RELAY_CONNECTING:
 		return relay_connected(r);
 	case RELAY_OPEN:

@@ -71,15 +71,23 @@ struct buf {
 /*
  * A relay's life:
  *   STARTING    the caller is worked out (TLS: the handshake, then the
- *               certificate's CN; ipc: the peer's account); then nng is
- *               dialled from a port noted with that identity;
+ *               certificate's CN; ipc: the peer's account);
+ *   GREETING    the client's SP handshake header is read (kept for nng);
+ *               then nng is dialled from a port noted with that identity.
+ *               A client that hangs up before it has sent the header
+ *               never reaches nng (relay_greet() says why);
  *   CONNECTING  waiting for the loopback connection to nng;
  *   OPEN        bytes flow both ways until one side is done, then the
  *               other is given the rest (relay_finished()).
- * STARTING and CONNECTING are timed, and so is an OPEN relay once one side
+ * Every phase before OPEN is timed, and so is an OPEN relay once one side
  * is done (RELAY_SETUP_MS).
  */
-enum relay_phase { RELAY_STARTING, RELAY_CONNECTING, RELAY_OPEN };
+enum relay_phase {
+	RELAY_STARTING,
+	RELAY_GREETING,
+	RELAY_CONNECTING,
+	RELAY_OPEN
+};
 
 struct relay {
 	struct watch outer_w, inner_w;

@@ -4,14 +4,13 @@
 #include <string.h>
 
 /* The handshake header, the same over both transports. */
-#define SP_HEADER_LEN 8
 
 void
 spframe_init(struct spframe *f, bool to_ipc)
 {
 	memset(f, 0, sizeof(*f));
 	f->to_ipc = to_ipc;
-	f->header_left = SP_HEADER_LEN;
+	f->header_left = SPFRAME_HEADER_LEN;
 }
 
 /* At a message's start: the type byte is taken or given. Returns false on

@@ -23,6 +23,9 @@
  * whole length (an empty message), each gains a type byte. */
 #define SPFRAME_GROWTH(n) ((n) + (n) / 8 + 1)
 
+/* The handshake header both transports begin with, each way. */
+#define SPFRAME_HEADER_LEN 8
+
 /* The type byte of every message over ipc. */
 #define SPFRAME_IPC_TYPE 1
 

@@ -260,7 +260,8 @@ read_reply(struct tls_link *l, uint32_t id, unsigned char **body, size_t *len)
 	return 0;
 }
 
-/* One survey; body NULL: hang up once it is sent, without reading. */
+/* One survey; body NULL: hang up once it is sent, without reading;
+ * frame NULL too: once the TLS handshake is done, sending nothing. */
 static int
 survey(const char *url, const struct sp_tls_client *c, const void *frame,
     size_t len, int timeout_ms, unsigned char **body, size_t *body_len)
@@ -273,7 +274,7 @@ survey(const char *url, const struct sp_tls_client *c, const void *frame,
 	rv = link_setup(&l, c, timeout_ms);
 	if (rv == 0)
 		rv = link_connect(&l, url);
-	if (rv == 0)
+	if (rv == 0 && frame != NULL)
 		rv = send_survey(&l, id, frame, len);
 	if (rv == 0 && body != NULL)
 		rv = read_reply(&l, id, body, body_len);
@@ -294,4 +295,11 @@ sp_tls_survey_hangup(const char *url, const struct sp_tls_client *c,
     const void *frame, size_t len, int timeout_ms)
 {
 	return survey(url, c, frame, len, timeout_ms, NULL, NULL);
+}
+
+int
+sp_tls_hangup_after_handshake(
+    const char *url, const struct sp_tls_client *c, int timeout_ms)
+{
+	return survey(url, c, NULL, 0, timeout_ms, NULL, NULL);
 }

@@ -47,4 +47,13 @@ int sp_tls_survey(const char *url, const struct sp_tls_client *c,
 int sp_tls_survey_hangup(const char *url, const struct sp_tls_client *c,
     const void *frame, size_t len, int timeout_ms);
 
+/*
+ * A client that hangs up before SP's handshake: connects to url as c,
+ * completes the TLS handshake and closes the connection (close_notify,
+ * then the socket) without sending a byte of SP. Returns 0, or -1 with
+ * why on stderr.
+ */
+int sp_tls_hangup_after_handshake(
+    const char *url, const struct sp_tls_client *c, int timeout_ms);
+
 #endif

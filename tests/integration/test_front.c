@@ -8,12 +8,16 @@
  *     TLS handshake or the SP handshake, leave both listeners serving
  *     (nng 1.5.2's own ipc listener stopped accepting for good after one
  *     such client: nng #1518) and no descriptor behind;
+ *   - a client that hangs up before it has sent SP's handshake header
+ *     never reaches nng's loopback listener (which would stop accepting
+ *     for 100 ms, keeping every other caller waiting);
  *   - an ipc client that breaks SP's ipc framing is closed, and the
  *     others are served;
  *   - a local program that reaches the loopback listener directly is no
  *     relay of the front's: it is closed and gets no answer.
  */
 #include "harness.h"
+#include "sp_tls.h"
 
 #include "hpcxl/common/proto.h"
 #include "hpcxl/common/util.h"
@@ -66,9 +70,10 @@ tls_addr_from_url(void)
 static void
 set_up(void)
 {
+	/* --verbose: the front's debug lines tell which clients it relayed. */
 	const char *args[] = { "--listen", "tls+tcp4://localhost:0",
 		"--listen", ipc_url, "--tls-cert", NULL, "--tls-key", NULL,
-		"--tls-ca", NULL, NULL };
+		"--tls-ca", NULL, "--verbose", NULL };
 	char why[4096];
 
 	harness_unique("/tmp/hpcxl-front-", pki, sizeof(pki));
@@ -126,6 +131,37 @@ expect_served(const char *url, const char *what)
 	proto_msg_free(&h);
 }
 
+/* Lines of the agent's log (its stderr, with --verbose) holding text. */
+static int
+log_lines_with(const char *text)
+{
+	char path[PATH_MAX + 16], line[4096];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/agent.log", agent.dir);
+	cr_assert_not_null(f = fopen(path, "re"), "%s: %m", path);
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Waits until at least n lines of the log hold text; false at the
+ * deadline (the front logs on its own thread). */
+static bool
+wait_log_lines(const char *text, int n, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	while (log_lines_with(text) < n) {
+		if (util_now_ms() >= deadline)
+			return false;
+		harness_nap_ms(20);
+	}
+	return true;
+}
+
 /* The SP handshake header of a surveyor (protocol 0x62). */
 static const unsigned char surveyor_header[8]
     = { 0, 'S', 'P', 0, 0, 0x62, 0, 0 };
@@ -159,6 +195,39 @@ Test(front, hangups_at_every_step_leave_both_listeners_serving)
 	cr_assert(harness_fds_settled(agent.pid, fds_before + FD_SLACK, 10000),
 	    "descriptors grew from %d to %d", fds_before,
 	    harness_count_fds(agent.pid));
+}
+
+Test(front, a_client_gone_before_its_sp_header_never_reaches_nng)
+{
+	static const char relayed[] = "(relayed from 127.0.0.1:";
+	static const char gone[] = "closed before its SP handshake";
+	struct sp_tls_client c
+	    = { pki_file("client-front.pem"), pki_file("client-front.key"),
+		      pki_file("ca.pem"), "localhost", true };
+	int relays_before, gone_before;
+	bool all_seen;
+
+	expect_served(ipc_url, "before the hang-ups");
+	relays_before = log_lines_with(relayed);
+	gone_before = log_lines_with(gone);
+	cr_assert_gt(
+	    relays_before, 0, "the log names no relay: no --verbose?");
+	for (int i = 0; i < HANGUPS; i++) {
+		connect_send_close((const struct sockaddr *)&ipc_addr,
+		    sizeof(ipc_addr), NULL, 0);
+		connect_send_close((const struct sockaddr *)&ipc_addr,
+		    sizeof(ipc_addr), surveyor_header, 4);
+		cr_assert_eq(
+		    sp_tls_hangup_after_handshake(tls_url, &c, REPLY_MS), 0);
+	}
+	all_seen = wait_log_lines(gone, gone_before + 3 * HANGUPS, REPLY_MS);
+	cr_assert_eq(log_lines_with(relayed), relays_before,
+	    "%d clients that sent no SP header were relayed to nng",
+	    log_lines_with(relayed) - relays_before);
+	cr_assert(all_seen, "%d of %d hang-ups logged",
+	    log_lines_with(gone) - gone_before, 3 * HANGUPS);
+	expect_served(ipc_url, "after the hang-ups");
+	expect_served(tls_url, "after the hang-ups");
 }
 
 Test(front, an_ipc_client_breaking_the_framing_is_closed)
