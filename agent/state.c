@@ -162,10 +162,14 @@ replace_file(const char *path, const char *text)
 	int fd, rv = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return HPCXL_ESYSTEM;
-	if (util_write_all(fd, text, strlen(text)) != 0)
+	/* Written over, then cut to length: no O_TRUNC, since ext4 writes
+	 * a file truncated to 0 out to disk when it is closed (auto_da_alloc,
+	 * its guard for programs that rewrite a file in place). */
+	if (util_write_all(fd, text, strlen(text)) != 0
+	    || ftruncate(fd, (off_t)strlen(text)) != 0)
 		rv = HPCXL_ESYSTEM;
 	if (close(fd) != 0)
 		rv = HPCXL_ESYSTEM;
