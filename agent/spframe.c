@@ -3,8 +3,6 @@
 
 #include <string.h>
 
-/* The handshake header, the same over both transports. */
-
 void
 spframe_init(struct spframe *f, bool to_ipc)
 {

@@ -320,7 +320,7 @@ fleet_node_close_pipe(struct fleet_node *node)
  * hangs up in the SP handshake, and nng's tcp listener takes that error
  * (NNG_ECONNSHUT) for a system failure: it stops accepting for 100 ms,
  * and the next client's connection waits (seen: 1 to 6 of 128 nodes
- * answering 60-70 ms late in one cold call of two). So a tcp:// node's
+ * answering 60-70 ms late in about 4 cold calls of 10). So a tcp:// node's
  * dialer goes first, taking its pipe with it; a tls+tcp:// node keeps
  * the order above, and a redial there meets the agent's front, which
  * takes a hang-up in the handshake in its stride.
@@ -328,14 +328,10 @@ fleet_node_close_pipe(struct fleet_node *node)
 static void
 fleet_node_hang_up(struct fleet_node *node)
 {
-	bool tls = tls_url(node->url);
-
-	if (tls)
+	if (tls_url(node->url))
 		fleet_node_close_pipe(node);
 	if (node->dialer_id > 0)
 		nng_dialer_close(node->dialer);
-	if (!tls)
-		fleet_node_close_pipe(node);
 }
 
 static void
