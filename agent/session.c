@@ -332,7 +332,8 @@ session_table_step(struct session_table *t, int64_t now_ms)
 			continue;
 		}
 		/* One store per pass for what changed without a transition:
-		 * worker ends and restarts, renewals, shortened grace. */
+		 * worker ends (before the close) and restarts, renewals,
+		 * shortened grace. */
 		if (s->dirty)
 			session_persist(t, s);
 		pp = &s->next;
