@@ -149,8 +149,9 @@ swap_into_place(const char *tmp, const char *path)
 {
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
 		return 0;
-	/* The first store (no path yet), or a file system without it. */
-	if (errno != ENOENT && errno != EINVAL)
+	/* The first store (no path yet), a file system without it
+	 * (EINVAL), or a kernel or seccomp filter without renameat2. */
+	if (errno != ENOENT && errno != EINVAL && errno != ENOSYS)
 		return -1;
 	return rename(tmp, path);
 }

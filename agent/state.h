@@ -3,8 +3,10 @@
  * sessions of the one before it.
  *
  * One JSON file per session, <state_dir>/sessions/<id>.json, replaced
- * atomically (write a temporary, rename), so an agent's crash leaves the
- * old record or the new one, never half of one. Not fsynced: a record is
+ * atomically (the new text goes into <id>.json.tmp, which then trades
+ * names with the record and keeps the old version as the next store's
+ * spare), so an agent's crash leaves the old record or the new one, never
+ * half of one. Not fsynced: a record is
  * for the next agent of the same boot, and the page cache outlives the
  * agent (state.c, replace_file()). Times in
  * a record are CLOCK_MONOTONIC ms, which only mean something within one
