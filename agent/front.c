@@ -406,6 +406,13 @@ relay_greet(struct front *f, struct relay *r)
 	bool moved = relay_from_outer(r);
 
 	if (buf_len(&r->up) >= SPFRAME_HEADER_LEN) {
+		/* A header nng would refuse (NNG_EPROTO) pauses it the same
+		 * way: refused here, as nng checks it (the protocol is
+		 * checked later, without a pause). */
+		if (!spframe_header_valid(r->up.data + r->up.start)) {
+			relay_refuse(f, r, "not SP (a bad handshake header)");
+			return false;
+		}
 		relay_dial_nng(f, r);
 		return !r->dead;
 	}
@@ -595,12 +602,14 @@ relay_watch(struct front *f, struct relay *r)
 }
 
 /* An end epoll reported hung up or in error has given all it had once
- * the steps stop moving: from then on it is gone. */
+ * the steps stop moving: from then on it is gone. A client gone while
+ * nng is being dialled still has its header (and what followed) handed
+ * over, or nng would meet a handshake cut short (relay_greet()). */
 static void
 relay_take_hangups(struct relay *r)
 {
 	if (r->outer_hup) {
-		if (r->phase != RELAY_OPEN)
+		if (r->phase == RELAY_STARTING || r->phase == RELAY_GREETING)
 			r->dead = true; /* gone before it was ever relayed */
 		r->outer_broken = r->outer_read_done = true;
 	}
@@ -726,8 +735,8 @@ front_expire(struct front *f)
 
 	while ((r = f->timed_head) != NULL && r->deadline_ms <= now) {
 		if (r->phase != RELAY_OPEN)
-			relay_refuse(f, r,
-			    "no TLS handshake and connection within 10 s");
+			relay_refuse(
+			    f, r, "not identified and relayed within 10 s");
 		relay_close(f, r);
 	}
 }

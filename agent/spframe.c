@@ -3,6 +3,13 @@
 
 #include <string.h>
 
+bool
+spframe_header_valid(const unsigned char *h)
+{
+	return h[0] == 0 && h[1] == 'S' && h[2] == 'P' && h[3] == 0
+	    && h[6] == 0 && h[7] == 0;
+}
+
 void
 spframe_init(struct spframe *f, bool to_ipc)
 {

@@ -38,6 +38,10 @@ struct spframe {
 	uint64_t body_left;
 };
 
+/* True when h (SPFRAME_HEADER_LEN bytes) is a handshake header as nng
+ * 1.5.2 checks it: "\0SP\0", any protocol, two zero bytes. */
+bool spframe_header_valid(const unsigned char *h);
+
 /* A translator at the start of a connection. */
 void spframe_init(struct spframe *f, bool to_ipc);
 

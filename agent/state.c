@@ -149,10 +149,9 @@ swap_into_place(const char *tmp, const char *path)
 {
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0)
 		return 0;
-	/* The first store (no path yet), a file system without it
-	 * (EINVAL), or a kernel or seccomp filter without renameat2. */
-	if (errno != ENOENT && errno != EINVAL && errno != ENOSYS)
-		return -1;
+	/* The first store (no path yet: ENOENT), a file system without the
+	 * exchange (EINVAL), a kernel or a seccomp filter without renameat2
+	 * (ENOSYS, EPERM): rename() does it, or says what is wrong. */
 	return rename(tmp, path);
 }
 
@@ -164,8 +163,10 @@ replace_file(const char *path, const char *text)
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0)
+	if (fd < 0) {
+		log_err("cannot write %s: %s", tmp, strerror(errno));
 		return HPCXL_ESYSTEM;
+	}
 	/* Written over, then cut to length: no O_TRUNC, since ext4 writes
 	 * a file truncated to 0 out to disk when it is closed (auto_da_alloc,
 	 * its guard for programs that rewrite a file in place). */
@@ -183,16 +184,27 @@ replace_file(const char *path, const char *text)
 	return rv;
 }
 
-/* Removes what replace_file() made: path and its spare. */
+/* Removes a file that may be missing; false (logged) when it stays. */
+static bool
+unlink_logged(const char *path)
+{
+	if (unlink(path) == 0 || errno == ENOENT)
+		return true;
+	log_warn("cannot remove %s: %s", path, strerror(errno));
+	return false;
+}
+
+/* Removes what replace_file() made, the record first (a spare left
+ * behind is removed at the next start). Returns 0 or HPCXL_ESYSTEM. */
 static int
 remove_file(const char *path)
 {
 	char tmp[PATH_MAX + 8];
+	bool gone = unlink_logged(path);
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (unlink(tmp) != 0 && errno != ENOENT)
-		return -1;
-	return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
+	gone &= unlink_logged(tmp);
+	return gone ? 0 : HPCXL_ESYSTEM;
 }
 
 static int
@@ -278,9 +290,8 @@ state_forget(const struct state_dir *sd, const char *id)
 {
 	char path[PATH_MAX];
 
-	if (record_path(sd, id, "", path, sizeof(path)) == 0
-	    && remove_file(path) != 0)
-		log_warn("cannot remove %s: %s", path, strerror(errno));
+	if (record_path(sd, id, "", path, sizeof(path)) == 0)
+		(void)remove_file(path); /* logged */
 }
 
 /* ---- loading ------------------------------------------------------------
@@ -508,7 +519,7 @@ int
 state_save_health(const struct state_dir *sd, const char *reason)
 {
 	if (reason == NULL)
-		return remove_file(sd->health) != 0 ? HPCXL_ESYSTEM : 0;
+		return remove_file(sd->health);
 	return dump_to_file(sd->health,
 	    json_pack("{s:s, s:s}", "boot_id", sd->boot_id, "reason", reason));
 }

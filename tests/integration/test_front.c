@@ -8,9 +8,10 @@
  *     TLS handshake or the SP handshake, leave both listeners serving
  *     (nng 1.5.2's own ipc listener stopped accepting for good after one
  *     such client: nng #1518) and no descriptor behind;
- *   - a client that hangs up before it has sent SP's handshake header
- *     never reaches nng's loopback listener (which would stop accepting
- *     for 100 ms, keeping every other caller waiting);
+ *   - a client that hangs up before it has sent SP's handshake header,
+ *     or sends a bad one, never reaches nng's loopback listener (which
+ *     would stop accepting for 100 ms, keeping every other caller
+ *     waiting);
  *   - an ipc client that breaks SP's ipc framing is closed, and the
  *     others are served;
  *   - a local program that reaches the loopback listener directly is no
@@ -197,7 +198,7 @@ Test(front, hangups_at_every_step_leave_both_listeners_serving)
 	    harness_count_fds(agent.pid));
 }
 
-Test(front, a_client_gone_before_its_sp_header_never_reaches_nng)
+Test(front, a_client_without_a_valid_sp_header_never_reaches_nng)
 {
 	static const char relayed[] = "(relayed from 127.0.0.1:";
 	static const char gone[] = "closed before its SP handshake";
@@ -219,13 +220,17 @@ Test(front, a_client_gone_before_its_sp_header_never_reaches_nng)
 		    sizeof(ipc_addr), surveyor_header, 4);
 		cr_assert_eq(
 		    sp_tls_hangup_after_handshake(tls_url, &c, REPLY_MS), 0);
+		/* A header nng would refuse pauses it as much. */
+		connect_send_close((const struct sockaddr *)&ipc_addr,
+		    sizeof(ipc_addr), "GET / HT", 8);
 	}
 	all_seen = wait_log_lines(gone, gone_before + 3 * HANGUPS, REPLY_MS);
 	cr_assert_eq(log_lines_with(relayed), relays_before,
-	    "%d clients that sent no SP header were relayed to nng",
+	    "%d clients without a valid SP header were relayed to nng",
 	    log_lines_with(relayed) - relays_before);
 	cr_assert(all_seen, "%d of %d hang-ups logged",
 	    log_lines_with(gone) - gone_before, 3 * HANGUPS);
+	cr_assert_gt(log_lines_with("not SP (a bad handshake header)"), 0);
 	expect_served(ipc_url, "after the hang-ups");
 	expect_served(tls_url, "after the hang-ups");
 }

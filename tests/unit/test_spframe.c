@@ -3,7 +3,8 @@
  * (agent/spframe.c), which every ipc connection of the agent goes
  * through: a stream of messages framed for tcp, cut in chunks of every
  * size, must come out framed for ipc byte for byte as nng 1.5.2's ipc
- * transport writes it, and back again; a wrong type byte must be caught.
+ * transport writes it, and back again; a wrong type byte must be caught;
+ * a handshake header is valid exactly as nng checks it.
  */
 #include "spframe.h"
 
@@ -159,4 +160,27 @@ Test(spframe, the_header_passes_as_is_even_byte_by_byte)
 		cr_assert_eq(spframe_move(&f, header + i, 1, out), 1);
 		cr_assert_eq(out[0], header[i]);
 	}
+}
+
+Test(spframe, a_handshake_header_is_valid_only_as_nng_checks_it)
+{
+	static const unsigned char surveyor[8]
+	    = { 0, 'S', 'P', 0, 0, 0x62, 0, 0 };
+	unsigned char h[8];
+
+	cr_assert(spframe_header_valid(surveyor));
+	/* Any protocol: nng checks the peer's later, without a pause. */
+	memcpy(h, surveyor, 8);
+	h[4] = 0x12;
+	h[5] = 0x34;
+	cr_assert(spframe_header_valid(h));
+	/* Every other byte matters. */
+	for (int i = 0; i < 8; i++) {
+		if (i == 4 || i == 5)
+			continue;
+		memcpy(h, surveyor, 8);
+		h[i] ^= 0x01;
+		cr_assert_not(spframe_header_valid(h), "byte %d changed", i);
+	}
+	cr_assert_not(spframe_header_valid((const unsigned char *)"GET / HT"));
 }
