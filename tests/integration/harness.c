@@ -1131,3 +1131,28 @@ harness_pki_file(const char *dir, const char *name)
 	snprintf(p, PATH_MAX, "%s/%s", dir, name);
 	return p;
 }
+
+int
+harness_tls_agent_start(struct harness_agent *a, const char *node,
+    const char *pki, bool keeping, const char *const *extra, char *url,
+    size_t len)
+{
+	const char *args[8 + 16 + 1] = { "--listen", "tls+tcp4://localhost:0",
+		"--tls-cert", harness_pki_file(pki, "agent-localhost.pem"),
+		"--tls-key", harness_pki_file(pki, "agent-localhost.key"),
+		"--tls-ca", harness_pki_file(pki, "ca.pem") };
+	size_t n = 8;
+	int rv;
+
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		if (n == sizeof(args) / sizeof(args[0]) - 1)
+			return -1;
+		args[n++] = extra[i];
+	}
+	args[n] = NULL;
+	rv = keeping ? harness_agent_start_keeping(a, node, args)
+	             : harness_agent_start(a, node, args);
+	if (rv != 0 || !harness_ready_url(a, "tls+tcp", url, len))
+		return -1;
+	return 0;
+}

@@ -196,6 +196,17 @@ int harness_make_pki(const char *script, const char *dir, const char *client,
 /* dir/name, in one of eight rotating buffers (static storage). */
 const char *harness_pki_file(const char *dir, const char *name);
 
+/*
+ * Starts a (keeping: as harness_agent_start_keeping() does) on
+ * tls+tcp4://localhost:0 with the agent certificate, key and CA of pki
+ * (harness_make_pki()), then extra (NULL-ended, at most 16 arguments, or
+ * NULL), and copies its bound tls+tcp:// URL into url. Returns 0, or -1
+ * when the agent did not start or bound no such URL.
+ */
+int harness_tls_agent_start(struct harness_agent *a, const char *node,
+    const char *pki, bool keeping, const char *const *extra, char *url,
+    size_t len);
+
 /* Removes dir and everything under it ("" does nothing). */
 void harness_remove_tree(const char *dir);
 

@@ -72,9 +72,7 @@ static void
 set_up(void)
 {
 	/* --verbose: the front's debug lines tell which clients it relayed. */
-	const char *args[] = { "--listen", "tls+tcp4://localhost:0",
-		"--listen", ipc_url, "--tls-cert", NULL, "--tls-key", NULL,
-		"--tls-ca", NULL, "--verbose", NULL };
+	const char *extra[] = { "--listen", ipc_url, "--verbose", NULL };
 	char why[4096];
 
 	harness_unique("/tmp/hpcxl-front-", pki, sizeof(pki));
@@ -83,13 +81,9 @@ set_up(void)
 	    0, "make-certs.sh: %s", why);
 	snprintf(ipc_addr.sun_path, sizeof(ipc_addr.sun_path), "%s/sock", pki);
 	snprintf(ipc_url, sizeof(ipc_url), "ipc://%s", ipc_addr.sun_path);
-	args[5] = pki_file("agent-localhost.pem");
-	args[7] = pki_file("agent-localhost.key");
-	args[9] = pki_file("ca.pem");
-	cr_assert_eq(harness_agent_start(&agent, "front", args), 0);
-	cr_assert(
-	    harness_ready_url(&agent, "tls+tcp", tls_url, sizeof(tls_url)),
-	    "the agent bound no tls+tcp:// URL");
+	cr_assert_eq(harness_tls_agent_start(&agent, "front", pki, false,
+	                 extra, tls_url, sizeof(tls_url)),
+	    0, "the agent did not start on tls+tcp://");
 	tls_addr_from_url();
 	harness_tls_client(pki_file("client-front.pem"),
 	    pki_file("client-front.key"), pki_file("ca.pem"), "localhost");

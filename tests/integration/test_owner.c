@@ -78,27 +78,19 @@ be(const char *who)
 	    pki_file(cert), pki_file(key), pki_file("ca.pem"), "localhost");
 }
 
-/* The agent's arguments for TLS, carol as admin, then extra (NULL-ended,
- * at most 8). */
+/* The agent on TLS, carol as admin, then extra (NULL-ended, at most 8). */
 static void
 start_agent(bool keeping, const char *const *extra)
 {
-	const char *args[24] = { "--listen", "tls+tcp4://localhost:0",
-		"--tls-cert", pki_file("agent-localhost.pem"), "--tls-key",
-		pki_file("agent-localhost.key"), "--tls-ca",
-		pki_file("ca.pem"), "--admin", "carol" };
-	size_t n = 10;
+	const char *args[2 + 8 + 1] = { "--admin", "carol" };
+	size_t n = 2;
 
-	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 10; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
-	if (keeping)
-		cr_assert_eq(
-		    harness_agent_start_keeping(&agent, "own", args), 0);
-	else
-		cr_assert_eq(harness_agent_start(&agent, "own", args), 0);
-	cr_assert(
-	    harness_ready_url(&agent, "tls+tcp", tls_url, sizeof(tls_url)));
+	cr_assert_eq(harness_tls_agent_start(&agent, "own", pki, keeping, args,
+	                 tls_url, sizeof(tls_url)),
+	    0, "the agent did not start on tls+tcp://");
 }
 
 static void

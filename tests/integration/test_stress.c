@@ -216,22 +216,15 @@ pki_file(const char *name)
 static void
 tls_set_up(void)
 {
-	const char *args[]
-	    = { "--listen", "tls+tcp4://localhost:0", "--tls-cert", NULL,
-		      "--tls-key", NULL, "--tls-ca", NULL, NULL };
 	char why[4096];
 
 	harness_unique("/tmp/hpcxl-stress-tls-", pki, sizeof(pki));
 	cr_assert_eq(harness_make_pki(
 	                 HPCXL_MAKE_CERTS, pki, "stress", why, sizeof(why)),
 	    0, "make-certs.sh: %s", why);
-	args[3] = pki_file("agent-localhost.pem");
-	args[5] = pki_file("agent-localhost.key");
-	args[7] = pki_file("ca.pem");
-	cr_assert_eq(harness_agent_start(&tls_agent, "sttls", args), 0);
-	cr_assert(
-	    harness_ready_url(&tls_agent, "tls+tcp", tls_url, sizeof(tls_url)),
-	    "the agent bound no tls+tcp:// URL");
+	cr_assert_eq(harness_tls_agent_start(&tls_agent, "sttls", pki, false,
+	                 NULL, tls_url, sizeof(tls_url)),
+	    0, "the agent did not start on tls+tcp://");
 	harness_tls_client(pki_file("client-stress.pem"),
 	    pki_file("client-stress.key"), pki_file("ca.pem"), "localhost");
 }
