@@ -155,13 +155,21 @@ swap_into_place(const char *tmp, const char *path)
 	return rename(tmp, path);
 }
 
+/* The name of path's spare: "<path>.tmp". */
+static void
+spare_path(const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s.tmp", path);
+}
+
 static int
 replace_file(const char *path, const char *text)
 {
 	char tmp[PATH_MAX + 8];
+	size_t len = strlen(text);
 	int fd, rv = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	spare_path(path, tmp, sizeof(tmp));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		log_err("cannot write %s: %s", tmp, strerror(errno));
@@ -170,8 +178,8 @@ replace_file(const char *path, const char *text)
 	/* Written over, then cut to length: no O_TRUNC, since ext4 writes
 	 * a file truncated to 0 out to disk when it is closed (auto_da_alloc,
 	 * its guard for programs that rewrite a file in place). */
-	if (util_write_all(fd, text, strlen(text)) != 0
-	    || ftruncate(fd, (off_t)strlen(text)) != 0)
+	if (util_write_all(fd, text, len) != 0
+	    || ftruncate(fd, (off_t)len) != 0)
 		rv = HPCXL_ESYSTEM;
 	if (close(fd) != 0)
 		rv = HPCXL_ESYSTEM;
@@ -202,7 +210,7 @@ remove_file(const char *path)
 	char tmp[PATH_MAX + 8];
 	bool gone = unlink_logged(path);
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	spare_path(path, tmp, sizeof(tmp));
 	gone &= unlink_logged(tmp);
 	return gone ? 0 : HPCXL_ESYSTEM;
 }
