@@ -97,8 +97,10 @@ set_free_groups(struct proctrack_set *set)
 {
 	free(set->pgids);
 	free(set->leader_ticks);
+	free(set->leader_pinned);
 	set->pgids = NULL;
 	set->leader_ticks = NULL;
+	set->leader_pinned = NULL;
 	set->ngroups = 0;
 }
 
@@ -111,7 +113,9 @@ set_start(
 	set->procs_fd = set->events_fd = set->dir_fd = -1;
 	set->pgids = calloc(ngroups + 1, sizeof(*set->pgids));
 	set->leader_ticks = calloc(ngroups + 1, sizeof(*set->leader_ticks));
-	if (set->pgids == NULL || set->leader_ticks == NULL) {
+	set->leader_pinned = calloc(ngroups + 1, sizeof(*set->leader_pinned));
+	if (set->pgids == NULL || set->leader_ticks == NULL
+	    || set->leader_pinned == NULL) {
 		set_free_groups(set);
 		return HPCXL_ENOMEM;
 	}
@@ -189,13 +193,14 @@ proctrack_child_join(const struct proctrack_set *set)
 }
 
 void
-proctrack_set_add(
-    struct proctrack_set *set, size_t i, pid_t pgid, uint64_t leader_ticks)
+proctrack_set_add(struct proctrack_set *set, size_t i, pid_t pgid,
+    uint64_t leader_ticks, bool our_child)
 {
 	if (i >= set->ngroups)
 		return;
 	set->pgids[i] = pgid;
 	set->leader_ticks[i] = leader_ticks;
+	set->leader_pinned[i] = our_child;
 }
 
 pid_t
@@ -219,8 +224,12 @@ proctrack_set_drop_group(struct proctrack_set *set, size_t i)
 }
 
 void
-proctrack_set_prune(struct proctrack_set *set)
+proctrack_set_reaped(struct proctrack_set *set, pid_t pid)
 {
+	for (size_t i = 0; i < set->ngroups; i++) {
+		if (set->pgids[i] == pid)
+			set->leader_pinned[i] = false;
+	}
 	set_ops(set)->prune(set);
 }
 

@@ -43,6 +43,10 @@ struct proctrack_set {
 	size_t ngroups;
 	pid_t *pgids; /* worker i's group; 0 once seen empty or dropped */
 	uint64_t *leader_ticks; /* start time of each group's leader */
+	/* Worker i's leader is our child, not yet reaped: its pid, the
+	 * group's number, cannot go to anyone else, so the group needs no
+	 * check. A re-adopted leader is not our child: never pinned. */
+	bool *leader_pinned;
 };
 
 /*
@@ -109,10 +113,11 @@ int proctrack_child_join(const struct proctrack_set *set);
 
 /*
  * Worker i leads process group pgid, whose leader started at leader_ticks
- * (proctrack_start_ticks()): a spawn, or a stored session read back.
+ * (proctrack_start_ticks()): a spawn (our_child: the leader is ours to
+ * reap), or a stored session read back (not our child).
  */
-void proctrack_set_add(
-    struct proctrack_set *set, size_t i, pid_t pgid, uint64_t leader_ticks);
+void proctrack_set_add(struct proctrack_set *set, size_t i, pid_t pgid,
+    uint64_t leader_ticks, bool our_child);
 
 /* Worker i's group as stored in the session's record (0: none). */
 pid_t proctrack_set_group(const struct proctrack_set *set, size_t i);
@@ -144,11 +149,13 @@ void proctrack_set_signal(struct proctrack_set *set, int sig,
 void proctrack_set_drop_group(struct proctrack_set *set, size_t i);
 
 /*
- * A child was reaped: pgroup forgets the groups that emptied (or whose
- * number went to a stranger), so a number reused later is never
- * signalled; a cgroup needs nothing.
+ * A child, pid, was reaped: a group it led is no longer pinned by it, and
+ * pgroup forgets the groups that emptied (or whose number went to a
+ * stranger), so a number reused later is never signalled; a cgroup needs
+ * nothing. Pinned groups are not looked at: a reap costs no /proc read
+ * per live worker (that made a close of n workers O(n^2)).
  */
-void proctrack_set_prune(struct proctrack_set *set);
+void proctrack_set_reaped(struct proctrack_set *set, pid_t pid);
 
 /* SIGKILLs every process of the set. */
 void proctrack_set_kill(struct proctrack_set *set);

@@ -68,19 +68,30 @@ pgroup_child_join(const struct proctrack_set *set)
 	return 0;
 }
 
+/*
+ * Whether group i's number may no longer be the session's: the group is
+ * gone, or its leader's pid now names a process with another start time.
+ * A pinned group is neither, and costs no system call.
+ */
+static bool
+group_stale(const struct proctrack_set *set, size_t i)
+{
+	uint64_t ticks;
+
+	if (set->leader_pinned[i])
+		return false;
+	if (kill(-set->pgids[i], 0) != 0 && errno == ESRCH)
+		return true;
+	ticks = proctrack_start_ticks(set->pgids[i]);
+	return ticks != 0 && ticks != set->leader_ticks[i];
+}
+
 /* Forgets every group whose number no longer is the session's. */
 static void
 forget_stale_groups(struct proctrack_set *set)
 {
 	for (size_t i = 0; i < set->ngroups; i++) {
-		uint64_t ticks;
-
-		if (set->pgids[i] <= 0)
-			continue;
-		ticks = proctrack_start_ticks(set->pgids[i]);
-		if (ticks != 0 && ticks != set->leader_ticks[i])
-			set->pgids[i] = 0;
-		else if (kill(-set->pgids[i], 0) != 0 && errno == ESRCH)
+		if (set->pgids[i] > 0 && group_stale(set, i))
 			set->pgids[i] = 0;
 	}
 }

@@ -451,7 +451,7 @@ session_table_reaped(struct session_table *t, pid_t pid, int status)
 	/* pgroup: forget every group that just emptied, in every state, so a
 	 * group number reused later by a stranger is never signalled. */
 	for (s = t->head; s != NULL; s = s->next)
-		proctrack_set_prune(&s->set);
+		proctrack_set_reaped(&s->set, pid);
 }
 
 void

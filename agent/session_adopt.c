@@ -60,7 +60,7 @@ reattach_worker(struct session *s, struct worker *w, pid_t pgid)
 	w->restart_at_ms = 0;
 	/* Even with its leader gone, a group may hold the worker's helpers;
 	 * the set forgets it if the number was reused. */
-	proctrack_set_add(&s->set, w->index, pgid, w->start_ticks);
+	proctrack_set_add(&s->set, w->index, pgid, w->start_ticks, false);
 	if (!was_alive)
 		return false;
 	w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);

@@ -55,7 +55,7 @@ session_spawn_worker(struct session_table *t, struct session *s,
 		w->start_ticks = proctrack_start_ticks(w->pid);
 		w->adopted = false;
 		/* The worker leads its own group. */
-		proctrack_set_add(&s->set, i, w->pid, w->start_ticks);
+		proctrack_set_add(&s->set, i, w->pid, w->start_ticks, true);
 	}
 	return rv;
 }

@@ -184,6 +184,13 @@ run oc16 "$BIN/bench_hpcxl" open-close "$WORK/a16.roster" 16 "$RUNS" "$SETTLE_MS
 run op "$BIN/bench_hpcxl" open-ping "$WORK/a1.roster" 4096 "$WARM"
 stop_agents
 
+# The 1 × 256 close again on the pgroup backend (nodes without cgroup2),
+# whose bookkeeping differs: it once cost O(workers²) /proc reads.
+echo "a) open and close: 1 agent, pgroup backend" >&2
+start_agents ap 1 pgroup
+run oc1p "$BIN/bench_hpcxl" open-close "$WORK/ap.roster" 256 "$RUNS" "$SETTLE_MS"
+stop_agents
+
 # The same 16 × 16 open and close with the agents on TLS (its close row is
 # compared with the plain TCP one above). nng 1.5.2's TLS client can hang at
 # close (tests/integration/sp_tls.h): TLS steps get a shorter deadline.
@@ -271,6 +278,9 @@ for c in 1 16; do
 	row "close, $what" "$(t oc$c close)" "terminate 256 (floor_spawn)" "$(t floor_spawn terminate)" \
 		"$(ratio "$(med oc$c close)" "$(med floor_spawn terminate)")" "close ${SETTLE_MS} ms after the open"
 done
+row "close, 1 agent × 256 workers, pgroup" "$(t oc1p close)" "terminate 256 (floor_spawn)" "$(t floor_spawn terminate)" \
+	"$(ratio "$(med oc1p close)" "$(med floor_spawn terminate)")" \
+	"backend pgroup; failed runs $(res oc1p failures count); open $(t oc1p open)"
 row "ping during an open of 4,096 workers, 1 agent" "$(t op during)" "ping, idle agent" "$(t op idle)" \
 	"$(ratio "$(med op during)" "$(med op idle)")" \
 	"$(res op open pings) pings while the open ran ($(res op open ms) ms, ok $(res op open ok)); lost $(res op open lost); target: max ≤ 50"
