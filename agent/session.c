@@ -177,8 +177,8 @@ session_free(struct session *s)
 	free(s);
 }
 
-static uint32_t
-count_state(const struct session *s, enum proto_wstate st)
+uint32_t
+session_count_state(const struct session *s, enum proto_wstate st)
 {
 	uint32_t i, n = 0;
 
@@ -202,8 +202,8 @@ session_counts(const struct session *s, int64_t now_ms)
 {
 	struct proto_counts c = {
 		.workers = s->nworkers,
-		.exited = count_state(s, PROTO_W_EXITED),
-		.killed = count_state(s, PROTO_W_KILLED),
+		.exited = session_count_state(s, PROTO_W_EXITED),
+		.killed = session_count_state(s, PROTO_W_KILLED),
 	};
 
 	/* Unreaped workers count even where the set no longer lists them. */

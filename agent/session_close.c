@@ -361,8 +361,13 @@ static void
 forget_session(struct session_table *t, struct session *s, int64_t now_ms)
 {
 	state_forget(t->state, s->id);
-	log_info("session %s (owner %s) closed in %lld ms", s->id,
-	    session_owner_name(s), (long long)(now_ms - s->close_start_ms));
+	/* Its workers' ends are logged one by one only with --verbose. */
+	log_info("session %s (owner %s) closed in %lld ms: of %u worker(s), "
+	         "%u ended on their own or on SIGTERM, %u were killed",
+	    s->id, session_owner_name(s),
+	    (long long)(now_ms - s->close_start_ms), s->nworkers,
+	    session_count_state(s, PROTO_W_EXITED),
+	    session_count_state(s, PROTO_W_KILLED));
 }
 
 static void

@@ -87,6 +87,8 @@ void session_log_path(const struct session_table *t, const struct session *s,
 /* Stores s's record; 0, or HPCXL_ESYSTEM (s stays dirty: retried). */
 int session_persist(struct session_table *t, struct session *s);
 uint32_t session_count_alive(const struct session *s);
+/* How many of s's workers are in state st. */
+uint32_t session_count_state(const struct session *s, enum proto_wstate st);
 struct proto_counts session_counts(const struct session *s, int64_t now_ms);
 /* Fills a proto_session that borrows s's strings; free info->workers. */
 int session_info(const struct session *s, struct proto_session *info);

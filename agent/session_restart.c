@@ -14,6 +14,32 @@
 #include <sys/wait.h>
 
 /* Worker w of s ended (reaped, or seen on its pidfd if adopted). */
+/*
+ * A worker that ends while its session runs is news; one that ends
+ * because the session closes is expected, and the close's own line counts
+ * them (forget_session()): one line per worker there is noise a 4,096-
+ * worker close would fill the journal with, and a write per worker on the
+ * loop while the close is timed.
+ */
+static void
+log_worker_end(const struct session *s, const struct worker *w, int status)
+{
+	int level
+	    = s->state == CLOSEFSM_RUNNING || s->state == CLOSEFSM_OPENING
+	    ? LOG_INFO
+	    : LOG_DEBUG;
+
+	if (status == WORKER_STATUS_UNKNOWN)
+		log_write(level,
+		    "session %s worker %u (pid %d) ended, status unknown "
+		    "(adopted: another agent was its parent)",
+		    s->id, w->index, w->pid);
+	else
+		log_write(level,
+		    "session %s worker %u (pid %d) ended, status 0x%x", s->id,
+		    w->index, w->pid, status);
+}
+
 void
 session_note_worker_end(struct session_table *t, struct session *s,
     struct worker *w, int status, int64_t now_ms)
@@ -25,13 +51,7 @@ session_note_worker_end(struct session_table *t, struct session *s,
 	 * store per reaping pass: 3 to 7 stores per agent closing 16. */
 	if (s->state == CLOSEFSM_RUNNING || s->state == CLOSEFSM_OPENING)
 		s->dirty = true;
-	if (status == WORKER_STATUS_UNKNOWN)
-		log_info("session %s worker %u (pid %d) ended, status unknown "
-		         "(adopted: another agent was its parent)",
-		    s->id, w->index, w->pid);
-	else
-		log_info("session %s worker %u (pid %d) ended, status 0x%x",
-		    s->id, w->index, w->pid, status);
+	log_worker_end(s, w, status);
 	/* One that dies while its siblings start restarts once they have. */
 	if (s->state == CLOSEFSM_RUNNING || s->state == CLOSEFSM_OPENING)
 		session_plan_restart(t, s, w, now_ms);

@@ -176,6 +176,13 @@ Test(agent, sigterm_ignoring_worker_is_killed_after_grace)
 	cr_assert_geq(r.counts.elapsed_ms, 1000);
 	cr_assert_eq(harness_session_procs(id), 0);
 	proto_msg_free(&h);
+	/* Logged before the reply: one line for the close, with its counts;
+	 * the workers' ends one by one only with --verbose. */
+	cr_assert(harness_agent_logged(&agent,
+	    (const char *const[]) { id, "closed in", "of 2 worker(s), 0 ended",
+	        "2 were killed", NULL }));
+	cr_assert_not(harness_agent_logged(
+	    &agent, (const char *const[]) { id, "ended, status", NULL }));
 }
 
 Test(agent, stopped_worker_is_continued_and_closed)
@@ -352,6 +359,10 @@ Test(agent, crashed_worker_shows_its_exit_status)
 			harness_nap_ms(20);
 	}
 	cr_assert(ended, "the crash was never reported");
+	/* A running session's worker that ends is news: logged at info. */
+	cr_assert(harness_agent_logged(&agent,
+	    (const char *const[]) {
+	        id, "worker 0", "ended, status 0x300", NULL }));
 	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
 	cr_assert_eq(r.counts.exited, 1);
