@@ -3,6 +3,7 @@
 #include "hpcxl/common/log.h"
 
 #include <errno.h>
+#include <linux/close_range.h>
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <sched.h>
 #include <signal.h>
@@ -61,7 +62,7 @@ spawn_clone3(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
     volatile bool *in_cgroup)
 {
 	struct clone_args ca = {
-		.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD,
+		.flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD,
 		.pidfd = (uint64_t)(uintptr_t)pidfd,
 		.exit_signal = SIGCHLD,
 		.stack = (uint64_t)(uintptr_t)child_stack,
@@ -99,7 +100,8 @@ spawn_clone2(
 {
 	*in_cgroup = false;
 	return clone(fn, child_stack + sizeof(child_stack),
-	    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, arg, pidfd);
+	    CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, arg,
+	    pidfd);
 }
 
 /* The errors of a kernel without clone3 or CLONE_INTO_CGROUP (or a
@@ -109,6 +111,17 @@ clone3_missing(int err)
 {
 	return err == ENOSYS || err == E2BIG || err == EINVAL || err == EPERM
 	    || err == EOPNOTSUPP;
+}
+
+int
+spawn_clone_child_own_fds(void)
+{
+	/* Copies 0-2 only (CLOSE_RANGE_UNSHARE with no upper bound). */
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_UNSHARE) == 0)
+		return 0;
+	/* Before Linux 5.9: a copy of the whole table, which the child's
+	 * exec then closes (the agent's descriptors are all CLOEXEC). */
+	return unshare(CLONE_FILES) == 0 ? 0 : errno;
 }
 
 pid_t

@@ -29,10 +29,24 @@
  * when false, fn must join the cgroup itself. *pidfd gets a pidfd of the
  * child. Returns the child's pid, or -1 with errno.
  *
+ * The child starts in the agent's descriptor table too (CLONE_FILES), so
+ * a spawn costs the same however many descriptors the agent holds (a copy
+ * of the table, as fork makes, grows with them: O(workers) per spawn, and
+ * the exec then closed them all again). fn may use the agent's
+ * descriptors, but must call spawn_clone_child_own_fds() before it opens,
+ * closes or dup2s any: until then those would be the agent's.
+ *
  * Not reentrant: one stack serves every spawn, so only one thread (the
  * agent's loop) may spawn.
  */
 pid_t spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
     volatile bool *in_cgroup);
+
+/*
+ * In the child: gives it a descriptor table of its own holding only 0-2
+ * (the agent's, until the child replaces them). Returns 0 or an errno
+ * value; on failure the child must _exit at once, touching no descriptor.
+ */
+int spawn_clone_child_own_fds(void);
 
 #endif

@@ -21,6 +21,7 @@
 enum child_step {
 	STEP_SETPGID,
 	STEP_CGROUP,
+	STEP_FDS,
 	STEP_STDIN,
 	STEP_LOG,
 	STEP_RLIMIT, /* detail: the enum config_limit */
@@ -128,6 +129,19 @@ child_join(const struct child_args *a, volatile struct child_report *r)
 	return -1;
 }
 
+/* The last step that may use the agent's descriptors is child_join(). */
+static int
+child_own_fds(volatile struct child_report *r)
+{
+	int e;
+
+	r->step = STEP_FDS;
+	if ((e = spawn_clone_child_own_fds()) == 0)
+		return 0;
+	errno = e;
+	return -1;
+}
+
 /*
  * The child between clone and exec, on a borrowed stack in the agent's
  * memory, while the agent's nng threads run: only async-signal-safe calls
@@ -149,14 +163,16 @@ child_run(void *arg)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	r->step = STEP_SETPGID;
 	if (setpgid(0, 0) != 0 || child_join(a, r) != 0
-	    || child_stdio(a->spec, r) != 0 || child_limits(pl, r) != 0
-	    || child_identity(pl, r) != 0)
+	    || child_own_fds(r) != 0 || child_stdio(a->spec, r) != 0
+	    || child_limits(pl, r) != 0 || child_identity(pl, r) != 0)
 		goto fail;
 	r->step = STEP_CHDIR;
 	if (pl->profile.workdir != NULL && chdir(pl->profile.workdir) != 0)
 		goto fail;
-	/* Nothing of the agent's but 0-2 survives exec. close_range needs
-	 * Linux 5.11; the agent's own fds are CLOEXEC anyway. */
+	/* Nothing of the agent's but 0-2 survives exec. The child's table
+	 * holds only those unless child_own_fds() had to copy the whole
+	 * table (before Linux 5.9), whose descriptors are CLOEXEC anyway;
+	 * this catches one a library opened without (Linux 5.11). */
 	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	r->step = STEP_EXEC;
 	execve(pl->path, pl->profile.argv, a->envp);
@@ -188,6 +204,9 @@ report_why(const struct worker_plan *pl, const struct worker_spec *spec,
 		break;
 	case STEP_CGROUP:
 		snprintf(what, sizeof(what), "joining the process set");
+		break;
+	case STEP_FDS:
+		snprintf(what, sizeof(what), "a descriptor table of its own");
 		break;
 	case STEP_STDIN:
 		snprintf(what, sizeof(what), "/dev/null");

@@ -9,12 +9,15 @@
 #include "hpcxl/common/util.h"
 
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <msgpack.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CLOSE_DEADLINE_MS 8000
 #define PROCS_TIMEOUT_MS 5000
@@ -100,6 +103,34 @@ Test(agent, ping_names_node_version_and_backend)
 	proto_msg_free(&h);
 }
 
+/* Where pid's descriptor fd points ("" when it has none). */
+static void
+fd_target(pid_t pid, int fd, char *out, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	n = readlink(path, out, len - 1);
+	out[n > 0 ? n : 0] = '\0';
+}
+
+/* No socket, pipe or other descriptor of the agent reaches a worker. */
+static bool
+holds_a_socket_or_pipe(pid_t pid)
+{
+	char target[PATH_MAX];
+
+	for (int fd = 0; fd < 1024; fd++) {
+		fd_target(pid, fd, target, sizeof(target));
+		if (strncmp(target, "socket:", 7) == 0
+		    || strncmp(target, "pipe:", 5) == 0
+		    || strncmp(target, "anon_inode:[pidfd]", 18) == 0)
+			return true;
+	}
+	return false;
+}
+
 Test(agent, open_spawns_workers_with_their_environment)
 {
 	char id[64], val[256];
@@ -130,7 +161,18 @@ Test(agent, open_spawns_workers_with_their_environment)
 		    harness_proc_env(pid, "HPCXL_WORKBOOK", val, sizeof(val)),
 		    0);
 		cr_assert_str_eq(val, "/data/book.xlsx");
+		/* Its stdout and stderr are its log, nothing else of the
+		 * agent's came with it (the child starts in the agent's
+		 * descriptor table, spawn_clone.h). */
+		fd_target(pid, 1, val, sizeof(val));
+		cr_assert(strstr(val, id) != NULL, "stdout: %s", val);
+		fd_target(pid, 2, val, sizeof(val));
+		cr_assert(strstr(val, id) != NULL, "stderr: %s", val);
+		cr_assert_not(holds_a_socket_or_pipe(pid));
 	}
+	/* ... and the agent's own stderr is still its log. */
+	fd_target(agent.pid, 2, val, sizeof(val));
+	cr_assert(strstr(val, "agent.log") != NULL, "agent stderr: %s", val);
 	proto_msg_free(&h);
 	r = ask_close(agent.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK);
