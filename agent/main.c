@@ -15,6 +15,7 @@
 #include "sdnotify.h"
 #include "server.h"
 #include "session.h"
+#include "spawn_clone.h"
 #include "state.h"
 
 #include <errno.h>
@@ -346,6 +347,7 @@ reap_children(struct agent *a)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		session_table_reaped(&a->sessions, pid, status);
+	session_table_prune(&a->sessions);
 }
 
 static void
@@ -569,6 +571,7 @@ agent_start(struct agent *a)
 	int rv;
 
 	raise_fd_limit();
+	spawn_clone_seal_inherited_fds();
 	if ((rv = signals_setup(a)) != 0 || (rv = agent_claim(a)) != 0)
 		return rv;
 	if ((rv = proctrack_init(

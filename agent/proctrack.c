@@ -210,10 +210,10 @@ proctrack_set_group(const struct proctrack_set *set, size_t i)
 }
 
 void
-proctrack_set_signal(struct proctrack_set *set, int sig,
+proctrack_set_signal(struct proctrack_set *set, const int *sigs, size_t nsigs,
     proctrack_signal_worker_fn signal_worker, void *arg)
 {
-	set_ops(set)->signal(set, sig, signal_worker, arg);
+	set_ops(set)->signal(set, sigs, nsigs, signal_worker, arg);
 }
 
 void
@@ -230,6 +230,11 @@ proctrack_set_reaped(struct proctrack_set *set, pid_t pid)
 		if (set->pgids[i] == pid)
 			set->leader_pinned[i] = false;
 	}
+}
+
+void
+proctrack_set_prune(struct proctrack_set *set)
+{
 	set_ops(set)->prune(set);
 }
 

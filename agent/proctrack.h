@@ -129,8 +129,10 @@ pid_t proctrack_set_group(const struct proctrack_set *set, size_t i);
 typedef pid_t (*proctrack_signal_worker_fn)(void *arg, size_t i, int sig);
 
 /*
- * Sends sig once to every process of the set (a second SIGTERM means
- * "hurry" to some programs). cgroup2: each worker through signal_worker,
+ * Sends each of sigs (nsigs of them, in that order) once to every process
+ * of the set, in one pass over it (a second SIGTERM means "hurry" to some
+ * programs; SIGCONT then SIGTERM costs one read of cgroup.procs, not two).
+ * cgroup2: each worker through signal_worker,
  * never a reused pid, then every other pid in cgroup.procs; a pid that
  * exits and is reused between the read and the kill is the narrow race
  * systemd accepts too. pgroup: every process group, leaders (the workers)
@@ -138,8 +140,8 @@ typedef pid_t (*proctrack_signal_worker_fn)(void *arg, size_t i, int sig);
  * member lives. The final kill has no race at all with cgroup2:
  * cgroup.kill.
  */
-void proctrack_set_signal(struct proctrack_set *set, int sig,
-    proctrack_signal_worker_fn signal_worker, void *arg);
+void proctrack_set_signal(struct proctrack_set *set, const int *sigs,
+    size_t nsigs, proctrack_signal_worker_fn signal_worker, void *arg);
 
 /*
  * The set stops tracking worker i's process group (the worker restarts in
@@ -148,14 +150,17 @@ void proctrack_set_signal(struct proctrack_set *set, int sig,
  */
 void proctrack_set_drop_group(struct proctrack_set *set, size_t i);
 
-/*
- * A child, pid, was reaped: a group it led is no longer pinned by it, and
- * pgroup forgets the groups that emptied (or whose number went to a
- * stranger), so a number reused later is never signalled; a cgroup needs
- * nothing. Pinned groups are not looked at: a reap costs no /proc read
- * per live worker (that made a close of n workers O(n^2)).
- */
+/* A child, pid, was reaped: a group it led is no longer pinned by it. */
 void proctrack_set_reaped(struct proctrack_set *set, pid_t pid);
+
+/*
+ * Children were reaped: pgroup forgets the groups that emptied (or whose
+ * number went to a stranger), so a number reused later is never
+ * signalled; a cgroup needs nothing. Once per batch of reaps, not per
+ * reap, and pinned groups are not looked at: a close of n workers once
+ * cost n^2 /proc reads here.
+ */
+void proctrack_set_prune(struct proctrack_set *set);
 
 /* SIGKILLs every process of the set. */
 void proctrack_set_kill(struct proctrack_set *set);

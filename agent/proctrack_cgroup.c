@@ -385,37 +385,50 @@ cgroup_count(const struct proctrack_set *set)
 }
 
 struct signal_job {
-	int sig;
-	const pid_t *except;
+	const int *sigs;
+	size_t nsigs;
+	const pid_t *except; /* sorted */
 	size_t nexcept;
 };
+
+static int
+pid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
 
 static void
 signal_pid(pid_t pid, const void *arg)
 {
 	const struct signal_job *job = arg;
 
-	for (size_t i = 0; i < job->nexcept; i++) {
-		if (job->except[i] == pid)
-			return;
-	}
-	kill(pid, job->sig);
+	/* A search, not a scan: 4,096 workers made 16 M compares. */
+	if (bsearch(&pid, job->except, job->nexcept, sizeof(pid), pid_cmp)
+	    != NULL)
+		return;
+	for (size_t k = 0; k < job->nsigs; k++)
+		kill(pid, job->sigs[k]);
 }
 
 /* Workers first, through their pidfds; then the rest of the cgroup. */
 static void
-cgroup_signal(struct proctrack_set *set, int sig,
+cgroup_signal(struct proctrack_set *set, const int *sigs, size_t nsigs,
     proctrack_signal_worker_fn signal_worker, void *arg)
 {
 	pid_t except[PROTO_MAX_WORKERS];
-	struct signal_job job = { sig, except, 0 };
+	struct signal_job job = { sigs, nsigs, except, 0 };
 
 	for (size_t i = 0; i < set->ngroups && i < PROTO_MAX_WORKERS; i++) {
-		pid_t pid = signal_worker(arg, i, sig);
+		pid_t pid = 0;
 
+		for (size_t k = 0; k < nsigs; k++)
+			pid = signal_worker(arg, i, sigs[k]);
 		if (pid > 0)
 			except[job.nexcept++] = pid;
 	}
+	qsort(except, job.nexcept, sizeof(*except), pid_cmp);
 	cgroup_each_pid(set, signal_pid, &job);
 }
 

@@ -21,8 +21,8 @@ struct proctrack_ops {
 	void (*release)(struct proctrack_set *set, bool remove);
 	int (*pollfd)(const struct proctrack_set *set);
 	int (*child_join)(const struct proctrack_set *set);
-	void (*signal)(struct proctrack_set *set, int sig,
-	    proctrack_signal_worker_fn signal_worker, void *arg);
+	void (*signal)(struct proctrack_set *set, const int *sigs,
+	    size_t nsigs, proctrack_signal_worker_fn signal_worker, void *arg);
 	void (*drop_group)(struct proctrack_set *set, size_t i);
 	void (*prune)(struct proctrack_set *set);
 	void (*kill)(struct proctrack_set *set);

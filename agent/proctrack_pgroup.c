@@ -97,23 +97,23 @@ forget_stale_groups(struct proctrack_set *set)
 }
 
 static void
-signal_groups(const struct proctrack_set *set, int sig)
+signal_groups(const struct proctrack_set *set, const int *sigs, size_t nsigs)
 {
 	for (size_t i = 0; i < set->ngroups; i++) {
-		if (set->pgids[i] > 0)
-			kill(-set->pgids[i], sig);
+		for (size_t k = 0; k < nsigs && set->pgids[i] > 0; k++)
+			kill(-set->pgids[i], sigs[k]);
 	}
 }
 
 /* Each worker's group holds the worker itself: one signal reaches both. */
 static void
-pgroup_signal(struct proctrack_set *set, int sig,
+pgroup_signal(struct proctrack_set *set, const int *sigs, size_t nsigs,
     proctrack_signal_worker_fn signal_worker, void *arg)
 {
 	(void)signal_worker;
 	(void)arg;
 	forget_stale_groups(set);
-	signal_groups(set, sig);
+	signal_groups(set, sigs, nsigs);
 }
 
 static void
@@ -128,8 +128,10 @@ pgroup_drop_group(struct proctrack_set *set, size_t i)
 static void
 pgroup_kill(struct proctrack_set *set)
 {
+	static const int sigkill[] = { SIGKILL };
+
 	forget_stale_groups(set);
-	signal_groups(set, SIGKILL);
+	signal_groups(set, sigkill, 1);
 }
 
 static bool

@@ -198,21 +198,27 @@ session_count_alive(const struct session *s)
 }
 
 struct proto_counts
-session_counts(const struct session *s, int64_t now_ms)
+session_counts_gone(const struct session *s, int64_t now_ms)
 {
-	struct proto_counts c = {
+	return (struct proto_counts) {
 		.workers = s->nworkers,
 		.exited = session_count_state(s, PROTO_W_EXITED),
 		.killed = session_count_state(s, PROTO_W_KILLED),
+		.elapsed_ms = s->close_start_ms > 0
+		    ? (uint64_t)(now_ms - s->close_start_ms)
+		    : 0,
 	};
+}
+
+struct proto_counts
+session_counts(const struct session *s, int64_t now_ms)
+{
+	struct proto_counts c = session_counts_gone(s, now_ms);
 
 	/* Unreaped workers count even where the set no longer lists them. */
 	c.remaining = proctrack_set_count(&s->set);
 	if (c.remaining < session_count_alive(s))
 		c.remaining = session_count_alive(s);
-	c.elapsed_ms = s->close_start_ms > 0
-	    ? (uint64_t)(now_ms - s->close_start_ms)
-	    : 0;
 	return c;
 }
 
@@ -448,10 +454,19 @@ session_table_reaped(struct session_table *t, pid_t pid, int status)
 	struct session *s;
 
 	record_worker_end(t, pid, status);
+	for (s = t->head; s != NULL; s = s->next)
+		proctrack_set_reaped(&s->set, pid);
+}
+
+void
+session_table_prune(struct session_table *t)
+{
+	struct session *s;
+
 	/* pgroup: forget every group that just emptied, in every state, so a
 	 * group number reused later by a stranger is never signalled. */
 	for (s = t->head; s != NULL; s = s->next)
-		proctrack_set_reaped(&s->set, pid);
+		proctrack_set_prune(&s->set);
 }
 
 void

@@ -79,6 +79,10 @@ const char *session_table_unhealthy(const struct session_table *t);
 /* A child was reaped: records it if it was a worker of some session. */
 void session_table_reaped(struct session_table *t, pid_t pid, int status);
 
+/* After a batch of session_table_reaped(): every set forgets the process
+ * groups that emptied. */
+void session_table_prune(struct session_table *t);
+
 /* Advances every session's state machine to time now_ms. */
 void session_table_step(struct session_table *t, int64_t now_ms);
 

@@ -49,9 +49,9 @@ answer_waiters(struct session_table *t, struct session *s, int64_t now_ms)
 		req->next = NULL;
 		if (req->m.type == PROTO_OPEN)
 			reply_open_failed(t, req, s, false);
-		else
+		else /* REPLY_OK comes only with SET_EMPTY */
 			session_reply_counts(t, req, PROTO_CODE_OK, "closed",
-			    session_counts(s, now_ms));
+			    session_counts_gone(s, now_ms));
 	}
 }
 
@@ -80,11 +80,14 @@ signal_worker(void *arg, size_t i, int sig)
 	return worker_alive(w) ? w->pid : 0;
 }
 
-/* Every process of the session gets sig exactly once. */
+/* Every process of the session gets SIGCONT, then SIGTERM, exactly once:
+ * a stopped process cannot act on SIGTERM. */
 static void
-signal_session(struct session *s, int sig)
+terminate_session(struct session *s)
 {
-	proctrack_set_signal(&s->set, sig, signal_worker, s);
+	static const int sigs[] = { SIGCONT, SIGTERM };
+
+	proctrack_set_signal(&s->set, sigs, 2, signal_worker, s);
 }
 
 static void
@@ -393,9 +396,7 @@ session_act(struct session_table *t, struct session *s, enum closefsm_action a,
 		session_persist(t, s);
 		break;
 	case CLOSEFSM_SEND_TERM:
-		/* SIGCONT first: a stopped worker cannot act on SIGTERM. */
-		signal_session(s, SIGCONT);
-		signal_session(s, SIGTERM);
+		terminate_session(s);
 		break;
 	case CLOSEFSM_KILL_SET:
 		kill_session(s);

@@ -90,6 +90,10 @@ uint32_t session_count_alive(const struct session *s);
 /* How many of s's workers are in state st. */
 uint32_t session_count_state(const struct session *s, enum proto_wstate st);
 struct proto_counts session_counts(const struct session *s, int64_t now_ms);
+/* The same once s's set is empty and every worker reaped (remaining 0),
+ * without reading the set (cgroup.procs). */
+struct proto_counts session_counts_gone(
+    const struct session *s, int64_t now_ms);
 /* Fills a proto_session that borrows s's strings; free info->workers. */
 int session_info(const struct session *s, struct proto_session *info);
 void session_reply_counts(struct session_table *t, struct server_req *req,

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
-/* Worker w of s ended (reaped, or seen on its pidfd if adopted). */
 /*
  * A worker that ends while its session runs is news; one that ends
  * because the session closes is expected, and the close's own line counts
@@ -40,6 +39,7 @@ log_worker_end(const struct session *s, const struct worker *w, int status)
 		    w->index, w->pid, status);
 }
 
+/* Worker w of s ended (reaped, or seen on its pidfd if adopted). */
 void
 session_note_worker_end(struct session_table *t, struct session *s,
     struct worker *w, int status, int64_t now_ms)

@@ -2,12 +2,15 @@
 
 #include "hpcxl/common/log.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/close_range.h>
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -22,6 +25,11 @@ static _Alignas(64) unsigned char child_stack[CHILD_STACK_SIZE];
 /* Set once clone3 has said it cannot serve us: every later spawn goes
  * straight to clone(2). */
 static bool clone3_unusable;
+
+/* Set once a child could not take a descriptor table of its own (a
+ * seccomp filter refusing close_range and unshare): every later child
+ * gets a copy at clone time instead, as fork does. */
+static bool fd_sharing_unusable;
 
 #if defined(__x86_64__) && defined(SYS_clone3)
 /*
@@ -59,10 +67,10 @@ clone3_run(struct clone_args *args, int (*fn)(void *), void *arg)
 
 static pid_t
 spawn_clone3(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
-    volatile bool *in_cgroup)
+    volatile bool *in_cgroup, uint64_t share)
 {
 	struct clone_args ca = {
-		.flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD,
+		.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | share,
 		.pidfd = (uint64_t)(uintptr_t)pidfd,
 		.exit_signal = SIGCHLD,
 		.stack = (uint64_t)(uintptr_t)child_stack,
@@ -85,9 +93,10 @@ spawn_clone3(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
 #else
 static pid_t
 spawn_clone3(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
-    volatile bool *in_cgroup)
+    volatile bool *in_cgroup, uint64_t share)
 {
 	(void)fn, (void)arg, (void)cgroup_fd, (void)pidfd, (void)in_cgroup;
+	(void)share;
 	errno = ENOSYS;
 	return -1;
 }
@@ -95,12 +104,12 @@ spawn_clone3(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
 
 /* The fallback: the same vfork semantics; the child joins its cgroup. */
 static pid_t
-spawn_clone2(
-    int (*fn)(void *), void *arg, int *pidfd, volatile bool *in_cgroup)
+spawn_clone2(int (*fn)(void *), void *arg, int *pidfd,
+    volatile bool *in_cgroup, int share)
 {
 	*in_cgroup = false;
 	return clone(fn, child_stack + sizeof(child_stack),
-	    CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, arg,
+	    CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD | share, arg,
 	    pidfd);
 }
 
@@ -116,7 +125,8 @@ clone3_missing(int err)
 int
 spawn_clone_child_own_fds(void)
 {
-	/* Copies 0-2 only (CLOSE_RANGE_UNSHARE with no upper bound). */
+	/* A bounded copy (CLOSE_RANGE_UNSHARE with no upper bound): only 0-2
+	 * remain. */
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_UNSHARE) == 0)
 		return 0;
 	/* Before Linux 5.9: a copy of the whole table, which the child's
@@ -124,14 +134,55 @@ spawn_clone_child_own_fds(void)
 	return unshare(CLONE_FILES) == 0 ? 0 : errno;
 }
 
+void
+spawn_clone_stop_sharing_fds(int err)
+{
+	if (fd_sharing_unusable)
+		return;
+	fd_sharing_unusable = true;
+	log_notice("a child cannot take a descriptor table of its own (%s): "
+	           "each spawn copies the agent's instead",
+	    strerror(err));
+}
+
+void
+spawn_clone_seal_inherited_fds(void)
+{
+	struct dirent *e;
+	DIR *d;
+
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	if ((d = opendir("/proc/self/fd")) == NULL) {
+		log_warn(
+		    "cannot list inherited descriptors: %s", strerror(errno));
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		int flags;
+
+		if (*end != '\0' || end == e->d_name || fd <= 2
+		    || fd == dirfd(d))
+			continue;
+		if ((flags = fcntl((int)fd, F_GETFD)) >= 0)
+			fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+	}
+	closedir(d);
+}
+
 pid_t
 spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
-    volatile bool *in_cgroup)
+    volatile bool *in_cgroup, volatile bool *shares_fds)
 {
+	int share = fd_sharing_unusable ? 0 : CLONE_FILES;
 	pid_t pid;
 
+	*shares_fds = share != 0;
 	if (!clone3_unusable) {
-		pid = spawn_clone3(fn, arg, cgroup_fd, pidfd, in_cgroup);
+		pid = spawn_clone3(
+		    fn, arg, cgroup_fd, pidfd, in_cgroup, (uint64_t)share);
 		if (pid >= 0 || !clone3_missing(errno))
 			return pid;
 		clone3_unusable = true;
@@ -139,5 +190,5 @@ spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
 		           "clone(2) and join their cgroup themselves",
 		    strerror(errno));
 	}
-	return spawn_clone2(fn, arg, pidfd, in_cgroup);
+	return spawn_clone2(fn, arg, pidfd, in_cgroup, share);
 }

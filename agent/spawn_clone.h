@@ -29,18 +29,21 @@
  * when false, fn must join the cgroup itself. *pidfd gets a pidfd of the
  * child. Returns the child's pid, or -1 with errno.
  *
- * The child starts in the agent's descriptor table too (CLONE_FILES), so
- * a spawn costs the same however many descriptors the agent holds (a copy
- * of the table, as fork makes, grows with them: O(workers) per spawn, and
- * the exec then closed them all again). fn may use the agent's
- * descriptors, but must call spawn_clone_child_own_fds() before it opens,
- * closes or dup2s any: until then those would be the agent's.
+ * *shares_fds is set, before the child runs, to whether it starts in the
+ * agent's descriptor table (CLONE_FILES), so that a spawn costs the same
+ * however many descriptors the agent holds (a copy of the table, as fork
+ * makes, grows with them: O(workers) per spawn, and the exec then closed
+ * them all again). Then fn may use the agent's descriptors, but must call
+ * spawn_clone_child_own_fds() before it opens, closes or dup2s any: until
+ * then those would be the agent's. If that fails, the caller reaps the
+ * child, calls spawn_clone_stop_sharing_fds() and spawns again: children
+ * then get a copy of the table.
  *
  * Not reentrant: one stack serves every spawn, so only one thread (the
  * agent's loop) may spawn.
  */
 pid_t spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
-    volatile bool *in_cgroup);
+    volatile bool *in_cgroup, volatile bool *shares_fds);
 
 /*
  * In the child: gives it a descriptor table of its own holding only 0-2
@@ -48,5 +51,17 @@ pid_t spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
  * value; on failure the child must _exit at once, touching no descriptor.
  */
 int spawn_clone_child_own_fds(void);
+
+/* After a child's spawn_clone_child_own_fds() failed with err: children
+ * no longer share the table (logged once). */
+void spawn_clone_stop_sharing_fds(int err);
+
+/*
+ * Makes every descriptor above 2 that the agent inherited (a shell's, a
+ * test runner's pipes) close-on-exec, at start, before any thread: so
+ * even a child that got a copy of the whole table passes on nothing but
+ * 0-2, with or without close_range (Linux 5.11, or a seccomp filter).
+ */
+void spawn_clone_seal_inherited_fds(void);
 
 #endif

@@ -48,6 +48,7 @@ struct child_args {
 	const struct worker_spec *spec;
 	char **envp; /* the merged environment */
 	volatile bool in_cgroup; /* born in the set's cgroup: no join */
+	volatile bool shares_fds; /* born in the agent's descriptor table */
 	volatile struct child_report report;
 };
 
@@ -131,12 +132,12 @@ child_join(const struct child_args *a, volatile struct child_report *r)
 
 /* The last step that may use the agent's descriptors is child_join(). */
 static int
-child_own_fds(volatile struct child_report *r)
+child_own_fds(const struct child_args *a, volatile struct child_report *r)
 {
 	int e;
 
 	r->step = STEP_FDS;
-	if ((e = spawn_clone_child_own_fds()) == 0)
+	if (!a->shares_fds || (e = spawn_clone_child_own_fds()) == 0)
 		return 0;
 	errno = e;
 	return -1;
@@ -163,7 +164,7 @@ child_run(void *arg)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	r->step = STEP_SETPGID;
 	if (setpgid(0, 0) != 0 || child_join(a, r) != 0
-	    || child_own_fds(r) != 0 || child_stdio(a->spec, r) != 0
+	    || child_own_fds(a, r) != 0 || child_stdio(a->spec, r) != 0
 	    || child_limits(pl, r) != 0 || child_identity(pl, r) != 0)
 		goto fail;
 	r->step = STEP_CHDIR;
@@ -245,8 +246,9 @@ static int
 clone_child(struct worker *w, struct child_args *a, char *why, size_t whylen)
 {
 	int pidfd = -1;
-	pid_t pid = spawn_clone(child_run, a,
-	    proctrack_set_clone_fd(a->spec->set), &pidfd, &a->in_cgroup);
+	pid_t pid
+	    = spawn_clone(child_run, a, proctrack_set_clone_fd(a->spec->set),
+	        &pidfd, &a->in_cgroup, &a->shares_fds);
 	struct child_report r;
 
 	if (pid < 0) {
@@ -260,6 +262,12 @@ clone_child(struct worker *w, struct child_args *a, char *why, size_t whylen)
 			;
 		if (pidfd >= 0)
 			close(pidfd);
+		if (r.step == STEP_FDS && a->shares_fds) {
+			/* Once: the next child does not share the table. */
+			spawn_clone_stop_sharing_fds(r.err);
+			a->report = (struct child_report) { 0 };
+			return clone_child(w, a, why, whylen);
+		}
 		report_why(a->plan, a->spec, &r, why, whylen);
 		return HPCXL_EEXEC;
 	}

@@ -10,11 +10,15 @@
 #include <ftw.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <nng/nng.h>
 #include <nng/protocol/survey0/survey.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,8 +429,63 @@ agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 	return v;
 }
 
+/*
+ * In the agent's child before exec (syscalls only): the system calls of
+ * deny (ended by -1) fail with EPERM from then on, in the agent and in
+ * what it starts, as under a sandbox's seccomp filter. 0, or -1 where this
+ * architecture is not known here.
+ */
 static int
-agent_spawn(struct harness_agent *a, char **argv)
+deny_syscalls(const long *deny)
+{
+#if defined(__x86_64__)
+	const unsigned arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+	const unsigned arch = AUDIT_ARCH_AARCH64;
+#else
+	const unsigned arch = 0;
+#endif
+	struct sock_filter f[64];
+	struct sock_fprog prog = { .filter = f };
+	unsigned short n = 0;
+
+	if (arch == 0)
+		return -1;
+	f[n++] = (struct sock_filter)BPF_STMT(
+	    BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(
+	    BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0);
+	f[n++]
+	    = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	f[n++] = (struct sock_filter)BPF_STMT(
+	    BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	for (; *deny >= 0 && n < 60; deny++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(
+		    BPF_JMP | BPF_JEQ | BPF_K, (unsigned)*deny, 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(
+		    BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+	}
+	f[n++]
+	    = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	prog.len = n;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+	    || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		return -1;
+	return 0;
+}
+
+bool
+harness_can_deny_syscalls(void)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+	return true;
+#else
+	return false;
+#endif
+}
+
+static int
+agent_spawn(struct harness_agent *a, char **argv, const long *deny)
 {
 	char path[PATH_MAX + 16];
 	int64_t deadline = util_now_ms() + 10000;
@@ -448,6 +507,8 @@ agent_spawn(struct harness_agent *a, char **argv)
 		fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0)
 			dup2(fd, 2);
+		if (deny != NULL && deny_syscalls(deny) != 0)
+			_exit(125);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -466,7 +527,7 @@ agent_spawn(struct harness_agent *a, char **argv)
 
 static int
 agent_start(struct harness_agent *a, const char *node,
-    const char *const *extra_args, bool keep)
+    const char *const *extra_args, bool keep, const long *deny)
 {
 	char **argv;
 
@@ -475,7 +536,7 @@ agent_start(struct harness_agent *a, const char *node,
 	snprintf(a->dir, sizeof(a->dir), AGENT_DIR_PREFIX "%s", a->node);
 	mkdir(a->dir, 0755);
 	argv = agent_argv(a, extra_args, keep);
-	if (agent_spawn(a, argv) == 0)
+	if (agent_spawn(a, argv, deny) == 0)
 		return 0;
 	/* Gone now: a failed start is most often in a suite's .init, which
 	 * Criterion then ends like a crash, without exit handlers. The log,
@@ -489,14 +550,21 @@ int
 harness_agent_start(
     struct harness_agent *a, const char *node, const char *const *extra_args)
 {
-	return agent_start(a, node, extra_args, false);
+	return agent_start(a, node, extra_args, false, NULL);
 }
 
 int
 harness_agent_start_keeping(
     struct harness_agent *a, const char *node, const char *const *extra_args)
 {
-	return agent_start(a, node, extra_args, true);
+	return agent_start(a, node, extra_args, true, NULL);
+}
+
+int
+harness_agent_start_denying(
+    struct harness_agent *a, const char *node, const long *deny)
+{
+	return agent_start(a, node, NULL, false, deny);
 }
 
 int
@@ -509,7 +577,7 @@ harness_agent_restart(struct harness_agent *a)
 		for (int k = 0; v[k] != NULL && v[k + 1] != NULL; k++) {
 			if (strcmp(v[k], "--node") == 0
 			    && strcmp(v[k + 1], a->node) == 0)
-				return agent_spawn(a, v);
+				return agent_spawn(a, v, NULL);
 		}
 	}
 	return -1;

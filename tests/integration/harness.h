@@ -72,6 +72,15 @@ int harness_agent_start_keeping(
     struct harness_agent *a, const char *node, const char *const *extra_args);
 
 /*
+ * harness_agent_start() with the system calls of deny (numbers, ended by
+ * -1) failing with EPERM in the agent and all it starts, as a sandbox's
+ * seccomp filter makes them. Only where harness_can_deny_syscalls().
+ */
+int harness_agent_start_denying(
+    struct harness_agent *a, const char *node, const long *deny);
+bool harness_can_deny_syscalls(void);
+
+/*
  * The line of a's ready file (one bound URL per line) that starts with
  * prefix ("tls+tcp", "ipc://"), into out; false when there is none.
  */

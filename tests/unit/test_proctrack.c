@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,8 +23,13 @@ static struct proctrack_set set;
 static void
 setup(void)
 {
+	int subreaper = 0;
+
 	/* Makes this process a subreaper too: grandchildren come back here. */
 	cr_assert_eq(proctrack_init(&pt, "pgroup", "auto", "ut"), 0);
+	cr_assert_eq(prctl(PR_GET_CHILD_SUBREAPER, &subreaper), 0);
+	cr_assert_eq(
+	    subreaper, 1, "a member would not come back to be reaped");
 	cr_assert_eq(proctrack_set_create(&pt, "s-1", 1, &set), 0);
 }
 
@@ -88,18 +94,22 @@ group_start(bool with_member)
 	cr_assert_eq(read(ready[0], &g.member, sizeof(g.member)),
 	    (ssize_t)sizeof(g.member));
 	close(ready[0]);
+	if (with_member)
+		cr_assert_gt(g.member, 0, "the member's fork failed");
 	g.leader_go = lp[1];
 	g.member_go = mp[1];
 	return g;
 }
 
-/* Lets pid's process exit (closing go) and reaps it; tells the set. */
+/* Lets pid's process exit (closing go) and reaps it; tells the set, as
+ * the agent's loop does after each batch of reaps. */
 static void
 end_and_reap(pid_t pid, int go)
 {
 	close(go);
 	cr_assert_eq(waitpid(pid, NULL, 0), pid);
 	proctrack_set_reaped(&set, pid);
+	proctrack_set_prune(&set);
 }
 
 /* ---- tests -------------------------------------------------------------- */
