@@ -679,7 +679,9 @@ Test(agent, a_child_refused_its_own_descriptor_table_gets_a_copy)
 	char id[64], target[PATH_MAX];
 
 	if (!harness_can_deny_syscalls())
-		cr_skip_test("no seccomp filter for this architecture here");
+		cr_skip_test(
+		    "cannot install a seccomp filter here (architecture "
+		    "or kernel)");
 	cr_assert_eq(harness_agent_start_denying(&sandboxed, "sb", deny), 0);
 	new_session(id, sizeof(id));
 	r = ask_open(sandboxed.url, id, "xl", 3, 0, &h);
