@@ -123,15 +123,86 @@ clone3_missing(int err)
 }
 
 int
-spawn_clone_child_own_fds(void)
+spawn_clone_child_own_fds(bool *only_0_2)
 {
 	/* A bounded copy (CLOSE_RANGE_UNSHARE with no upper bound): only 0-2
 	 * remain. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_UNSHARE) == 0)
+	*only_0_2 = syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_UNSHARE) == 0;
+	if (*only_0_2)
 		return 0;
-	/* Before Linux 5.9: a copy of the whole table, which the child's
-	 * exec then closes (the agent's descriptors are all CLOEXEC). */
+	/* Before Linux 5.9, or refused: a copy of the whole table. */
 	return unshare(CLONE_FILES) == 0 ? 0 : errno;
+}
+
+/* What getdents64 returns (the kernel's struct linux_dirent64). */
+struct dirent64_raw {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* The descriptor a /proc/self/fd entry names, or -1 ("." and ".."). */
+static int
+fd_of_name(const char *name)
+{
+	int fd = 0;
+
+	if (*name == '\0')
+		return -1;
+	for (; *name != '\0'; name++) {
+		if (*name < '0' || *name > '9' || fd > 100000000)
+			return -1;
+		fd = fd * 10 + (*name - '0');
+	}
+	return fd;
+}
+
+/* One pass over dir: closes each descriptor >= 3 but dir; how many. */
+static int
+close_listed_fds(int dir)
+{
+	char buf[4096];
+	long n;
+	int closed = 0;
+
+	if (lseek(dir, 0, SEEK_SET) < 0)
+		return -1;
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			const struct dirent64_raw *d
+			    = (const struct dirent64_raw *)(buf + off);
+			int fd = fd_of_name(d->d_name);
+
+			if (fd >= 3 && fd != dir && close(fd) == 0)
+				closed++;
+			off += d->d_reclen;
+		}
+	}
+	return n < 0 ? -1 : closed;
+}
+
+int
+spawn_clone_child_close_fds(void)
+{
+	int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int closed = 0, e = 0;
+
+	if (dir < 0)
+		return errno;
+	/* Until a pass finds nothing: closing while listing may skip. */
+	for (int pass = 0; pass < 8; pass++) {
+		if ((closed = close_listed_fds(dir)) <= 0)
+			break;
+	}
+	if (closed < 0)
+		e = errno;
+	else if (closed > 0)
+		e = EMFILE; /* still closing after 8 passes: not left to exec
+		             */
+	close(dir);
+	return e;
 }
 
 void
@@ -142,7 +213,7 @@ spawn_clone_stop_sharing_fds(int err)
 	fd_sharing_unusable = true;
 	log_notice("a child cannot take a descriptor table of its own (%s): "
 	           "each spawn copies the agent's instead",
-	    strerror(err));
+	    err != 0 ? strerror(err) : "killed by a seccomp filter");
 }
 
 void
@@ -151,8 +222,7 @@ spawn_clone_seal_inherited_fds(void)
 	struct dirent *e;
 	DIR *d;
 
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
-		return;
+	/* Not close_range: a seccomp filter may kill for it (SIGSYS). */
 	if ((d = opendir("/proc/self/fd")) == NULL) {
 		log_warn(
 		    "cannot list inherited descriptors: %s", strerror(errno));

@@ -46,21 +46,34 @@ pid_t spawn_clone(int (*fn)(void *), void *arg, int cgroup_fd, int *pidfd,
     volatile bool *in_cgroup, volatile bool *shares_fds);
 
 /*
- * In the child: gives it a descriptor table of its own holding only 0-2
- * (the agent's, until the child replaces them). Returns 0 or an errno
- * value; on failure the child must _exit at once, touching no descriptor.
+ * In the child: gives it a descriptor table of its own, which holds only
+ * 0-2 (the agent's, until the child replaces them) when *only_0_2 says
+ * so; else it is a whole copy (before Linux 5.9, or a seccomp filter
+ * refused close_range), for spawn_clone_child_close_fds(). Returns 0 or
+ * an errno value; on failure the child must _exit at once, touching no
+ * descriptor.
  */
-int spawn_clone_child_own_fds(void);
+int spawn_clone_child_own_fds(bool *only_0_2);
 
-/* After a child's spawn_clone_child_own_fds() failed with err: children
- * no longer share the table (logged once). */
+/*
+ * In a child with a table of its own: closes every descriptor above 2,
+ * listed from /proc/self/fd with raw system calls (no close_range
+ * needed). For a copied table: nng marks an accepted connection CLOEXEC
+ * only after accept(), so a copy taken in between would pass it on even
+ * through exec. Returns 0 or an errno value.
+ */
+int spawn_clone_child_close_fds(void);
+
+/* After a child could not take a table of its own (refused with err, or
+ * killed by a seccomp filter, err 0): children no longer share the table
+ * (logged once). */
 void spawn_clone_stop_sharing_fds(int err);
 
 /*
  * Makes every descriptor above 2 that the agent inherited (a shell's, a
- * test runner's pipes) close-on-exec, at start, before any thread: so
- * even a child that got a copy of the whole table passes on nothing but
- * 0-2, with or without close_range (Linux 5.11, or a seccomp filter).
+ * test runner's pipes) close-on-exec, at start, before any thread, by a
+ * walk of /proc/self/fd (close_range is what a seccomp filter may kill
+ * for): a second guard, after the child's own closing.
  */
 void spawn_clone_seal_inherited_fds(void);
 

@@ -23,6 +23,7 @@ enum child_step {
 	STEP_CGROUP,
 	STEP_FDS,
 	STEP_STDIN,
+	STEP_CLOSE_FDS,
 	STEP_LOG,
 	STEP_RLIMIT, /* detail: the enum config_limit */
 	STEP_SETGROUPS,
@@ -132,12 +133,27 @@ child_join(const struct child_args *a, volatile struct child_report *r)
 
 /* The last step that may use the agent's descriptors is child_join(). */
 static int
-child_own_fds(const struct child_args *a, volatile struct child_report *r)
+child_own_fds(const struct child_args *a, volatile struct child_report *r,
+    bool *only_0_2)
 {
 	int e;
 
 	r->step = STEP_FDS;
-	if (!a->shares_fds || (e = spawn_clone_child_own_fds()) == 0)
+	*only_0_2 = false;
+	if (!a->shares_fds || (e = spawn_clone_child_own_fds(only_0_2)) == 0)
+		return 0;
+	errno = e;
+	return -1;
+}
+
+/* A copied table: everything but 0-2 goes before exec (spawn_clone.h). */
+static int
+child_close_fds(bool only_0_2, volatile struct child_report *r)
+{
+	int e;
+
+	r->step = STEP_CLOSE_FDS;
+	if (only_0_2 || (e = spawn_clone_child_close_fds()) == 0)
 		return 0;
 	errno = e;
 	return -1;
@@ -157,24 +173,23 @@ child_run(void *arg)
 	struct child_args *a = arg;
 	const struct worker_plan *pl = a->plan;
 	volatile struct child_report *r = &a->report;
+	bool only_0_2;
 	sigset_t none;
 
 	sigemptyset(&none);
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	r->step = STEP_SETPGID;
+	/* Nothing of the agent's but 0-2 reaches the worker. */
 	if (setpgid(0, 0) != 0 || child_join(a, r) != 0
-	    || child_own_fds(a, r) != 0 || child_stdio(a->spec, r) != 0
-	    || child_limits(pl, r) != 0 || child_identity(pl, r) != 0)
+	    || child_own_fds(a, r, &only_0_2) != 0
+	    || child_stdio(a->spec, r) != 0
+	    || child_close_fds(only_0_2, r) != 0 || child_limits(pl, r) != 0
+	    || child_identity(pl, r) != 0)
 		goto fail;
 	r->step = STEP_CHDIR;
 	if (pl->profile.workdir != NULL && chdir(pl->profile.workdir) != 0)
 		goto fail;
-	/* Nothing of the agent's but 0-2 survives exec. The child's table
-	 * holds only those unless child_own_fds() had to copy the whole
-	 * table (before Linux 5.9), whose descriptors are CLOEXEC anyway;
-	 * this catches one a library opened without (Linux 5.11). */
-	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	r->step = STEP_EXEC;
 	execve(pl->path, pl->profile.argv, a->envp);
 fail:
@@ -209,6 +224,10 @@ report_why(const struct worker_plan *pl, const struct worker_spec *spec,
 	case STEP_FDS:
 		snprintf(what, sizeof(what), "a descriptor table of its own");
 		break;
+	case STEP_CLOSE_FDS:
+		snprintf(
+		    what, sizeof(what), "closing the agent's descriptors");
+		break;
 	case STEP_STDIN:
 		snprintf(what, sizeof(what), "/dev/null");
 		break;
@@ -240,6 +259,23 @@ report_why(const struct worker_plan *pl, const struct worker_spec *spec,
 	    strerror(r->err), identity_hint(r));
 }
 
+/*
+ * The child could not take a descriptor table of its own for good: a
+ * seccomp filter refused the calls (EPERM, EACCES), killed it (SIGSYS), or
+ * the kernel lacks them. A passing ENOMEM or EMFILE is no reason to stop
+ * sharing.
+ */
+static bool
+sharing_refused(const struct child_report *r, int status)
+{
+	if (r->step != STEP_FDS)
+		return false;
+	if (r->err == 0)
+		return WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
+	return r->err == EPERM || r->err == EACCES || r->err == ENOSYS
+	    || r->err == EINVAL;
+}
+
 /* Clones the child; a child that failed is reaped (it has exited or is
  * exiting: spawn_clone returned after its _exit). */
 static int
@@ -257,17 +293,31 @@ clone_child(struct worker *w, struct child_args *a, char *why, size_t whylen)
 	}
 	r = (struct child_report) { a->report.step, a->report.detail,
 		a->report.err };
-	if (r.err != 0) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+	/* Only an exec leaves STEP_EXEC with no error: short of it, the child
+	 * failed, or a signal (a seccomp filter's SIGSYS) ended it. */
+	if (r.err != 0 || r.step != STEP_EXEC) {
+		int status = 0;
+
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (pidfd >= 0)
 			close(pidfd);
-		if (r.step == STEP_FDS && a->shares_fds) {
+		if (a->shares_fds && sharing_refused(&r, status)) {
 			/* Once: the next child does not share the table. */
 			spawn_clone_stop_sharing_fds(r.err);
 			a->report = (struct child_report) { 0 };
 			return clone_child(w, a, why, whylen);
 		}
+		if (r.err == 0 && WIFSIGNALED(status)) {
+			snprintf(why, whylen,
+			    "cannot start %s: killed by signal %d (%s) before "
+			    "its exec",
+			    a->plan->path, WTERMSIG(status),
+			    strsignal(WTERMSIG(status)));
+			return HPCXL_EEXEC;
+		}
+		if (r.err == 0)
+			r.err = EIO;
 		report_why(a->plan, a->spec, &r, why, whylen);
 		return HPCXL_EEXEC;
 	}

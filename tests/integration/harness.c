@@ -432,13 +432,16 @@ agent_argv(struct harness_agent *a, const char *const *extra, bool keep)
 
 /*
  * In the agent's child before exec (syscalls only): the system calls of
- * deny (ended by -1) fail with EPERM from then on, in the agent and in
- * what it starts, as under a sandbox's seccomp filter. 0, or -1 where this
- * architecture is not known here.
+ * deny (ended by -1) fail with EPERM from then on, or kill the process
+ * that makes one (SIGSYS), in the agent and in what it starts, as under a
+ * sandbox's seccomp filter. 0, or -1 where this architecture is not known
+ * here.
  */
 static int
-deny_syscalls(const long *deny)
+deny_syscalls(const long *deny, bool kill)
 {
+	const unsigned action
+	    = kill ? SECCOMP_RET_KILL_PROCESS : SECCOMP_RET_ERRNO | EPERM;
 #if defined(__x86_64__)
 	const unsigned arch = AUDIT_ARCH_X86_64;
 #elif defined(__aarch64__)
@@ -463,8 +466,7 @@ deny_syscalls(const long *deny)
 	for (; *deny >= 0 && n < 60; deny++) {
 		f[n++] = (struct sock_filter)BPF_JUMP(
 		    BPF_JMP | BPF_JEQ | BPF_K, (unsigned)*deny, 0, 1);
-		f[n++] = (struct sock_filter)BPF_STMT(
-		    BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, action);
 	}
 	f[n++]
 	    = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
@@ -484,7 +486,7 @@ harness_can_deny_syscalls(void)
 
 	/* Tried in a child of its own: the filter cannot be taken back. */
 	if (pid == 0)
-		_exit(deny_syscalls(probe) == 0 ? 0 : 1);
+		_exit(deny_syscalls(probe, false) == 0 ? 0 : 1);
 	if (pid < 0)
 		return false;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -493,7 +495,7 @@ harness_can_deny_syscalls(void)
 }
 
 static int
-agent_spawn(struct harness_agent *a, char **argv, const long *deny)
+agent_spawn(struct harness_agent *a, char **argv, const long *deny, bool kill)
 {
 	char path[PATH_MAX + 16];
 	int64_t deadline = util_now_ms() + 10000;
@@ -515,7 +517,7 @@ agent_spawn(struct harness_agent *a, char **argv, const long *deny)
 		fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0)
 			dup2(fd, 2);
-		if (deny != NULL && deny_syscalls(deny) != 0)
+		if (deny != NULL && deny_syscalls(deny, kill) != 0)
 			_exit(125);
 		execv(argv[0], argv);
 		_exit(127);
@@ -535,7 +537,7 @@ agent_spawn(struct harness_agent *a, char **argv, const long *deny)
 
 static int
 agent_start(struct harness_agent *a, const char *node,
-    const char *const *extra_args, bool keep, const long *deny)
+    const char *const *extra_args, bool keep, const long *deny, bool kill)
 {
 	char **argv;
 
@@ -544,7 +546,7 @@ agent_start(struct harness_agent *a, const char *node,
 	snprintf(a->dir, sizeof(a->dir), AGENT_DIR_PREFIX "%s", a->node);
 	mkdir(a->dir, 0755);
 	argv = agent_argv(a, extra_args, keep);
-	if (agent_spawn(a, argv, deny) == 0)
+	if (agent_spawn(a, argv, deny, kill) == 0)
 		return 0;
 	/* Gone now: a failed start is most often in a suite's .init, which
 	 * Criterion then ends like a crash, without exit handlers. The log,
@@ -558,21 +560,21 @@ int
 harness_agent_start(
     struct harness_agent *a, const char *node, const char *const *extra_args)
 {
-	return agent_start(a, node, extra_args, false, NULL);
+	return agent_start(a, node, extra_args, false, NULL, false);
 }
 
 int
 harness_agent_start_keeping(
     struct harness_agent *a, const char *node, const char *const *extra_args)
 {
-	return agent_start(a, node, extra_args, true, NULL);
+	return agent_start(a, node, extra_args, true, NULL, false);
 }
 
 int
 harness_agent_start_denying(
-    struct harness_agent *a, const char *node, const long *deny)
+    struct harness_agent *a, const char *node, const long *deny, bool kill)
 {
-	return agent_start(a, node, NULL, false, deny);
+	return agent_start(a, node, NULL, false, deny, kill);
 }
 
 int
@@ -585,7 +587,7 @@ harness_agent_restart(struct harness_agent *a)
 		for (int k = 0; v[k] != NULL && v[k + 1] != NULL; k++) {
 			if (strcmp(v[k], "--node") == 0
 			    && strcmp(v[k + 1], a->node) == 0)
-				return agent_spawn(a, v, NULL);
+				return agent_spawn(a, v, NULL, false);
 		}
 	}
 	return -1;

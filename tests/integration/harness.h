@@ -73,11 +73,13 @@ int harness_agent_start_keeping(
 
 /*
  * harness_agent_start() with the system calls of deny (numbers, ended by
- * -1) failing with EPERM in the agent and all it starts, as a sandbox's
- * seccomp filter makes them. Only where harness_can_deny_syscalls().
+ * -1) failing with EPERM (kill: killing the caller with SIGSYS instead, as
+ * systemd's SystemCallFilter= does) in the agent and all it starts, as a
+ * sandbox's seccomp filter makes them. Only where
+ * harness_can_deny_syscalls().
  */
 int harness_agent_start_denying(
-    struct harness_agent *a, const char *node, const long *deny);
+    struct harness_agent *a, const char *node, const long *deny, bool kill);
 bool harness_can_deny_syscalls(void);
 
 /*

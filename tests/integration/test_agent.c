@@ -666,11 +666,13 @@ Test(pgroup, ping_reports_pgroup)
 }
 
 /*
- * Under a sandbox that refuses close_range and unshare (Docker's seccomp
- * profile before 20.10 did), a child cannot take a descriptor table of its
- * own: the agent says so once and gives each child a copy instead.
+ * Under a sandbox that refuses close_range and unshare (with EPERM, or by
+ * killing the caller with SIGSYS as systemd's SystemCallFilter= does), a
+ * child cannot take a descriptor table of its own: the agent says so once
+ * and gives each child a copy instead, which the child closes down to 0-2.
  */
-Test(agent, a_child_refused_its_own_descriptor_table_gets_a_copy)
+static void
+open_and_close_under_a_filter(bool kill, const char *said)
 {
 	static const long deny[] = { SYS_close_range, SYS_unshare, -1 };
 	struct harness_agent sandboxed;
@@ -682,7 +684,8 @@ Test(agent, a_child_refused_its_own_descriptor_table_gets_a_copy)
 		cr_skip_test(
 		    "cannot install a seccomp filter here (architecture "
 		    "or kernel)");
-	cr_assert_eq(harness_agent_start_denying(&sandboxed, "sb", deny), 0);
+	cr_assert_eq(
+	    harness_agent_start_denying(&sandboxed, "sb", deny, kill), 0);
 	new_session(id, sizeof(id));
 	r = ask_open(sandboxed.url, id, "xl", 3, 0, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "open: %s", r.msg);
@@ -699,11 +702,20 @@ Test(agent, a_child_refused_its_own_descriptor_table_gets_a_copy)
 	cr_assert(strstr(target, "agent.log") != NULL, "agent: %s", target);
 	cr_assert(harness_agent_logged(&sandboxed,
 	    (const char *const[]) {
-	        "cannot take a descriptor table of its own",
-	        "Operation not permitted", NULL }));
+	        "cannot take a descriptor table of its own", said, NULL }));
 	r = ask_close(sandboxed.url, id, 0, CLOSE_DEADLINE_MS, &h);
 	cr_assert_eq(r.code, PROTO_CODE_OK, "close: %s", r.msg);
 	cr_assert_eq(harness_session_procs(id), 0);
 	proto_msg_free(&h);
 	harness_agent_stop(&sandboxed, 15000);
+}
+
+Test(agent, a_child_refused_its_own_descriptor_table_gets_a_copy)
+{
+	open_and_close_under_a_filter(false, "Operation not permitted");
+}
+
+Test(agent, a_child_killed_for_its_own_descriptor_table_gets_a_copy)
+{
+	open_and_close_under_a_filter(true, "killed by a seccomp filter");
 }

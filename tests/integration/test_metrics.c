@@ -303,7 +303,8 @@ open_session(char *id, size_t len, const char *profile, uint32_t n)
 /* A worker that ignores SIGTERM is killed at the end of the 1 s grace:
  * a kill is counted and the close lands in the [1 s, 2.5 s] buckets.
  * Exactly 1.000 s is "le 1" (the kill and the reap can fall in the
- * grace's last millisecond), so the lower check is "le 0.5". */
+ * grace's last millisecond): the buckets say "over 0.5 s", the sum says
+ * "at least 1 s". */
 Test(metrics, a_kill_and_a_slow_close)
 {
 	struct proto_msg h;
@@ -324,6 +325,8 @@ Test(metrics, a_kill_and_a_slow_close)
 	cr_expect_eq(
 	    sample(text, "hpcxl_close_duration_seconds_bucket{le=\"2.5\"}"),
 	    1);
+	/* The one close took the whole grace. */
+	cr_expect_geq(sample(text, "hpcxl_close_duration_seconds_sum"), 1.0);
 	free(text);
 }
 
