@@ -196,11 +196,11 @@ spawn_clone_child_close_fds(void)
 		if ((closed = close_listed_fds(dir)) <= 0)
 			break;
 	}
+	/* Still closing after 8 passes: better no worker than a leak. */
 	if (closed < 0)
 		e = errno;
 	else if (closed > 0)
-		e = EMFILE; /* still closing after 8 passes: not left to exec
-		             */
+		e = EMFILE;
 	close(dir);
 	return e;
 }

@@ -23,8 +23,8 @@ enum child_step {
 	STEP_CGROUP,
 	STEP_FDS,
 	STEP_STDIN,
-	STEP_CLOSE_FDS,
 	STEP_LOG,
+	STEP_CLOSE_FDS,
 	STEP_RLIMIT, /* detail: the enum config_limit */
 	STEP_SETGROUPS,
 	STEP_SETGID,
