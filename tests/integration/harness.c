@@ -102,28 +102,41 @@ line_starts_with(const char *line, const void *prefix)
 	return strncmp(line, prefix, strlen(prefix)) == 0;
 }
 
-/* The first line (newline dropped) of the file name in a's directory that
- * match(line, arg) takes, into out; false when there is none. */
+/*
+ * How many lines (newline dropped) of the file name in a's directory
+ * match(line, arg) takes, up to max; the first into out (when not NULL).
+ * 0 when the file cannot be read.
+ */
+static int
+match_lines(const struct harness_agent *a, const char *name,
+    bool (*match)(const char *line, const void *arg), const void *arg, int max,
+    char *out, size_t len)
+{
+	char path[PATH_MAX + 16], line[2048];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", a->dir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (n < max && fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!match(line, arg))
+			continue;
+		if (n++ == 0 && out != NULL)
+			snprintf(out, len, "%s", line);
+	}
+	fclose(f);
+	return n;
+}
+
+/* The first line of the file name in a's directory that match takes. */
 static bool
 find_line(const struct harness_agent *a, const char *name,
     bool (*match)(const char *line, const void *arg), const void *arg,
     char *out, size_t len)
 {
-	char path[PATH_MAX + 16], line[2048];
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", a->dir, name);
-	if ((f = fopen(path, "r")) == NULL)
-		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		found = match(line, arg);
-	}
-	fclose(f);
-	if (found)
-		snprintf(out, len, "%s", line);
-	return found;
+	return match_lines(a, name, match, arg, 1, out, len) == 1;
 }
 
 bool
@@ -140,6 +153,29 @@ harness_agent_logged(const struct harness_agent *a, const char *const *words)
 
 	return find_line(
 	    a, "agent.log", line_has_all, words, line, sizeof(line));
+}
+
+int
+harness_agent_log_count(const struct harness_agent *a, const char *text)
+{
+	const char *const words[] = { text, NULL };
+
+	return match_lines(
+	    a, "agent.log", line_has_all, words, INT_MAX, NULL, 0);
+}
+
+bool
+harness_agent_wait_log(
+    const struct harness_agent *a, const char *text, int n, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+
+	while (harness_agent_log_count(a, text) < n) {
+		if (util_now_ms() >= deadline)
+			return false;
+		harness_nap_ms(POLL_STEP_MS);
+	}
+	return true;
 }
 
 static int

@@ -94,6 +94,14 @@ bool harness_ready_url(
 bool harness_agent_logged(
     const struct harness_agent *a, const char *const *words);
 
+/* How many lines of a's log hold text (0 when it cannot be read). */
+int harness_agent_log_count(const struct harness_agent *a, const char *text);
+
+/* Waits until at least n lines of a's log hold text (an agent logs on its
+ * own threads); false when timeout_ms passed first. */
+bool harness_agent_wait_log(
+    const struct harness_agent *a, const char *text, int n, int timeout_ms);
+
 /* Starts again with the same node, dir and args (a restarted agent). */
 int harness_agent_restart(struct harness_agent *a);
 

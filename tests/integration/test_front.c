@@ -126,37 +126,6 @@ expect_served(const char *url, const char *what)
 	proto_msg_free(&h);
 }
 
-/* Lines of the agent's log (its stderr, with --verbose) holding text. */
-static int
-log_lines_with(const char *text)
-{
-	char path[PATH_MAX + 16], line[4096];
-	FILE *f;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/agent.log", agent.dir);
-	cr_assert_not_null(f = fopen(path, "re"), "%s: %m", path);
-	while (fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, text) != NULL;
-	fclose(f);
-	return n;
-}
-
-/* Waits until at least n lines of the log hold text; false at the
- * deadline (the front logs on its own thread). */
-static bool
-wait_log_lines(const char *text, int n, int timeout_ms)
-{
-	int64_t deadline = util_now_ms() + timeout_ms;
-
-	while (log_lines_with(text) < n) {
-		if (util_now_ms() >= deadline)
-			return false;
-		harness_nap_ms(20);
-	}
-	return true;
-}
-
 /* The SP handshake header of a surveyor (protocol 0x62). */
 static const unsigned char surveyor_header[8]
     = { 0, 'S', 'P', 0, 0, 0x62, 0, 0 };
@@ -203,8 +172,8 @@ Test(front, a_client_without_a_valid_sp_header_never_reaches_nng)
 	bool all_seen;
 
 	expect_served(ipc_url, "before the hang-ups");
-	relays_before = log_lines_with(relayed);
-	gone_before = log_lines_with(gone);
+	relays_before = harness_agent_log_count(&agent, relayed);
+	gone_before = harness_agent_log_count(&agent, gone);
 	cr_assert_gt(
 	    relays_before, 0, "the log names no relay: no --verbose?");
 	for (int i = 0; i < HANGUPS; i++) {
@@ -218,13 +187,16 @@ Test(front, a_client_without_a_valid_sp_header_never_reaches_nng)
 		connect_send_close((const struct sockaddr *)&ipc_addr,
 		    sizeof(ipc_addr), "GET / HT", 8);
 	}
-	all_seen = wait_log_lines(gone, gone_before + 3 * HANGUPS, REPLY_MS);
-	cr_assert_eq(log_lines_with(relayed), relays_before,
+	all_seen = harness_agent_wait_log(
+	    &agent, gone, gone_before + 3 * HANGUPS, REPLY_MS);
+	cr_assert_eq(harness_agent_log_count(&agent, relayed), relays_before,
 	    "%d clients without a valid SP header were relayed to nng",
-	    log_lines_with(relayed) - relays_before);
+	    harness_agent_log_count(&agent, relayed) - relays_before);
 	cr_assert(all_seen, "%d of %d hang-ups logged",
-	    log_lines_with(gone) - gone_before, 3 * HANGUPS);
-	cr_assert_gt(log_lines_with("not SP (a bad handshake header)"), 0);
+	    harness_agent_log_count(&agent, gone) - gone_before, 3 * HANGUPS);
+	cr_assert_gt(
+	    harness_agent_log_count(&agent, "not SP (a bad handshake header)"),
+	    0);
 	expect_served(ipc_url, "after the hang-ups");
 	expect_served(tls_url, "after the hang-ups");
 }

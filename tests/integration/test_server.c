@@ -365,36 +365,6 @@ Test(server, closes_past_the_waiter_cap_are_refused_and_the_rest_answered)
 	agent_exits_cleanly();
 }
 
-/* How many lines of the agent's log hold text. */
-static int
-log_count(const char *text)
-{
-	char path[PATH_MAX + 16], line[2048];
-	int n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/agent.log", agent.dir);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		n += strstr(line, text) != NULL;
-	fclose(f);
-	return n;
-}
-
-static bool
-log_wait(const char *text, int n)
-{
-	int64_t end = util_now_ms() + WAIT_MS;
-
-	while (log_count(text) < n) {
-		if (util_now_ms() >= end)
-			return false;
-		harness_nap_ms(10);
-	}
-	return true;
-}
-
 /*
  * Sends PIPELINED pings on c at once (survey ids first..), collects the
  * replies until all came or none came for LOST_AFTER_MS; answered[i] says
@@ -494,11 +464,14 @@ Test(server, pipelined_requests_beyond_two_are_warned_about)
 
 	conn_open(&c);
 	if (lossy_burst(&c, 1000, &first_ms) < PIPELINED)
-		cr_assert(log_wait(RISK_TEXT, 1), "replies lost, no warning");
+		cr_assert(
+		    harness_agent_wait_log(&agent, RISK_TEXT, 1, WAIT_MS),
+		    "replies lost, no warning");
 	/* Rate-limited: within its interval a second loss adds no line. */
 	lossy_burst(&c, 2000, &unused_ms);
 	if (util_now_ms() - first_ms < RISK_INTERVAL_MS)
-		cr_assert_leq(log_count(RISK_TEXT), 1, "not rate-limited");
+		cr_assert_leq(harness_agent_log_count(&agent, RISK_TEXT), 1,
+		    "not rate-limited");
 	/* The agent keeps serving, this connection and others. */
 	ping.op = util_random_u64();
 	conn_send(&c, 1, &ping);
